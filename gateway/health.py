@@ -1,0 +1,57 @@
+"""``GET /api/v1/health``: the whole platform at a glance.
+
+200 when the gateway's own dependencies and every service's readiness are up;
+otherwise 503, with ``failing`` naming each part that is down (``redis``,
+``market``, ``market.nats`` ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import orjson
+
+from gateway.proxy import Upstream
+from shared.health import Check, run_checks
+
+_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
+
+
+async def _service_ready(session: aiohttp.ClientSession, upstream: Upstream) -> dict[str, Any]:
+    try:
+        async with session.get(upstream.base_url + "/ready", timeout=_TIMEOUT) as response:
+            body = await response.read()
+            report = orjson.loads(body) if body else {}
+            status = "up" if response.status == 200 else "down"
+            return {"status": status, "checks": report.get("checks", {})}
+    except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as exc:
+        return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:200]}
+
+
+async def platform_health(
+    session: aiohttp.ClientSession, upstreams: list[Upstream], own_checks: dict[str, Check]
+) -> tuple[bool, dict[str, Any]]:
+    """Check the gateway's dependencies and every upstream's ``/ready``, concurrently."""
+    (own_ok, own), services = await asyncio.gather(
+        run_checks(own_checks),
+        asyncio.gather(*(_service_ready(session, u) for u in upstreams)),
+    )
+    by_service = {u.name: result for u, result in zip(upstreams, services, strict=True)}
+    failing = [name for name, result in own.items() if result["status"] != "up"]
+    for name, result in by_service.items():
+        if result["status"] != "up":
+            failing.append(name)
+            failing.extend(
+                f"{name}.{check}"
+                for check, outcome in result.get("checks", {}).items()
+                if outcome.get("status") != "up"
+            )
+    ok = own_ok and not failing
+    return ok, {
+        "status": "ok" if ok else "degraded",
+        "gateway": {"status": "up", "checks": own},
+        "services": by_service,
+        "failing": failing,
+    }

@@ -1,0 +1,1 @@
+"""Identity: users and their credentials (schema ``identity``)."""

@@ -1,0 +1,1 @@
+"""Market data context: securities, prices and quotes (schema ``market``)."""

@@ -1,0 +1,32 @@
+"""The market service's app factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.market.config import MarketSettings
+from services.market.routes import router
+from shared.db import Migration, load_migrations
+from shared.runtime import create_part_app
+
+NAME = "market"
+SCHEMA = "market"
+
+
+def migrations() -> list[Migration]:
+    """The market schema's migrations, then the shared outbox's."""
+    return load_migrations("services.market.migrations") + load_migrations(
+        "shared.messaging.migrations", source="outbox"
+    )
+
+
+def create_app(settings: MarketSettings) -> FastAPI:
+    return create_part_app(
+        name=NAME,
+        schema=SCHEMA,
+        settings=settings,
+        migrations=migrations(),
+        routers=[router],
+        title="Bourse market service",
+        description="Securities, prices and quotes.",
+    )

@@ -1,0 +1,50 @@
+"""Pure market logic: ticker rules and quote arithmetic. No I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+# 1-5 letters, optionally a one-letter share class after "." or "-" (BRK.B, BF-B).
+TICKER_PATTERN = r"^[A-Za-z]{1,5}([.-][A-Za-z])?$"
+_TICKER = re.compile(TICKER_PATTERN)
+
+
+def normalise_ticker(raw: str) -> str | None:
+    """The canonical (upper-case) ticker, or None if ``raw`` is not a valid symbol."""
+    return raw.upper() if _TICKER.match(raw) else None
+
+
+@dataclass(frozen=True)
+class Security:
+    ticker: str
+    name: str
+    exchange: str
+    sector: str
+    industry: str
+    currency: str
+    status: str
+    shares_outstanding: int | None
+    data_source: str
+
+
+@dataclass(frozen=True)
+class Quote:
+    ticker: str
+    price: float
+    previous_close: float | None
+    volume: int
+    updated_at: datetime
+
+    @property
+    def change(self) -> float | None:
+        if self.previous_close is None:
+            return None
+        return round(self.price - self.previous_close, 4)
+
+    @property
+    def change_percent(self) -> float | None:
+        if not self.previous_close:
+            return None
+        return round((self.price / self.previous_close - 1.0) * 100.0, 4)

@@ -1,0 +1,4 @@
+"""Portfolio context: portfolios, the transaction ledger, positions and rebalancing.
+
+Schema ``portfolio``.
+"""

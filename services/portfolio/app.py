@@ -1,0 +1,32 @@
+"""The portfolio service's app factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.portfolio.config import PortfolioSettings
+from services.portfolio.routes import router
+from shared.db import Migration, load_migrations
+from shared.runtime import create_part_app
+
+NAME = "portfolio"
+SCHEMA = "portfolio"
+
+
+def migrations() -> list[Migration]:
+    """The portfolio schema's migrations, then the shared outbox's."""
+    return load_migrations("services.portfolio.migrations") + load_migrations(
+        "shared.messaging.migrations", source="outbox"
+    )
+
+
+def create_app(settings: PortfolioSettings) -> FastAPI:
+    return create_part_app(
+        name=NAME,
+        schema=SCHEMA,
+        settings=settings,
+        migrations=migrations(),
+        routers=[router],
+        title="Bourse portfolio service",
+        description="Portfolios, transactions, positions and rebalancing.",
+    )

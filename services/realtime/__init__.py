@@ -1,0 +1,1 @@
+"""Realtime context: WebSocket streams, alert rules and alert history (schema ``realtime``)."""

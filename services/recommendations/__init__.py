@@ -1,0 +1,4 @@
+"""Recommendations context: runs and the immutable BUY/HOLD/SELL calls they publish.
+
+Schema ``recommendations``.
+"""

@@ -1,0 +1,161 @@
+"""What a part opens at start-up and closes at shutdown, and how it is served.
+
+:func:`open_resources` is used inside a part's lifespan: it migrates the part's schema,
+opens its pool, Redis and NATS connections and (for services) the token verifier, and
+registers the readiness checks for each. :func:`serve` is a part's ``__main__``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import asyncpg
+import httpx
+from fastapi import APIRouter, FastAPI
+
+from shared.db import Migration, create_pool, migrate
+from shared.http import create_service_app
+from shared.jwt import RemoteJwks, TokenVerifier
+from shared.log import configure_logging
+from shared.messaging import Bus, connect_bus
+from shared.redis import RedisNamespace, connect_redis
+from shared.settings import BaseServiceSettings, ServiceSettings, SettingsError, load_settings
+
+logger = logging.getLogger("shared.runtime")
+
+
+@dataclass
+class Resources:
+    """A part's open connections. Owned by its lifespan; handed to its dependencies."""
+
+    pool: asyncpg.Pool
+    redis: RedisNamespace
+    bus: Bus
+    http: httpx.AsyncClient
+    verifier: TokenVerifier | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+@asynccontextmanager
+async def open_resources(
+    app: FastAPI,
+    settings: BaseServiceSettings,
+    *,
+    name: str,
+    schema: str,
+    migrations: list[Migration],
+) -> AsyncIterator[Resources]:
+    """Open (and on exit close) everything ``name`` needs; see the module docstring."""
+    pool = await create_pool(
+        settings.database_url,
+        schema=schema,
+        application_name=name,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+    )
+    redis = connect_redis(settings.redis_url, prefix=settings.redis_prefix)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+    bus: Bus | None = None
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn, schema, migrations)
+        for migration in applied:
+            logger.info("applied migration %s/%04d_%s", *_describe(migration))
+        bus = await connect_bus(settings.nats_url, name=name, prefix=settings.nats_prefix)
+        verifier = None
+        if isinstance(settings, ServiceSettings):
+            verifier = TokenVerifier(
+                RemoteJwks(settings.jwks_url, client=http),
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+            )
+            app.state.token_verifier = verifier
+        resources = Resources(pool=pool, redis=redis, bus=bus, http=http, verifier=verifier)
+        app.state.resources = resources
+        app.state.readiness_checks = {
+            "postgres": lambda: pool.fetchval("SELECT 1"),
+            "redis": redis.ping,
+            "nats": bus.ping,
+        }
+        yield resources
+    finally:
+        if bus is not None:
+            await bus.drain()
+        await http.aclose()
+        await redis.close()
+        await pool.close()
+
+
+def _describe(migration: Migration) -> tuple[str, int, str]:
+    return migration.source, migration.version, migration.name
+
+
+S = TypeVar("S", bound=BaseServiceSettings)
+
+
+def serve(name: str, settings_cls: type[S], create_app: Callable[[S], FastAPI]) -> None:
+    """Run a part with uvicorn (uvloop + httptools); exit 2 on bad configuration."""
+    import uvicorn
+
+    try:
+        settings = load_settings(settings_cls)
+    except SettingsError as exc:
+        sys.stderr.write(f"{name}: {exc}\n")
+        raise SystemExit(2) from None
+    configure_logging(name, settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+Extension = Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]
+
+
+def create_part_app(
+    *,
+    name: str,
+    schema: str,
+    settings: BaseServiceSettings,
+    migrations: list[Migration],
+    routers: Sequence[APIRouter],
+    title: str,
+    description: str,
+    version: str = "0.1.0",
+    extensions: Sequence[Extension] = (),
+) -> FastAPI:
+    """A part's app: the common behaviour of :func:`shared.http.create_service_app`, with
+    a lifespan that opens :class:`Resources` and then enters each of ``extensions``
+    (a part's background work: consumers, relays, feeds), closing them in reverse."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with (
+            open_resources(
+                app, settings, name=name, schema=schema, migrations=migrations
+            ) as resources,
+            AsyncExitStack() as stack,
+        ):
+            for extension in extensions:
+                await stack.enter_async_context(extension(app, resources))
+            yield
+
+    return create_service_app(
+        name=name,
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        routers=routers,
+    )
