@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import Any
 
 import httpx
 import jwt as pyjwt
@@ -45,12 +46,12 @@ def verifier(key: SigningKey) -> TokenVerifier:
     )
 
 
-def b64(data: dict | bytes) -> str:
+def b64(data: dict[str, Any] | bytes) -> str:
     raw = data if isinstance(data, bytes) else orjson.dumps(data)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def claims(**overrides: object) -> dict:
+def claims(**overrides: object) -> dict[str, Any]:
     now = int(time.time())
     base = {
         "iss": ISSUER,
@@ -65,7 +66,7 @@ def claims(**overrides: object) -> dict:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def sign(key: SigningKey, payload: dict, **headers: object) -> str:
+def sign(key: SigningKey, payload: dict[str, Any], **headers: object) -> str:
     return pyjwt.encode(
         payload, key.private_key, algorithm="EdDSA", headers={"kid": key.kid, **headers}
     )
@@ -167,7 +168,7 @@ async def test_expired_token_is_rejected(key: SigningKey, verifier: TokenVerifie
     ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
 )
 async def test_wrong_or_missing_claims_are_rejected(
-    key: SigningKey, verifier: TokenVerifier, overrides: dict
+    key: SigningKey, verifier: TokenVerifier, overrides: dict[str, Any]
 ) -> None:
     with pytest.raises(InvalidTokenError):
         await verifier.verify(sign(key, claims(**overrides)))
