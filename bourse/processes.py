@@ -1,0 +1,132 @@
+"""Background processes that outlive the command that started them.
+
+A process is started through ``sh`` in a new session and left to ``init`` (the shell
+exits at once), so it is never a child of the launcher: it survives the launcher,
+Ctrl-C in the terminal does not reach it, and no zombie lingers in a long-lived
+caller such as the test suite. Its pid goes to a file; stopping it is SIGTERM, then
+SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+# ``$1`` is the log file, the rest is the command; ``$!`` is the command's own pid
+# (a backgrounded simple command is exec'd in the forked child).
+_DETACH = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
+
+
+def spawn_detached(
+    argv: Sequence[str],
+    *,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start ``argv`` in the background, appending its output to ``log``; return its pid."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["/bin/sh", "-c", _DETACH, "sh", str(log), *argv],
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=True,
+        start_new_session=True,
+    )
+    return int(result.stdout.strip())
+
+
+def alive(pid: int | None) -> bool:
+    """Whether ``pid`` is a running process (a zombie counts as gone)."""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs: trust kill(0)
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    return state not in ("Z", "X")
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+
+
+def write_pid(path: Path, pid: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{pid}\n")
+
+
+def running_pid(path: Path) -> int | None:
+    """The pid recorded in ``path`` if that process still runs."""
+    pid = read_pid(path)
+    return pid if alive(pid) else None
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def terminate(pid: int, *, grace: float = 10.0) -> bool:
+    """SIGTERM, then SIGKILL if ``pid`` is still there after ``grace`` seconds.
+
+    Returns True if SIGKILL was needed.
+    """
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    if wait_gone(pid, grace):
+        return False
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    wait_gone(pid, 5.0)
+    return True
+
+
+def stop_recorded(path: Path, *, grace: float = 10.0) -> int | None:
+    """Stop the process whose pid is in ``path`` (if it runs) and remove the file.
+
+    Returns the pid that was stopped, or None if nothing was running.
+    """
+    pid = running_pid(path)
+    if pid is not None:
+        terminate(pid, grace=grace)
+    path.unlink(missing_ok=True)
+    return pid
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file (empty if there is none)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
