@@ -1,6 +1,6 @@
 """Errors of the realtime context."""
 
-from shared.errors import ConflictError, NotFoundError
+from shared.errors import ConflictError, NotFoundError, ValidationFailedError
 
 
 class AlertRuleNotFoundError(NotFoundError):
@@ -9,3 +9,7 @@ class AlertRuleNotFoundError(NotFoundError):
 
 class AlertRuleQuotaError(ConflictError):
     error_code = "ALERT_RULE_QUOTA_EXCEEDED"
+
+
+class InvalidAlertRuleError(ValidationFailedError):
+    error_code = "INVALID_ALERT_RULE"

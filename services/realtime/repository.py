@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from services.realtime.domain import AlertRule, Condition
 
-_COLUMNS = "id, owner_id, ticker, condition, threshold, active, created_at"
+_COLUMNS = (
+    "id, owner_id, ticker, condition, threshold, window_days, cooldown_seconds,"
+    " active, armed, last_fired_at, created_at"
+)
 
 
 def _rule(row: asyncpg.Record) -> AlertRule:
@@ -18,10 +24,62 @@ def _rule(row: asyncpg.Record) -> AlertRule:
     return AlertRule(**values)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    id: int
+    owner_id: str
+    rule_id: UUID | None
+    ticker: str
+    condition: str
+    message: str
+    data: dict[str, Any]
+    fired_at: datetime
+
+
+_ALERT_COLUMNS = "id, owner_id, rule_id, ticker, condition, message, data, fired_at"
+
+
+def _alert(row: asyncpg.Record) -> StoredAlert:
+    return StoredAlert(**dict(row))
+
+
+# -- rules -------------------------------------------------------------------------------
+
+
 async def list_for_owner(conn: asyncpg.Connection, owner_id: str) -> list[AlertRule]:
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM alert_rules WHERE owner_id = $1 ORDER BY created_at, id",
         owner_id,
+    )
+    return [_rule(row) for row in rows]
+
+
+async def get_owned(conn: asyncpg.Connection, rule_id: UUID, owner_id: str) -> AlertRule | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM alert_rules WHERE id = $1 AND owner_id = $2", rule_id, owner_id
+    )
+    return _rule(row) if row is not None else None
+
+
+async def get(conn: asyncpg.Connection, rule_id: UUID) -> AlertRule | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM alert_rules WHERE id = $1", rule_id)
+    return _rule(row) if row is not None else None
+
+
+async def list_active(conn: asyncpg.Connection) -> list[AlertRule]:
+    """Every active rule (what a node evaluates)."""
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM alert_rules WHERE active ORDER BY id")
+    return [_rule(row) for row in rows]
+
+
+async def active_for_tickers(
+    conn: asyncpg.Connection, condition: Condition, tickers: list[str]
+) -> list[AlertRule]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM alert_rules"
+        " WHERE active AND condition = $1 AND ticker = ANY($2::text[]) ORDER BY id",
+        condition.value,
+        tickers,
     )
     return [_rule(row) for row in rows]
 
@@ -40,19 +98,49 @@ async def insert(
     owner_id: str,
     ticker: str,
     condition: Condition,
-    threshold: Decimal,
+    threshold: Decimal | None,
+    window_days: int | None,
+    cooldown_seconds: int,
 ) -> AlertRule:
     row = await conn.fetchrow(
-        "INSERT INTO alert_rules (id, owner_id, ticker, condition, threshold)"
-        f" VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}",
+        "INSERT INTO alert_rules"
+        " (id, owner_id, ticker, condition, threshold, window_days, cooldown_seconds)"
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}",
         rule_id,
         owner_id,
         ticker,
         condition.value,
         threshold,
+        window_days,
+        cooldown_seconds,
     )
     assert row is not None
     return _rule(row)
+
+
+async def update_owned(
+    conn: asyncpg.Connection,
+    rule_id: UUID,
+    owner_id: str,
+    *,
+    threshold: Decimal | None,
+    window_days: int | None,
+    cooldown_seconds: int,
+    active: bool,
+) -> AlertRule | None:
+    """Change a rule of ``owner_id``'s; a changed rule is re-armed. None if not theirs."""
+    row = await conn.fetchrow(
+        "UPDATE alert_rules SET threshold = $3, window_days = $4, cooldown_seconds = $5,"
+        " active = $6, armed = true, updated_at = now()"
+        f" WHERE id = $1 AND owner_id = $2 RETURNING {_COLUMNS}",
+        rule_id,
+        owner_id,
+        threshold,
+        window_days,
+        cooldown_seconds,
+        active,
+    )
+    return _rule(row) if row is not None else None
 
 
 async def delete_owned(conn: asyncpg.Connection, rule_id: UUID, owner_id: str) -> bool:
@@ -61,3 +149,116 @@ async def delete_owned(conn: asyncpg.Connection, rule_id: UUID, owner_id: str) -
         "DELETE FROM alert_rules WHERE id = $1 AND owner_id = $2", rule_id, owner_id
     )
     return status == "DELETE 1"
+
+
+# -- firing ------------------------------------------------------------------------------
+
+
+async def disarm_if_armed(conn: asyncpg.Connection, rule_id: UUID) -> AlertRule | None:
+    """Take the fire transition: only one caller (of any node) gets the rule back.
+
+    The row lock serialises concurrent callers; the second sees ``armed`` false.
+    """
+    row = await conn.fetchrow(
+        "UPDATE alert_rules SET armed = false, last_fired_at = now()"
+        " WHERE id = $1 AND active AND armed"
+        " AND (last_fired_at IS NULL"
+        "      OR last_fired_at + make_interval(secs => cooldown_seconds) <= now())"
+        f" RETURNING {_COLUMNS}",
+        rule_id,
+    )
+    return _rule(row) if row is not None else None
+
+
+async def rearm(conn: asyncpg.Connection, rule_id: UUID) -> bool:
+    status: str = await conn.execute(
+        "UPDATE alert_rules SET armed = true WHERE id = $1 AND NOT armed", rule_id
+    )
+    return status == "UPDATE 1"
+
+
+async def lock_owner_alerts(conn: asyncpg.Connection, owner_id: str) -> None:
+    """Serialise one owner's alert writes, so their ids follow commit order (resume)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"alerts:{owner_id}")
+
+
+async def insert_alert(
+    conn: asyncpg.Connection,
+    *,
+    owner_id: str,
+    rule_id: UUID,
+    ticker: str,
+    condition: str,
+    trigger_key: str,
+    message: str,
+    data: dict[str, Any],
+) -> StoredAlert | None:
+    """Write a fired alert once; None if this rule already fired for ``trigger_key``."""
+    row = await conn.fetchrow(
+        "INSERT INTO alerts (owner_id, rule_id, ticker, condition, trigger_key, message, data)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        f" ON CONFLICT ON CONSTRAINT alerts_rule_trigger_key DO NOTHING RETURNING {_ALERT_COLUMNS}",
+        owner_id,
+        rule_id,
+        ticker,
+        condition,
+        trigger_key,
+        message,
+        data,
+    )
+    return _alert(row) if row is not None else None
+
+
+async def alerts_after(
+    conn: asyncpg.Connection, owner_id: str, after_id: int, limit: int
+) -> list[StoredAlert]:
+    """``owner_id``'s alerts with an id above ``after_id``, oldest first."""
+    rows = await conn.fetch(
+        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE owner_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        owner_id,
+        after_id,
+        limit,
+    )
+    return [_alert(row) for row in rows]
+
+
+async def alerts_before(
+    conn: asyncpg.Connection, owner_id: str, before_id: int | None, limit: int
+) -> list[StoredAlert]:
+    """``owner_id``'s alerts, newest first, below ``before_id`` if given."""
+    rows = await conn.fetch(
+        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE owner_id = $1"
+        " AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        owner_id,
+        before_id,
+        limit,
+    )
+    return [_alert(row) for row in rows]
+
+
+# -- recommendations ---------------------------------------------------------------------
+
+
+async def swap_recommendation_actions(
+    conn: asyncpg.Connection, actions: dict[str, str], run_id: str
+) -> dict[str, str]:
+    """Store ``actions`` as the latest per ticker; return the previous ones we knew."""
+    if not actions:
+        return {}
+    tickers = sorted(actions)
+    rows = await conn.fetch(
+        "SELECT ticker, action FROM recommendation_actions"
+        " WHERE ticker = ANY($1::text[]) FOR UPDATE",
+        tickers,
+    )
+    previous = {row["ticker"]: row["action"] for row in rows}
+    await conn.execute(
+        "INSERT INTO recommendation_actions (ticker, action, run_id)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
+        " ON CONFLICT (ticker) DO UPDATE"
+        " SET action = excluded.action, run_id = excluded.run_id, updated_at = now()",
+        tickers,
+        [actions[t] for t in tickers],
+        [run_id] * len(tickers),
+    )
+    return previous

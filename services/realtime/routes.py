@@ -1,17 +1,35 @@
-"""HTTP routes of the realtime service (alert rules; the WebSocket streams come later)."""
+"""HTTP routes of the realtime service: alert rules and alert history (the WebSocket
+streams are in ``streams.routes``)."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from services.realtime import service
-from services.realtime.schemas import AlertRuleCreate, AlertRuleList, AlertRuleOut
+from services.realtime.schemas import (
+    AlertOut,
+    AlertPage,
+    AlertRuleCreate,
+    AlertRuleList,
+    AlertRuleOut,
+    AlertRuleUpdate,
+)
+from services.realtime.service import RuleChanged
 from shared.deps import DbPool, Viewer
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
+
+
+def _rule_changed(request: Request) -> RuleChanged:
+    changed: RuleChanged = request.app.state.realtime.evaluator.notify_changed
+    return changed
+
+
+Changed = Annotated[RuleChanged, Depends(_rule_changed)]
 
 
 @router.get("/alerts", response_model=AlertRuleList, responses=error_responses(401, 403))
@@ -28,9 +46,43 @@ async def list_rules(pool: DbPool, caller: Viewer) -> AlertRuleList:
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(401, 403, 409, 422),
 )
-async def create_rule(pool: DbPool, caller: Viewer, body: AlertRuleCreate) -> AlertRuleOut:
+async def create_rule(
+    pool: DbPool, caller: Viewer, body: AlertRuleCreate, changed: Changed
+) -> AlertRuleOut:
     """Create an alert rule for the caller."""
-    return AlertRuleOut.of(await service.create_rule(pool, caller.subject, body))
+    return AlertRuleOut.of(await service.create_rule(pool, caller.subject, body, changed))
+
+
+@router.get("/alerts/history", response_model=AlertPage, responses=error_responses(401, 403, 422))
+async def alert_history(
+    pool: DbPool,
+    caller: Viewer,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> AlertPage:
+    """The alerts fired for the caller, newest first (cursor-paginated)."""
+    items, next_cursor = await service.alert_history(
+        pool, caller.subject, limit=limit, cursor=cursor
+    )
+    return AlertPage(items=[AlertOut.of(a) for a in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/alerts/{rule_id}", response_model=AlertRuleOut, responses=error_responses(401, 403, 404)
+)
+async def get_rule(pool: DbPool, caller: Viewer, rule_id: UUID) -> AlertRuleOut:
+    """One of the caller's alert rules."""
+    return AlertRuleOut.of(await service.get_rule(pool, caller.subject, rule_id))
+
+
+@router.patch(
+    "/alerts/{rule_id}", response_model=AlertRuleOut, responses=error_responses(401, 403, 404, 422)
+)
+async def update_rule(
+    pool: DbPool, caller: Viewer, rule_id: UUID, body: AlertRuleUpdate, changed: Changed
+) -> AlertRuleOut:
+    """Change one of the caller's alert rules (threshold, window, cooldown, active)."""
+    return AlertRuleOut.of(await service.update_rule(pool, caller.subject, rule_id, body, changed))
 
 
 @router.delete(
@@ -38,7 +90,7 @@ async def create_rule(pool: DbPool, caller: Viewer, body: AlertRuleCreate) -> Al
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404),
 )
-async def delete_rule(pool: DbPool, caller: Viewer, rule_id: UUID) -> Response:
+async def delete_rule(pool: DbPool, caller: Viewer, rule_id: UUID, changed: Changed) -> Response:
     """Delete one of the caller's alert rules."""
-    await service.delete_rule(pool, caller.subject, rule_id)
+    await service.delete_rule(pool, caller.subject, rule_id, changed)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

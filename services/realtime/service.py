@@ -1,17 +1,46 @@
-"""Use cases of the realtime service's alert rules, each scoped to the caller."""
+"""Use cases of alert rules and alert history, each scoped to the caller."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
 from services.realtime import repository
-from services.realtime.domain import AlertRule
-from services.realtime.errors import AlertRuleNotFoundError, AlertRuleQuotaError
-from services.realtime.schemas import AlertRuleCreate
+from services.realtime.domain import MA_CONDITIONS, THRESHOLD_CONDITIONS, AlertRule, Condition
+from services.realtime.errors import (
+    AlertRuleNotFoundError,
+    AlertRuleQuotaError,
+    InvalidAlertRuleError,
+)
+from services.realtime.repository import StoredAlert
+from services.realtime.schemas import AlertRuleCreate, AlertRuleUpdate
+from shared.pagination import decode_cursor, encode_cursor
 
 MAX_RULES_PER_USER = 100
+
+# Told after commit that a rule changed, so every node reloads it.
+RuleChanged = Callable[[AlertRule | None, uuid.UUID, str], Awaitable[None]]
+
+
+def _check_shape(condition: Condition, threshold: object, window_days: object) -> None:
+    if condition in THRESHOLD_CONDITIONS and threshold is None:
+        raise InvalidAlertRuleError(
+            f"A {condition} rule needs a threshold.", details={"field": "threshold"}
+        )
+    if condition not in THRESHOLD_CONDITIONS and threshold is not None:
+        raise InvalidAlertRuleError(
+            f"A {condition} rule takes no threshold.", details={"field": "threshold"}
+        )
+    if condition in MA_CONDITIONS and window_days is None:
+        raise InvalidAlertRuleError(
+            f"A {condition} rule needs window_days.", details={"field": "window_days"}
+        )
+    if condition not in MA_CONDITIONS and window_days is not None:
+        raise InvalidAlertRuleError(
+            f"A {condition} rule takes no window_days.", details={"field": "window_days"}
+        )
 
 
 async def list_rules(pool: asyncpg.Pool, owner_id: str) -> list[AlertRule]:
@@ -19,7 +48,19 @@ async def list_rules(pool: asyncpg.Pool, owner_id: str) -> list[AlertRule]:
         return await repository.list_for_owner(conn, owner_id)
 
 
-async def create_rule(pool: asyncpg.Pool, owner_id: str, data: AlertRuleCreate) -> AlertRule:
+async def get_rule(pool: asyncpg.Pool, owner_id: str, rule_id: uuid.UUID) -> AlertRule:
+    async with pool.acquire() as conn:
+        rule = await repository.get_owned(conn, rule_id, owner_id)
+    if rule is None:
+        # Another user's rule is indistinguishable from a missing one.
+        raise AlertRuleNotFoundError(f"No alert rule {rule_id}.")
+    return rule
+
+
+async def create_rule(
+    pool: asyncpg.Pool, owner_id: str, data: AlertRuleCreate, changed: RuleChanged
+) -> AlertRule:
+    _check_shape(data.condition, data.threshold, data.window_days)
     async with pool.acquire() as conn, conn.transaction():
         # Serialise one owner's creations so the quota cannot be overrun by a burst.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"alert-rules:{owner_id}")
@@ -28,18 +69,82 @@ async def create_rule(pool: asyncpg.Pool, owner_id: str, data: AlertRuleCreate) 
                 f"You can keep at most {MAX_RULES_PER_USER} alert rules.",
                 details={"limit": MAX_RULES_PER_USER},
             )
-        return await repository.insert(
+        rule = await repository.insert(
             conn,
             rule_id=uuid.uuid4(),
             owner_id=owner_id,
             ticker=data.ticker,
             condition=data.condition,
             threshold=data.threshold,
+            window_days=data.window_days,
+            cooldown_seconds=data.cooldown_seconds,
         )
+    await changed(rule, rule.id, owner_id)
+    return rule
 
 
-async def delete_rule(pool: asyncpg.Pool, owner_id: str, rule_id: uuid.UUID) -> None:
+async def update_rule(
+    pool: asyncpg.Pool,
+    owner_id: str,
+    rule_id: uuid.UUID,
+    data: AlertRuleUpdate,
+    changed: RuleChanged,
+) -> AlertRule:
+    async with pool.acquire() as conn, conn.transaction():
+        current = await repository.get_owned(conn, rule_id, owner_id)
+        if current is None:
+            raise AlertRuleNotFoundError(f"No alert rule {rule_id}.")
+        fields = data.model_fields_set
+        threshold = data.threshold if "threshold" in fields else current.threshold
+        window_days = data.window_days if "window_days" in fields else current.window_days
+        _check_shape(current.condition, threshold, window_days)
+        rule = await repository.update_owned(
+            conn,
+            rule_id,
+            owner_id,
+            threshold=threshold,
+            window_days=window_days,
+            cooldown_seconds=(
+                data.cooldown_seconds
+                if data.cooldown_seconds is not None
+                else current.cooldown_seconds
+            ),
+            active=data.active if data.active is not None else current.active,
+        )
+    assert rule is not None
+    await changed(rule, rule.id, owner_id)
+    return rule
+
+
+async def delete_rule(
+    pool: asyncpg.Pool, owner_id: str, rule_id: uuid.UUID, changed: RuleChanged
+) -> None:
     async with pool.acquire() as conn:
         if not await repository.delete_owned(conn, rule_id, owner_id):
-            # Another user's rule is indistinguishable from a missing one.
             raise AlertRuleNotFoundError(f"No alert rule {rule_id}.")
+    await changed(None, rule_id, owner_id)
+
+
+async def alert_history(
+    pool: asyncpg.Pool, owner_id: str, *, limit: int, cursor: str | None
+) -> tuple[list[StoredAlert], str | None]:
+    """The caller's alerts, newest first, a page at a time."""
+    before = int(decode_cursor(cursor, keys=("before",))["before"]) if cursor else None
+    async with pool.acquire() as conn:
+        items = await repository.alerts_before(conn, owner_id, before, limit + 1)
+    next_cursor = encode_cursor({"before": items[limit - 1].id}) if len(items) > limit else None
+    return items[:limit], next_cursor
+
+
+async def alerts_missed(
+    pool: asyncpg.Pool, owner_id: str, after_id: int, limit: int
+) -> list[StoredAlert]:
+    """What ``owner_id`` missed after the alert ``after_id``, oldest first."""
+    async with pool.acquire() as conn:
+        return await repository.alerts_after(conn, owner_id, after_id, limit)
+
+
+async def latest_alerts(pool: asyncpg.Pool, owner_id: str, limit: int) -> list[StoredAlert]:
+    """``owner_id``'s newest ``limit`` alerts, oldest first."""
+    async with pool.acquire() as conn:
+        return list(reversed(await repository.alerts_before(conn, owner_id, None, limit)))
