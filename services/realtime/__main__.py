@@ -1,8 +1,6 @@
 """``python -m services.realtime``: serve the realtime service."""
 
-from services.realtime.app import NAME, create_app
-from services.realtime.config import RealtimeSettings
-from shared.runtime import serve
+from services.realtime.server import serve
 
 if __name__ == "__main__":
-    serve(NAME, RealtimeSettings, create_app)
+    serve()

@@ -1,13 +1,23 @@
-"""The realtime service's app factory."""
+"""The realtime service's app factory and its background work (the streams, the rule
+evaluator, the alert fan-out and the recommendation-event consumer)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
 from fastapi import FastAPI
 
+from services.realtime.alerting import AlertFanout, RecommendationAlerts, RuleEvaluator
 from services.realtime.config import RealtimeSettings
 from services.realtime.routes import router
+from services.realtime.state import Realtime
+from services.realtime.streams.hub import TickHub
+from services.realtime.streams.limits import ConnectionLeases, Limits, RoleLimits
+from services.realtime.streams.metrics import install_collector
+from services.realtime.streams.routes import router as streams_router
 from shared.db import Migration, load_migrations
-from shared.runtime import create_part_app
+from shared.runtime import Resources, create_part_app
 
 NAME = "realtime"
 SCHEMA = "realtime"
@@ -20,13 +30,78 @@ def migrations() -> list[Migration]:
     )
 
 
+def limits(settings: RealtimeSettings) -> Limits:
+    return Limits(
+        {
+            "viewer": RoleLimits(
+                settings.viewer_max_subscriptions, settings.viewer_max_connections
+            ),
+            "analyst": RoleLimits(
+                settings.analyst_max_subscriptions, settings.analyst_max_connections
+            ),
+            "admin": RoleLimits(settings.admin_max_subscriptions, settings.admin_max_connections),
+        }
+    )
+
+
+def streams_extension(
+    settings: RealtimeSettings,
+) -> Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]:
+    """Start the node's streams and alerting after the resources open; stop them before
+    the resources close (the lifespan then drains NATS)."""
+
+    @asynccontextmanager
+    async def extension(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
+        install_collector()
+        hub = TickHub(
+            resources.bus,
+            routing=settings.tick_routing,
+            snapshot_timeout=settings.snapshot_timeout_seconds,
+            heartbeat=settings.heartbeat_seconds,
+        )
+        realtime = Realtime(
+            settings=settings,
+            pool=resources.pool,
+            hub=hub,
+            leases=ConnectionLeases(resources.redis),
+            limits=limits(settings),
+            evaluator=RuleEvaluator(
+                resources.pool, resources.bus, hub, reload_seconds=settings.rules_reload_seconds
+            ),
+            fanout=AlertFanout(resources.bus),
+            recommendations=RecommendationAlerts(
+                resources.pool, resources.bus, stream=settings.recommendation_stream
+            ),
+            coalesce=settings.coalesce_ms / 1000,
+        )
+        await realtime.leases.start()
+        await hub.start()
+        await realtime.fanout.start()
+        await realtime.evaluator.start()
+        await realtime.recommendations.start()
+        app.state.realtime = realtime
+        try:
+            yield
+        finally:
+            # Normally done already by the server before it stops (services.realtime.server).
+            await hub.go_away()
+            await realtime.recommendations.stop()
+            await realtime.evaluator.stop()
+            await realtime.fanout.stop()
+            await hub.stop()
+            await realtime.leases.stop()
+
+    return extension
+
+
 def create_app(settings: RealtimeSettings) -> FastAPI:
     return create_part_app(
         name=NAME,
         schema=SCHEMA,
         settings=settings,
         migrations=migrations(),
-        routers=[router],
+        routers=[router, streams_router],
         title="Bourse realtime service",
-        description="Live price and alert streams; alert rules.",
+        description="Live price and alert streams (WebSocket); alert rules and alert history.",
+        extensions=[streams_extension(settings)],
     )

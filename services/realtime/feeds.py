@@ -1,0 +1,89 @@
+"""Our consumer models of what other contexts send us, and the requests we make.
+
+We never import another service's package: these are our own views of the fields we
+read (unknown fields are ignored, so publishers may add some). Contract tests in
+``tests/test_contract_market_ticks.py`` check them against the publishers' models.
+
+- ``market.tick.<TICKER>`` (core NATS, latest wins): :class:`Tick`.
+- ``market.rpc.quotes``: :class:`QuotesRequest` -> :class:`QuotesReply` (latest quotes).
+- ``market.rpc.history``: :class:`HistoryRequest` -> :class:`HistoryReply` (daily closes
+  for moving-average rules). *Proposed to market; not yet served.*
+- ``recommendations.run.completed`` (JetStream): ``Event[RunCompleted]``.
+  *Waiting for the publisher*; see docs/realtime.md.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TICK_SUBJECT_PREFIX = "market.tick."
+TICK_WILDCARD = "market.tick.>"  # ``>``: class tickers (BRK.B) span two subject tokens
+QUOTES_RPC = "market.rpc.quotes"
+HISTORY_RPC = "market.rpc.history"
+RUN_COMPLETED = "recommendations.run.completed"
+
+
+def tick_subject(ticker: str) -> str:
+    return TICK_SUBJECT_PREFIX + ticker
+
+
+class Tick(BaseModel):
+    """A live price: ``ts`` is epoch milliseconds (UTC)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    ticker: str
+    price: float
+    previous_close: float | None = None
+    change: float
+    change_percent: float
+    volume: int
+    ts: int
+
+
+class QuotesRequest(BaseModel):
+    tickers: list[str]
+
+
+class QuotesReply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    quotes: list[Tick]
+    missing: list[str] = Field(default_factory=list)
+
+
+class HistoryRequest(BaseModel):
+    ticker: str
+    limit: int
+
+
+class DailyClose(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    date: str
+    close: float
+
+
+class HistoryReply(BaseModel):
+    """Daily bars, oldest first."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ticker: str
+    bars: list[DailyClose]
+
+
+class RecommendationView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ticker: str
+    action: str  # BUY / HOLD / SELL
+
+
+class RunCompleted(BaseModel):
+    """The data of ``recommendations.run.completed`` as we read it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    recommendations: list[RecommendationView]
