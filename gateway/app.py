@@ -1,18 +1,28 @@
-"""The gateway's app factory."""
+"""The gateway's app factory.
+
+Middleware, outermost first: request id and access log (shared) -> security headers ->
+CORS (when configured) -> gzip -> the edge (route policy, authentication, rate limits,
+forwarding; :mod:`gateway.middleware`) -> the gateway's own routes.
+"""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 
 from gateway.config import GatewaySettings
 from gateway.edge import edge_extension
-from gateway.routes import proxy_router, router
+from gateway.identity.routes import router as identity_router
+from gateway.middleware import EdgeMiddleware, SecurityHeadersMiddleware
+from gateway.routes import outside_router, router
 from shared.db import Migration, load_migrations
 from shared.runtime import create_part_app
 
 NAME = "gateway"
 SCHEMA = "identity"
+_DEFAULT_DOC_ROUTES = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 
 
 def migrations() -> list[Migration]:
@@ -28,18 +38,39 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         schema=SCHEMA,
         settings=settings,
         migrations=migrations(),
-        routers=[router, proxy_router],  # the catch-all proxy last
+        routers=[identity_router, router, outside_router],
         title="Bourse",
         description="Self-hostable backend for stock-investment analysis.",
         extensions=[edge_extension(settings)],
     )
+    # The platform's document (merged with the services') replaces FastAPI's defaults.
+    app.router.routes = [
+        r for r in app.router.routes if getattr(r, "path", None) not in _DEFAULT_DOC_ROUTES
+    ]
+    app.docs_url = app.redoc_url = None
+    # Appended after the shared RequestContextMiddleware, so each sits inside it.
+    app.user_middleware.append(
+        Middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
+    )
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials="*" not in settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Idempotency-Key"],
-            expose_headers=["X-Request-ID"],
+        app.user_middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_credentials=settings.cors_allow_credentials,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "X-Request-ID",
+                    "X-API-Key",
+                    "Idempotency-Key",
+                    "If-Match",
+                ],
+                expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
+                max_age=600,
+            )
         )
+    app.user_middleware.append(Middleware(GZipMiddleware, minimum_size=1024))
+    app.user_middleware.append(Middleware(EdgeMiddleware))
     return app

@@ -1,53 +1,115 @@
-"""The gateway's edge state: signing key, route table and the forwarding session."""
+"""The gateway's edge state, opened and closed by its lifespan: signing and verification
+keys, the route policy, one pooled session per upstream, the authenticator and the rate
+limiter with its quotas."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+import ipaddress
+from collections.abc import AsyncIterator, Callable, MutableMapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
-import aiohttp
 import orjson
 from fastapi import FastAPI, Request
 
-from gateway.config import GatewaySettings
-from gateway.proxy import RouteTable, Upstream, new_session
-from shared.jwt import SigningKey, StaticKeys, TokenSigner, TokenVerifier, jwks_document
+from gateway.authn import Authenticator
+from gateway.circuit import CircuitBreaker
+from gateway.config import GatewaySettings, parse_quota
+from gateway.limits import Quota, RateLimiter
+from gateway.policy import Policy
+from gateway.proxy import Upstream, new_session
+from shared.jwt import (
+    SigningKey,
+    StaticKeys,
+    TokenSigner,
+    TokenVerifier,
+    jwks_document,
+    load_public_key,
+)
 from shared.runtime import Resources
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass
 class Edge:
+    settings: GatewaySettings
     signer: TokenSigner
     verifier: TokenVerifier
     jwks_bytes: bytes
-    routes: RouteTable
-    session: aiohttp.ClientSession
+    policy: Policy
+    upstreams: dict[str, Upstream]
+    authenticator: Authenticator
+    limiter: RateLimiter | None
+    quotas: dict[str, Quota]
+    trusted_proxies: tuple[Network, ...] = ()
+    openapi_cache: dict[str, Any] = field(default_factory=dict)
+
+    def client_ip(self, scope: MutableMapping[str, Any]) -> str | None:
+        """The caller's address: the peer, or when the peer is a trusted proxy, the last
+        address in ``X-Forwarded-For`` that is not one."""
+        client = scope.get("client")
+        peer: str | None = client[0] if client else None
+        if not self.trusted_proxies or peer is None or not self._trusted(peer):
+            return peer
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                text: str = value.decode("latin-1")
+                hops = [hop.strip() for hop in text.split(",")]
+                for hop in reversed(hops):
+                    if hop and not self._trusted(hop):
+                        return hop
+        return peer
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted_proxies)
 
 
-def route_table(settings: GatewaySettings) -> RouteTable:
-    market = Upstream("market", settings.market_url)
-    recommendations = Upstream("recommendations", settings.recommendations_url)
-    portfolio = Upstream("portfolio", settings.portfolio_url)
-    realtime = Upstream("realtime", settings.realtime_url)
-    return RouteTable(
-        {
-            "stocks": market,
-            "market": market,
-            "recommendations": recommendations,
-            "portfolio": portfolio,
-            "alerts": realtime,
-            "ws": realtime,
-        }
-    )
+def upstreams(settings: GatewaySettings) -> dict[str, Upstream]:
+    def make(name: str, url: str) -> Upstream:
+        return Upstream(
+            name,
+            url,
+            CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_open_seconds),
+        )
+
+    return {
+        "market": make("market", settings.market_url),
+        "recommendations": make("recommendations", settings.recommendations_url),
+        "portfolio": make("portfolio", settings.portfolio_url),
+        "realtime": make("realtime", settings.realtime_url),
+    }
 
 
-def edge_extension(settings: GatewaySettings):  # type: ignore[no-untyped-def]
-    """The gateway's part of the lifespan: keys and the forwarding session."""
+def quotas(settings: GatewaySettings) -> dict[str, Quota]:
+    def quota(name: str, text: str) -> Quota:
+        limit, period = parse_quota(text)
+        return Quota(name, limit, period)
+
+    return {
+        "read": quota("read", settings.rate_limit_read),
+        "write": quota("write", settings.rate_limit_write),
+        "public": quota("public", settings.rate_limit_public),
+        "login-ip": quota("login", settings.rate_limit_login_ip),
+        "login-user": quota("login-user", settings.rate_limit_login_user),
+    }
+
+
+def edge_extension(
+    settings: GatewaySettings,
+) -> Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]:
+    """The gateway's part of the lifespan."""
 
     @asynccontextmanager
-    async def extension(app: FastAPI, _: Resources) -> AsyncIterator[None]:
+    async def extension(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
         key = SigningKey.from_file(settings.jwt_private_key_file)
+        published = [key.public_key]
+        published += [load_public_key(path.read_bytes()) for path in settings.jwt_extra_key_files]
         signer = TokenSigner(
             key,
             issuer=settings.jwt_issuer,
@@ -55,21 +117,52 @@ def edge_extension(settings: GatewaySettings):  # type: ignore[no-untyped-def]
             ttl_seconds=settings.access_token_ttl_seconds,
         )
         verifier = TokenVerifier(
-            StaticKeys([key.public_key]), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            StaticKeys(published),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            cache_size=settings.verified_token_cache_size,
         )
-        session = new_session(settings.upstream_timeout_seconds)
+        by_name = upstreams(settings)
+        for upstream in by_name.values():
+            upstream.session = new_session(
+                read_timeout=settings.upstream_timeout_seconds,
+                connect_timeout=settings.upstream_connect_timeout_seconds,
+                max_connections=settings.upstream_max_connections,
+            )
+        limiter = (
+            RateLimiter(settings.redis_url, prefix=settings.redis_prefix)
+            if settings.rate_limit_enabled
+            else None
+        )
         app.state.token_verifier = verifier
         app.state.edge = Edge(
+            settings=settings,
             signer=signer,
             verifier=verifier,
-            jwks_bytes=orjson.dumps(jwks_document([key.public_key])),
-            routes=route_table(settings),
-            session=session,
+            jwks_bytes=orjson.dumps(jwks_document(published)),
+            policy=Policy(),
+            upstreams=by_name,
+            authenticator=Authenticator(
+                verifier=verifier,
+                signer=signer,
+                pool=resources.pool,
+                api_key_cache_seconds=settings.api_key_cache_seconds,
+                internal_token_ttl_seconds=settings.internal_token_ttl_seconds,
+            ),
+            limiter=limiter,
+            quotas=quotas(settings),
+            trusted_proxies=tuple(
+                ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies
+            ),
         )
         try:
             yield
         finally:
-            await session.close()
+            for upstream in by_name.values():
+                if upstream.session is not None:
+                    await upstream.session.close()
+            if limiter is not None:
+                await limiter.close()
 
     return extension
 

@@ -2,26 +2,31 @@
 
 200 when the gateway's own dependencies and every service's readiness are up;
 otherwise 503, with ``failing`` naming each part that is down (``redis``,
-``market``, ``market.nats`` ...).
+``market``, ``market.nats`` ...). ``rate_limiter`` says whether limits are enforced in
+Redis (``mode: redis``) or, while Redis is unreachable, per process (``mode: local``,
+logins refused); ``circuits`` names the upstreams whose circuit breaker is open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
 import orjson
 
+from gateway.limits import RateLimiter
 from gateway.proxy import Upstream
 from shared.health import Check, run_checks
 
 _TIMEOUT = aiohttp.ClientTimeout(total=2.0)
 
 
-async def _service_ready(session: aiohttp.ClientSession, upstream: Upstream) -> dict[str, Any]:
+async def _service_ready(upstream: Upstream) -> dict[str, Any]:
+    assert upstream.session is not None
     try:
-        async with session.get(upstream.base_url + "/ready", timeout=_TIMEOUT) as response:
+        async with upstream.session.get(upstream.base_url + "/ready", timeout=_TIMEOUT) as response:
             body = await response.read()
             report = orjson.loads(body) if body else {}
             status = "up" if response.status == 200 else "down"
@@ -31,12 +36,14 @@ async def _service_ready(session: aiohttp.ClientSession, upstream: Upstream) -> 
 
 
 async def platform_health(
-    session: aiohttp.ClientSession, upstreams: list[Upstream], own_checks: dict[str, Check]
+    upstreams: list[Upstream],
+    own_checks: dict[str, Check],
+    limiter: RateLimiter | None,
 ) -> tuple[bool, dict[str, Any]]:
     """Check the gateway's dependencies and every upstream's ``/ready``, concurrently."""
     (own_ok, own), services = await asyncio.gather(
         run_checks(own_checks),
-        asyncio.gather(*(_service_ready(session, u) for u in upstreams)),
+        asyncio.gather(*(_service_ready(u) for u in upstreams)),
     )
     by_service = {u.name: result for u, result in zip(upstreams, services, strict=True)}
     failing = [name for name, result in own.items() if result["status"] != "up"]
@@ -49,9 +56,18 @@ async def platform_health(
                 if outcome.get("status") != "up"
             )
     ok = own_ok and not failing
+    now = time.monotonic()
+    if limiter is None:
+        limits: dict[str, Any] = {"mode": "disabled"}
+    else:
+        limits = {"mode": limiter.mode, "logins": "refused" if limiter.mode == "local" else "ok"}
+        if limiter.last_error:
+            limits["error"] = limiter.last_error
     return ok, {
         "status": "ok" if ok else "degraded",
         "gateway": {"status": "up", "checks": own},
         "services": by_service,
         "failing": failing,
+        "rate_limiter": limits,
+        "circuits": {u.name: u.breaker.state(now) for u in upstreams},
     }

@@ -1,50 +1,28 @@
-"""The gateway's own routes: authentication, keys, health; and the catch-all proxy."""
+"""The gateway's platform routes: keys, health, the merged OpenAPI document and its UI.
+(Identity routes are in :mod:`gateway.identity.routes`; services' routes are forwarded
+by :mod:`gateway.middleware`.)"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
-from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel
-from starlette.responses import Response
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.responses import HTMLResponse, Response
 
-from gateway.edge import Edge, get_edge
+from gateway.deps import EdgeDep
 from gateway.health import platform_health
-from gateway.identity import service as identity
-from gateway.proxy import forward
-from shared.deps import DbPool
-from shared.errors import error_responses
+from gateway.openapi import platform_openapi
 
 router = APIRouter(prefix="/api/v1")
-EdgeDep = Annotated[Edge, Depends(get_edge)]
-
-
-class TokenResponse(BaseModel):
-    access_token: str
-    token_type: str = "bearer"
-    expires_in: int
-
-
-@router.post(
-    "/auth/token",
-    response_model=TokenResponse,
-    tags=["auth"],
-    responses=error_responses(401, 422),
-)
-async def issue_token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], pool: DbPool, edge: EdgeDep
-) -> TokenResponse:
-    """OAuth2 password flow: exchange a username and password for an access token."""
-    user = await identity.authenticate(pool, form.username, form.password)
-    token = edge.signer.issue(str(user.id), [user.role], extra={"username": user.username})
-    return TokenResponse(access_token=token, expires_in=edge.signer.ttl_seconds)
+outside_router = APIRouter(include_in_schema=False)
 
 
 @router.get("/auth/jwks", tags=["auth"])
 async def jwks(edge: EdgeDep) -> Response:
-    """The public keys that verify the gateway's tokens (JWKS, RFC 7517)."""
+    """The public keys that verify the gateway's tokens (JWKS, RFC 7517): the signing
+    key and, during a rotation, the previous or next one."""
     return Response(
         edge.jwks_bytes,
         media_type="application/jwk-set+json",
@@ -52,23 +30,30 @@ async def jwks(edge: EdgeDep) -> Response:
     )
 
 
+@outside_router.get("/.well-known/jwks.json")
+async def well_known_jwks(edge: EdgeDep) -> Response:
+    return await jwks(edge)
+
+
 @router.get("/health", tags=["health"], responses={503: {"description": "Something is down"}})
 async def health(request: Request, edge: EdgeDep) -> Response:
     """Every service and dependency: 200 when all are up, 503 naming what is not."""
     checks: dict[str, Any] = request.app.state.readiness_checks
-    ok, report = await platform_health(edge.session, edge.routes.upstreams, checks)
+    ok, report = await platform_health(list(edge.upstreams.values()), checks, edge.limiter)
     return Response(
         orjson.dumps(report), status_code=200 if ok else 503, media_type="application/json"
     )
 
 
-proxy_router = APIRouter()
+@router.get("/openapi.json", tags=["docs"])
+async def openapi(request: Request, edge: EdgeDep) -> Response:
+    """The whole platform's OpenAPI document (the gateway's routes and every service's)."""
+    body = await platform_openapi(
+        request.app.openapi(), list(edge.upstreams.values()), edge.policy, edge.openapi_cache
+    )
+    return Response(body, media_type="application/json")
 
 
-@proxy_router.api_route(
-    "/api/v1/{path:path}",
-    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-    include_in_schema=False,
-)
-async def proxy(request: Request, edge: EdgeDep) -> Response:
-    return await forward(edge.session, edge.routes.upstream_for(request.url.path), request)
+@outside_router.get("/docs")
+async def swagger_ui() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="Bourse API")

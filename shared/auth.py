@@ -6,7 +6,7 @@ Roles are ordered: ``viewer`` < ``analyst`` < ``admin``; a role includes those b
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,10 +18,15 @@ ROLES = ("viewer", "analyst", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 
+def roles_reach(roles: Iterable[str], minimum: str) -> bool:
+    """Whether any of ``roles`` is ``minimum`` or above (unknown roles count for nothing)."""
+    needed = _RANK[minimum]
+    return any(_RANK.get(role, -1) >= needed for role in roles)
+
+
 def role_at_least(claims: Claims, minimum: str) -> bool:
     """Whether any of the caller's roles is ``minimum`` or above."""
-    needed = _RANK[minimum]
-    return any(_RANK.get(role, -1) >= needed for role in claims.roles)
+    return roles_reach(claims.roles, minimum)
 
 
 def bearer_token(request: Request) -> str:

@@ -77,6 +77,17 @@ def jwks_document(keys: Iterable[Ed25519PublicKey]) -> dict[str, list[dict[str, 
     return {"keys": [public_jwk(key) for key in keys]}
 
 
+def load_public_key(pem: bytes) -> Ed25519PublicKey:
+    """The Ed25519 public key in ``pem``, which may hold a private or a public key
+    (a retired signing key can be kept as either while its tokens are still valid)."""
+    if b"PRIVATE KEY" in pem:
+        return SigningKey.from_pem(pem).public_key
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key
+
+
 def public_key_from_jwk(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
     """Parse an Ed25519 JWK; anything else raises ``ValueError``."""
     if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or not isinstance(jwk.get("x"), str):
@@ -238,17 +249,47 @@ class RemoteJwks:
 
 
 class TokenVerifier:
-    """Verifies tokens issued by :class:`TokenSigner`; see the module docstring."""
+    """Verifies tokens issued by :class:`TokenSigner`; see the module docstring.
+
+    With ``cache_size`` > 0, access tokens that verified are remembered (by their exact
+    text) until they expire, so a client that sends the same token on every request pays
+    for the signature check once. Only successes are cached, and expiry is checked on
+    every hit, so the cache cannot make a bad token pass or a token outlive its ``exp``.
+    """
 
     def __init__(
-        self, keys: KeySource, *, issuer: str, audience: str, leeway_seconds: int = 5
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        leeway_seconds: int = 5,
+        cache_size: int = 0,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.leeway_seconds = leeway_seconds
+        self._cache_size = cache_size
+        self._cache: dict[str, Claims] = {}
 
     async def verify(self, token: str, *, token_use: str = ACCESS) -> Claims:
+        if self._cache_size:
+            cached = self._cache.get(token)
+            if cached is not None and cached.token_use == token_use:
+                if time.time() < cached.expires_at + self.leeway_seconds:
+                    return cached
+                del self._cache[token]
+        claims = await self._verify(token, token_use=token_use)
+        if self._cache_size:
+            if len(self._cache) >= self._cache_size:
+                # Drop the oldest eighth: cheap, and keeps the tokens in use now.
+                for stale in list(self._cache)[: max(1, self._cache_size // 8)]:
+                    del self._cache[stale]
+            self._cache[token] = claims
+        return claims
+
+    async def _verify(self, token: str, *, token_use: str) -> Claims:
         try:
             header = pyjwt.get_unverified_header(token)
         except pyjwt.PyJWTError:

@@ -1,17 +1,42 @@
-"""Identity use cases: create users, authenticate them."""
+"""Identity use cases: users, logins and their refresh-token families, API keys.
+
+No FastAPI here: callers pass a pool or a connection and get domain values or an
+:mod:`gateway.identity.errors` error. Argon2 work never holds a database connection.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from gateway.identity import repository
-from gateway.identity.domain import User, normalise_username
+from gateway.identity.domain import (
+    SCOPES,
+    ApiKey,
+    ApiKeyGrant,
+    User,
+    api_key_prefix,
+    is_refresh_token,
+    new_api_key,
+    new_refresh_token,
+    normalise_username,
+    role_rank,
+    secret_hash,
+)
 from gateway.identity.errors import (
+    ApiKeyNotFoundError,
     InvalidCredentialsError,
+    InvalidPasswordError,
+    InvalidRefreshTokenError,
     InvalidUsernameError,
+    RefreshTokenReusedError,
+    RoleExceedsOwnerError,
     UsernameTakenError,
+    UserNotFoundError,
 )
 from gateway.identity.passwords import MAX_PASSWORD_LENGTH, hash_password_async, verify_password
 from shared.auth import ROLES
@@ -20,17 +45,26 @@ from shared.errors import ValidationFailedError
 MIN_PASSWORD_LENGTH = 8
 
 
+def _check_password(password: str) -> None:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidPasswordError()
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise ValidationFailedError(f"Unknown role {role!r}.", details={"roles": list(ROLES)})
+
+
+# --- users ------------------------------------------------------------------------------
+
+
 async def create_user(conn: asyncpg.Connection, username: str, password: str, role: str) -> User:
     """Create a user; the username must be free and the password 8-1024 characters."""
     normalised = normalise_username(username)
     if normalised is None:
         raise InvalidUsernameError()
-    if role not in ROLES:
-        raise ValidationFailedError(f"Unknown role {role!r}.", details={"roles": list(ROLES)})
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise ValidationFailedError(
-            f"A password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters."
-        )
+    _check_role(role)
+    _check_password(password)
     created = await repository.insert(
         conn,
         user_id=uuid.uuid4(),
@@ -61,3 +95,195 @@ async def authenticate(pool: asyncpg.Pool, username: str, password: str) -> User
         async with pool.acquire() as conn:
             await repository.update_password_hash(conn, user.id, new_hash)
     return user
+
+
+async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> User:
+    user = await repository.find_by_id(conn, user_id)
+    if user is None:
+        raise UserNotFoundError()
+    return user
+
+
+async def list_users(
+    conn: asyncpg.Connection, *, after: str | None, limit: int, role: str | None
+) -> list[User]:
+    if role is not None:
+        _check_role(role)
+    return await repository.list_users(conn, after=after, limit=limit, role=role)
+
+
+async def update_user(
+    conn: asyncpg.Connection, user_id: uuid.UUID, *, role: str | None, disabled: bool | None
+) -> User:
+    """Change a user's role or disable them. Disabling ends every session (refresh-token
+    family); their API keys stop at the next lookup, since a key needs an enabled owner."""
+    if role is not None:
+        _check_role(role)
+    async with conn.transaction():
+        user = await repository.update_user(conn, user_id, role=role, disabled=disabled)
+        if user is None:
+            raise UserNotFoundError()
+        if disabled:
+            await repository.revoke_user_families(conn, user_id, "user disabled")
+    return user
+
+
+async def change_password(pool: asyncpg.Pool, user_id: uuid.UUID, current: str, new: str) -> None:
+    """Change one's own password (knowing the current one); other sessions end."""
+    _check_password(new)
+    async with pool.acquire() as conn:
+        user = await get_user(conn, user_id)
+    matches, _ = await verify_password(user.password_hash, current[:MAX_PASSWORD_LENGTH])
+    if not matches:
+        raise InvalidCredentialsError("The current password is not correct.")
+    new_hash = await hash_password_async(new)
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.update_password_hash(conn, user_id, new_hash)
+        await repository.revoke_user_families(conn, user_id, "password changed")
+
+
+# --- refresh tokens ---------------------------------------------------------------------
+
+
+async def start_session(conn: asyncpg.Connection, user: User, ttl_seconds: int) -> str:
+    """A new refresh-token family for ``user``; returns its first token."""
+    family_id = uuid.uuid4()
+    token = new_refresh_token()
+    async with conn.transaction():
+        await repository.insert_family(conn, family_id, user.id)
+        await repository.insert_refresh_token(
+            conn,
+            token_id=uuid.uuid4(),
+            family_id=family_id,
+            token_hash=secret_hash(token),
+            expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds),
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class Rotation:
+    user: User
+    refresh_token: str
+
+
+async def rotate(
+    conn: asyncpg.Connection, token: str, *, ttl_seconds: int, grace_seconds: int
+) -> Rotation:
+    """Exchange a live refresh token for the next one of its family.
+
+    A token used a second time more than ``grace_seconds`` after its first use means a
+    copy exists: the whole family is revoked (:class:`RefreshTokenReusedError`). Within
+    the grace, two clients racing with the same token both get a next token.
+    """
+    if not is_refresh_token(token):
+        raise InvalidRefreshTokenError()
+    digest = secret_hash(token)
+    failure: InvalidRefreshTokenError | None = None
+    rotation: Rotation | None = None
+    async with conn.transaction():
+        claimed = await repository.claim_refresh_token(conn, digest)
+        if claimed is None:
+            known = await repository.find_refresh_token(conn, digest)
+            if known is None or known.family_revoked or known.used_at is None:
+                failure = InvalidRefreshTokenError()  # unknown, revoked or expired
+            elif datetime.now(UTC) - known.used_at > timedelta(seconds=grace_seconds):
+                await repository.revoke_family(conn, known.family_id, "refresh token reused")
+                failure = RefreshTokenReusedError()
+            else:
+                claimed = known  # a concurrent refresh within the grace
+        if claimed is not None:
+            user = await repository.find_by_id(conn, claimed.user_id)
+            if user is None or user.disabled:
+                await repository.revoke_family(conn, claimed.family_id, "user disabled")
+                failure = InvalidRefreshTokenError()
+            else:
+                following = new_refresh_token()
+                await repository.insert_refresh_token(
+                    conn,
+                    token_id=uuid.uuid4(),
+                    family_id=claimed.family_id,
+                    token_hash=secret_hash(following),
+                    expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds),
+                )
+                rotation = Rotation(user, following)
+    # Raised after the transaction commits, so a revocation is kept.
+    if failure is not None:
+        raise failure
+    assert rotation is not None
+    return rotation
+
+
+async def logout(conn: asyncpg.Connection, token: str) -> None:
+    """Revoke the family of ``token``, if it is one of ours; silent otherwise."""
+    if not is_refresh_token(token):
+        return
+    known = await repository.find_refresh_token(conn, secret_hash(token))
+    if known is not None:
+        await repository.revoke_family(conn, known.family_id, "logout")
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+async def create_api_key(
+    conn: asyncpg.Connection,
+    owner: User,
+    *,
+    name: str,
+    role: str | None,
+    scopes: Sequence[str],
+    expires_at: datetime | None,
+) -> tuple[ApiKey, str]:
+    """A new key for ``owner`` and its secret (shown once). Its role defaults to the
+    owner's and may not exceed it."""
+    role = role or owner.role
+    _check_role(role)
+    if role_rank(role) > role_rank(owner.role):
+        raise RoleExceedsOwnerError()
+    unknown = set(scopes) - set(SCOPES)
+    if unknown or not scopes:
+        raise ValidationFailedError(
+            "Scopes are a non-empty subset of read, write.", details={"scopes": list(SCOPES)}
+        )
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise ValidationFailedError("The expiry must be in the future.")
+    secret, prefix = new_api_key()
+    key = await repository.insert_api_key(
+        conn,
+        key_id=uuid.uuid4(),
+        user_id=owner.id,
+        name=name,
+        prefix=prefix,
+        secret_hash=secret_hash(secret),
+        role=role,
+        scopes=sorted(set(scopes), key=SCOPES.index),
+        expires_at=expires_at,
+    )
+    return key, secret
+
+
+async def list_api_keys(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[ApiKey]:
+    return await repository.list_api_keys(conn, user_id)
+
+
+async def revoke_api_key(
+    conn: asyncpg.Connection, key_id: uuid.UUID, *, actor_id: uuid.UUID, actor_is_admin: bool
+) -> ApiKey:
+    """Revoke a key: one's own, or anyone's for an admin. Another user's key is 'not
+    found' to a non-admin, so key ids cannot be probed."""
+    key = await repository.find_api_key(conn, key_id)
+    if key is None or (key.user_id != actor_id and not actor_is_admin):
+        raise ApiKeyNotFoundError()
+    revoked = await repository.revoke_api_key(conn, key_id)
+    assert revoked is not None
+    return revoked
+
+
+async def resolve_api_key(pool: asyncpg.Pool, raw: str) -> ApiKeyGrant | None:
+    """What ``raw`` grants now, or None if it is not a live key."""
+    prefix = api_key_prefix(raw)
+    if prefix is None:
+        return None
+    async with pool.acquire() as conn:
+        return await repository.use_api_key(conn, prefix, secret_hash(raw))

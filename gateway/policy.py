@@ -1,0 +1,153 @@
+"""Who may call what: one rule per route of the public API, the gateway's own and the
+services'. The gateway refuses any ``/api/v1`` request without a rule (404, or 405 when
+the path is known under another method), and the tests read :data:`RULES` to check every
+route x every role, and that every route the services publish has a rule here.
+
+A rule names the least role allowed (``public`` for no credential at all), the rate
+class charged (see :mod:`gateway.limits`) and the upstream that serves it (``None``: the
+gateway itself). API keys carry scopes: ``read`` for GET/HEAD/OPTIONS, ``write`` for the
+rest; ``api_keys=False`` routes need an interactive login (managing keys and passwords).
+
+Services still check roles and ownership themselves: this table is the outer wall.
+
+To add a route: add its rule here, in the block of its service.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Access = Literal["public", "viewer", "analyst", "admin"]
+RateClass = Literal["public", "login", "read", "write"]
+
+PREFIX = "/api/v1"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    method: str
+    path: str  # template: /api/v1/stocks/{ticker}
+    access: Access
+    rate_class: RateClass
+    upstream: str | None = None  # a service name; None = answered by the gateway
+    api_keys: bool = True
+    websocket: bool = False
+
+    @property
+    def scope(self) -> str:
+        """The API-key scope this route needs."""
+        return "read" if self.method in SAFE_METHODS else "write"
+
+
+def _own(method: str, path: str, access: Access, rate: RateClass, **kw: bool) -> Rule:
+    return Rule(method, PREFIX + path, access, rate, None, **kw)
+
+
+def _svc(service: str, method: str, path: str, access: Access, **kw: bool) -> Rule:
+    rate: RateClass = "read" if method in SAFE_METHODS else "write"
+    return Rule(method, PREFIX + path, access, rate, service, **kw)
+
+
+RULES: tuple[Rule, ...] = (
+    # --- gateway: identity ----------------------------------------------------------
+    _own("POST", "/auth/token", "public", "login"),
+    _own("POST", "/auth/refresh", "public", "public"),
+    _own("POST", "/auth/logout", "public", "public"),
+    _own("GET", "/auth/jwks", "public", "public"),
+    _own("GET", "/users/me", "viewer", "read"),
+    _own("PATCH", "/users/me", "viewer", "write", api_keys=False),
+    _own("GET", "/users", "admin", "read"),
+    _own("POST", "/users", "admin", "write"),
+    _own("GET", "/users/{user_id}", "admin", "read"),
+    _own("PATCH", "/users/{user_id}", "admin", "write"),
+    _own("GET", "/api-keys", "viewer", "read"),
+    _own("POST", "/api-keys", "viewer", "write", api_keys=False),
+    _own("DELETE", "/api-keys/{key_id}", "viewer", "write", api_keys=False),
+    # --- gateway: platform ----------------------------------------------------------
+    _own("GET", "/health", "public", "public"),
+    _own("GET", "/openapi.json", "public", "public"),
+    # --- market -----------------------------------------------------------------------
+    _svc("market", "GET", "/stocks", "viewer"),
+    _svc("market", "GET", "/stocks/{ticker}", "viewer"),
+    _svc("market", "GET", "/stocks/{ticker}/prices", "viewer"),
+    _svc("market", "GET", "/stocks/{ticker}/analysis", "viewer"),
+    _svc("market", "GET", "/market/overview", "viewer"),
+    _svc("market", "GET", "/market/sectors", "viewer"),
+    # --- recommendations ------------------------------------------------------------
+    _svc("recommendations", "GET", "/recommendations", "viewer"),
+    _svc("recommendations", "GET", "/recommendations/history", "viewer"),
+    # --- portfolio --------------------------------------------------------------------
+    _svc("portfolio", "GET", "/portfolio", "viewer"),
+    _svc("portfolio", "POST", "/portfolio", "viewer"),
+    _svc("portfolio", "GET", "/portfolio/positions", "viewer"),
+    _svc("portfolio", "GET", "/portfolio/rebalance", "viewer"),
+    # --- realtime ---------------------------------------------------------------------
+    _svc("realtime", "GET", "/alerts", "viewer"),
+    _svc("realtime", "POST", "/alerts", "viewer"),
+    _svc("realtime", "DELETE", "/alerts/{rule_id}", "viewer"),
+    _svc("realtime", "GET", "/ws/prices", "viewer", websocket=True),
+    _svc("realtime", "GET", "/ws/alerts", "viewer", websocket=True),
+)
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    pattern, last = "", 0
+    for match in _PARAM.finditer(template):
+        pattern += re.escape(template[last : match.start()])
+        pattern += ".+" if match[2] else "[^/]+"
+        last = match.end()
+    return re.compile("^" + pattern + re.escape(template[last:]) + "$")
+
+
+class NoRoute(Exception):
+    """No rule for the path (404), or none for this method (405, ``allowed`` set)."""
+
+    def __init__(self, allowed: tuple[str, ...] = ()) -> None:
+        self.allowed = allowed
+
+
+class Policy:
+    """:data:`RULES`, indexed for a lookup that costs a dict access on static paths and
+    a few regex matches on templated ones."""
+
+    def __init__(self, rules: Iterable[Rule] = RULES) -> None:
+        self.rules = tuple(rules)
+        self._static: dict[tuple[str, str], Rule] = {}
+        self._static_paths: dict[str, list[str]] = {}
+        self._templated: dict[str, list[tuple[re.Pattern[str], Rule]]] = {}
+        seen: set[tuple[str, str, bool]] = set()
+        for rule in self.rules:
+            identity = (rule.method, rule.path, rule.websocket)
+            if identity in seen:
+                raise ValueError(f"two rules for {rule.method} {rule.path}")
+            seen.add(identity)
+            if "{" in rule.path:
+                segment = _first_segment(rule.path)
+                self._templated.setdefault(segment, []).append((_template_regex(rule.path), rule))
+            else:
+                self._static[(rule.method, rule.path)] = rule
+                self._static_paths.setdefault(rule.path, []).append(rule.method)
+
+    def match(self, method: str, path: str) -> Rule:
+        """The rule for ``method path``; HEAD uses GET's. Raises :class:`NoRoute`."""
+        lookup = "GET" if method == "HEAD" else method
+        rule = self._static.get((lookup, path))
+        if rule is not None:
+            return rule
+        allowed = list(self._static_paths.get(path, ()))
+        for regex, candidate in self._templated.get(_first_segment(path), ()):
+            if regex.match(path):
+                if candidate.method == lookup:
+                    return candidate
+                allowed.append(candidate.method)
+        raise NoRoute(tuple(sorted(set(allowed))))
+
+
+def _first_segment(path: str) -> str:
+    return path[len(PREFIX) + 1 :].split("/", 1)[0]
