@@ -203,15 +203,17 @@ async def get_user(user_id: UUID, _: AdminPrincipal, conn: DbConn) -> UserOut:
     responses=error_responses(401, 403, 404, 422),
 )
 async def update_user(
-    user_id: UUID, body: UserUpdate, admin: AdminPrincipal, conn: DbConn
+    user_id: UUID, body: UserUpdate, admin: AdminPrincipal, conn: DbConn, edge: EdgeDep
 ) -> UserOut:
     """Change a user's role or disable them (admins only). Disabling ends their logins
     and stops their API keys; an admin cannot disable or demote themselves."""
     if str(user_id) == admin.user_id and (body.disabled or body.role not in (None, "admin")):
         raise PermissionDeniedError("Admins cannot disable or demote themselves.")
-    return UserOut.of(
-        await service.update_user(conn, user_id, role=body.role, disabled=body.disabled)
-    )
+    user = await service.update_user(conn, user_id, role=body.role, disabled=body.disabled)
+    # Their keys' cached grants are stale now: drop them here; other instances follow
+    # within GATEWAY_API_KEY_CACHE_SECONDS.
+    edge.authenticator.forget_api_keys()
+    return UserOut.of(user)
 
 
 # --- API keys ---------------------------------------------------------------------------
