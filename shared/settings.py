@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -32,6 +32,14 @@ class BaseServiceSettings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     jwt_issuer: str = "bourse"
     jwt_audience: str = "bourse-api"
+
+    # A validator, not Field(ge=, le=): subclasses redeclare ``port`` with their default.
+    @field_validator("port")
+    @classmethod
+    def _port_in_range(cls, port: int) -> int:
+        if not 1 <= port <= 65535:
+            raise ValueError("must be a TCP port, 1-65535")
+        return port
 
 
 class ServiceSettings(BaseServiceSettings):
