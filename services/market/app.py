@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.market import background
 from services.market.config import MarketSettings
 from services.market.routes import router
 from shared.db import Migration, load_migrations
@@ -28,5 +29,13 @@ def create_app(settings: MarketSettings) -> FastAPI:
         migrations=migrations(),
         routers=[router],
         title="Bourse market service",
-        description="Securities, prices and quotes.",
+        description="Securities, daily history, live quotes, analysis, market overview.",
+        extensions=[
+            background.token_cache(settings),
+            background.response_cache(),
+            background.outbox(),
+            background.universe_loader(settings),
+            background.rpc(),
+            background.live_feed(settings),
+        ],
     )

@@ -1,64 +1,66 @@
-"""A small demo universe for a fresh platform: a dozen simulated securities with quotes.
+"""Demo data: the simulated universe (nothing here is real market data; every security is
+marked ``data_source = 'simulated'``).
 
-Every row is marked ``data_source = 'simulated'``: nothing here is real market data.
+``bourse up`` calls :func:`seed_demo` once the parts answer ``/ready``. By then the market
+service has usually begun loading the full universe itself (``MARKET_UNIVERSE_*``: 6,000
+securities x 10 years by default, into an empty database), so ``seed_demo`` waits for that
+load and prints its progress. When nothing is loading and the database is empty (the test
+suite seeds before it starts the services), it loads a small universe itself, sized by
+``MARKET_DEMO_UNIVERSE_SIZE`` (default 150) and ``MARKET_DEMO_UNIVERSE_YEARS`` (default 3).
+Either way it is safe to run again: data already there is kept.
 """
 
 from __future__ import annotations
 
-import random
-from datetime import UTC, datetime
+import asyncio
+import os
+import sys
+import time
 
 import asyncpg
 
-from services.market import repository
-from services.market.domain import Quote, Security
+from services.market.repository import loads
+from services.market.service import loading
 
-DATA_SOURCE = "simulated"
-
-_UNIVERSE = (
-    ("ACME", "Acme Widgets Inc.", "NYSE", "Industrials", "Machinery"),
-    ("BRGT", "Bright Semiconductor Corp.", "NASDAQ", "Information Technology", "Semiconductors"),
-    ("CLDX", "Cloudex Software Ltd.", "NASDAQ", "Information Technology", "Software"),
-    ("DLTA", "Delta Regional Bank", "NYSE", "Financials", "Banks"),
-    ("EVRG", "Evergreen Power Co.", "NYSE", "Utilities", "Electric Utilities"),
-    ("FRSH", "Fresh Harvest Foods", "NYSE", "Consumer Staples", "Food Products"),
-    ("GLXY", "Galaxy Media Group", "NASDAQ", "Communication Services", "Media"),
-    ("HLTH", "Helix Therapeutics", "NASDAQ", "Health Care", "Biotechnology"),
-    ("IRON", "Ironclad Materials", "NYSE", "Materials", "Metals & Mining"),
-    ("JETS", "Jetstream Airlines", "NYSE", "Industrials", "Passenger Airlines"),
-    ("KRFT", "Kraftwerk Retail", "NYSE", "Consumer Discretionary", "Broadline Retail"),
-    ("LAND.B", "Landmark Realty Class B", "NYSE", "Real Estate", "Residential REITs"),
-    ("MOIL", "Meridian Oil & Gas", "NYSE", "Energy", "Oil, Gas & Consumable Fuels"),
-)
+DEMO_SIZE_VARIABLE = "MARKET_DEMO_UNIVERSE_SIZE"
+DEMO_YEARS_VARIABLE = "MARKET_DEMO_UNIVERSE_YEARS"
+DEMO_SEED = 20_240_101
 
 
-def demo_universe(seed: int = 7) -> list[tuple[Security, Quote]]:
-    """The demo securities and a quote for each, the same for a given seed."""
-    rng = random.Random(seed)
-    now = datetime.now(UTC)
-    result = []
-    for ticker, name, exchange, sector, industry in _UNIVERSE:
-        previous = round(rng.uniform(10, 400), 2)
-        price = round(previous * (1 + rng.gauss(0, 0.015)), 2)
-        security = Security(
-            ticker=ticker,
-            name=name,
-            exchange=exchange,
-            sector=sector,
-            industry=industry,
-            currency="USD",
-            status="listed",
-            shares_outstanding=rng.randrange(50, 5_000) * 1_000_000,
-            data_source=DATA_SOURCE,
-        )
-        quote = Quote(ticker, price, previous, rng.randrange(100_000, 20_000_000), now)
-        result.append((security, quote))
-    return result
+def _say(message: str) -> None:
+    sys.stdout.write(f"market: {message}\n")
+    sys.stdout.flush()
 
 
-async def seed_demo(conn: asyncpg.Connection) -> None:
-    """Insert (or refresh) the demo universe. Safe to run again."""
-    async with conn.transaction():
-        for security, quote in demo_universe():
-            await repository.upsert_security(conn, security)
-            await repository.upsert_quote(conn, quote)
+async def seed_demo(conn: asyncpg.Connection, *, wait_timeout: float = 1800.0) -> None:
+    """Make sure a simulated universe is loaded (see the module docstring)."""
+    deadline = time.monotonic() + wait_timeout
+    last_line = ""
+    while True:
+        load = await loads.latest(conn)
+        if load is not None and load.state == "loading":
+            if await loads.try_lock(conn):
+                # Nobody holds the loader's lock: that load died. Load again ourselves.
+                await loads.unlock(conn)
+                break
+            line = (
+                f"loading the simulated universe: {load.phase},"
+                f" {load.rows_loaded:,}/{load.rows_total:,} daily bars"
+            )
+            if line != last_line:
+                _say(line)
+                last_line = line
+            if time.monotonic() > deadline:
+                _say("still loading; see `bourse logs market`")
+                return
+            await asyncio.sleep(2.0)
+            continue
+        if await loading.universe_present(conn):
+            if last_line:
+                _say("simulated universe loaded")
+            return
+        break
+    size = int(os.environ.get(DEMO_SIZE_VARIABLE, "150"))
+    years = int(os.environ.get(DEMO_YEARS_VARIABLE, "3"))
+    spec = loading.universe_spec(size, years, DEMO_SEED)
+    await loading.load_universe_on(conn, spec, report=_say)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path
 
 from services.market.domain import TICKER_PATTERN
-from shared.deps import DbPool, Viewer
+from shared.deps import Admin, DbPool, Viewer
 
 
 def valid_ticker(
@@ -20,4 +20,4 @@ def valid_ticker(
 
 Ticker = Annotated[str, Depends(valid_ticker)]
 
-__all__ = ["DbPool", "Ticker", "Viewer"]
+__all__ = ["Admin", "DbPool", "Ticker", "Viewer"]

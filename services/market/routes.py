@@ -1,45 +1,360 @@
-"""HTTP routes of the market service: parse, call the service, return a schema."""
+"""HTTP routes of the market service: parse, call the service, return a schema.
+
+Hot reads go through the response cache (cache-aside in Redis with a one-second copy in the
+process), are encoded once with orjson, and answer ``If-None-Match`` with 304 and gzip to
+clients that accept it. Time-to-live by kind of data: live quotes 1 s, lists and the market
+views 2-5 s (they follow the feed), analysis 30 s, price history 1 h (it changes at the end
+of a session, when ``market.eod.completed`` drops it).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response, StreamingResponse
 
-from services.market import service
-from services.market.deps import DbPool, Ticker, Viewer
-from services.market.schemas import StockDetail, StockPage, StockSummary
-from shared.errors import error_responses
+from services.market import schemas
+from services.market.background import EOD_TAG
+from services.market.deps import Admin, DbPool, Ticker, Viewer
+from services.market.errors import InvalidImportError
+from services.market.repository.securities import SORT_EXPRESSIONS, StockFilter
+from services.market.service import imports as import_service
+from services.market.service import market as market_service
+from services.market.service import stocks as stock_service
+from shared.cache import CachedBody, ResponseCache, cached_response
+from shared.errors import ValidationFailedError, error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["market"])
 
 _ERRORS = error_responses(401, 403, 422)
+_WITH_404 = {**_ERRORS, **error_responses(404)}
+
+TTL_QUOTES = 1.0
+TTL_LISTS = 2.0
+TTL_MARKET = 5.0
+TTL_ANALYSIS = 30.0
+TTL_HISTORY = 3600.0
+STREAM_ROWS = 5000  # price histories longer than this are streamed, not cached
 
 
-@router.get("/stocks", response_model=StockPage, responses=_ERRORS)
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+async def _cached(
+    request: Request,
+    key: str,
+    ttl: float,
+    build: Callable[[], Awaitable[bytes]],
+    *,
+    media_type: str = "application/json",
+    tags: tuple[str, ...] = (),
+) -> Response:
+    cache: ResponseCache = request.app.state.response_cache
+
+    async def make() -> CachedBody:
+        return CachedBody.build(await build(), media_type)
+
+    body = await cache.get_or_build(key, ttl, make, tags=tags)
+    return cached_response(request, body, max_age=int(ttl))
+
+
+def _sort(raw: str) -> tuple[str, bool]:
+    descending = raw.startswith("-")
+    name = raw.lstrip("-+")
+    if name not in SORT_EXPRESSIONS:
+        raise ValidationFailedError(
+            f"Cannot sort by {name!r}.", details={"sortable": sorted(SORT_EXPRESSIONS)}
+        )
+    return name, descending
+
+
+def _fields(raw: str | None) -> list[str] | None:
+    if raw is None:
+        return None
+    wanted = [f.strip() for f in raw.split(",") if f.strip()]
+    unknown = [f for f in wanted if f not in schemas.STOCK_FIELDS]
+    if unknown or not wanted:
+        raise ValidationFailedError(
+            "Unknown fields.", details={"unknown": unknown, "fields": list(schemas.STOCK_FIELDS)}
+        )
+    return wanted if "ticker" in wanted else ["ticker", *wanted]
+
+
+@router.get("/stocks", response_model=schemas.StockPage, responses=_ERRORS)
 async def list_stocks(
+    request: Request,
     pool: DbPool,
     _: Viewer,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     sector: Annotated[str | None, Query(max_length=64)] = None,
+    industry: Annotated[str | None, Query(max_length=96)] = None,
+    exchange: Annotated[str | None, Query(max_length=32)] = None,
     q: Annotated[
-        str | None, Query(min_length=1, max_length=64, description="ticker/name prefix")
+        str | None, Query(min_length=1, max_length=64, description="ticker prefix or name text")
     ] = None,
-) -> StockPage:
-    """Securities ordered by ticker, a page at a time."""
-    rows, next_cursor = await service.list_stocks(
-        pool, limit=limit, cursor=cursor, sector=sector, search=q
+    min_price: float | None = None,
+    max_price: float | None = None,
+    min_change_percent: float | None = None,
+    max_change_percent: float | None = None,
+    min_volume: float | None = None,
+    max_volume: float | None = None,
+    min_market_cap: float | None = None,
+    max_market_cap: float | None = None,
+    sort: Annotated[
+        str,
+        Query(description="ticker, name, price, change_percent, volume, market_cap; -x descends"),
+    ] = "ticker",
+    fields: Annotated[
+        str | None, Query(description="comma-separated StockSummary fields (ticker always)")
+    ] = None,
+) -> Response:
+    """Securities a page at a time, filtered, sorted, with the chosen fields."""
+    sort_name, descending = _sort(sort)
+    chosen = _fields(fields)
+    filters = StockFilter(
+        sector=sector,
+        industry=industry,
+        exchange=exchange,
+        search=q,
+        ranges=tuple(
+            (name, low, high)
+            for name, low, high in (
+                ("price", min_price, max_price),
+                ("change_percent", min_change_percent, max_change_percent),
+                ("volume", min_volume, max_volume),
+                ("market_cap", min_market_cap, max_market_cap),
+            )
+            if low is not None or high is not None
+        ),
     )
-    return StockPage(items=[StockSummary.of(s, q_) for s, q_ in rows], next_cursor=next_cursor)
+
+    async def build() -> bytes:
+        rows, next_cursor = await stock_service.list_stocks(
+            pool, limit=limit, cursor=cursor, filters=filters, sort=sort_name, descending=descending
+        )
+        items = [
+            schemas.StockSummary.of(s, q_).model_dump(include=set(chosen) if chosen else None)
+            for s, q_ in rows
+        ]
+        return _json({"items": items, "next_cursor": next_cursor})
+
+    return await _cached(request, "stocks?" + str(request.query_params), TTL_LISTS, build)
+
+
+@router.get("/stocks/{ticker}", response_model=schemas.StockDetail, responses=_WITH_404)
+async def get_stock(request: Request, ticker: Ticker, pool: DbPool, _: Viewer) -> Response:
+    """One security with its latest quote."""
+
+    async def build() -> bytes:
+        security, quote = await stock_service.get_stock(pool, ticker)
+        return _json(schemas.StockDetail.of(security, quote).model_dump())
+
+    return await _cached(request, f"stock:{ticker}", TTL_QUOTES, build)
 
 
 @router.get(
-    "/stocks/{ticker}",
-    response_model=StockDetail,
-    responses={**_ERRORS, **error_responses(404)},
+    "/stocks/{ticker}/prices",
+    response_model=schemas.PriceHistory,
+    responses={**_WITH_404, 200: {"content": {"text/csv": {}}}},
 )
-async def get_stock(ticker: Ticker, pool: DbPool, _: Viewer) -> StockDetail:
-    """One security with its latest quote."""
-    security, quote = await service.get_stock(pool, ticker)
-    return StockDetail.of(security, quote)
+async def get_prices(
+    request: Request,
+    ticker: Ticker,
+    pool: DbPool,
+    _: Viewer,
+    start: date | None = None,
+    end: date | None = None,
+    interval: Literal["daily", "weekly", "monthly"] = "daily",
+    adjusted: bool = True,
+    format: Literal["json", "csv"] = "json",
+) -> Response:
+    """Bars between ``start`` and ``end`` (default: the last year), daily or per week/month,
+    split- and dividend-adjusted (default) or as traded, as JSON or CSV."""
+    start, end = stock_service.default_range(start, end, date.today())
+    series = None
+
+    async def load() -> stock_service.PriceSeries:
+        return await stock_service.price_history(
+            pool, ticker, start=start, end=end, interval=interval, adjusted=adjusted
+        )
+
+    # A very long daily range is streamed (and not cached).
+    if interval == "daily" and (end - start).days * 252 / 365 > STREAM_ROWS:
+        series = await load()
+        media = "text/csv" if format == "csv" else "application/json"
+        return StreamingResponse(_stream(series, start, end, format), media_type=media)
+
+    async def build() -> bytes:
+        data = await load()
+        return _encode_csv(data) if format == "csv" else _encode_json(data, start, end)
+
+    key = f"prices:{ticker}:{start}:{end}:{interval}:{int(adjusted)}:{format}"
+    media_type = "text/csv" if format == "csv" else "application/json"
+    return await _cached(request, key, TTL_HISTORY, build, media_type=media_type, tags=(EOD_TAG,))
+
+
+def _rows(
+    series: stock_service.PriceSeries, lo: int = 0, hi: int | None = None
+) -> list[dict[str, Any]]:
+    hi = len(series.period) if hi is None else hi
+    days = series.period[lo:hi].astype(str).tolist()
+    last = series.last_day[lo:hi].astype(str).tolist()
+    o = series.open[lo:hi].round(4).tolist()
+    h = series.high[lo:hi].round(4).tolist()
+    lw = series.low[lo:hi].round(4).tolist()
+    c = series.close[lo:hi].round(4).tolist()
+    v = series.volume[lo:hi].round(0).tolist()
+    weekly = series.interval != "daily"
+    return [
+        {
+            "date": days[i],
+            "open": o[i],
+            "high": h[i],
+            "low": lw[i],
+            "close": c[i],
+            "volume": v[i],
+            "last_day": last[i] if weekly else None,
+        }
+        for i in range(len(days))
+    ]
+
+
+def _header(series: stock_service.PriceSeries, start: date, end: date) -> dict[str, Any]:
+    return {
+        "ticker": series.security.ticker,
+        "interval": series.interval,
+        "adjusted": series.adjusted,
+        "start": start,
+        "end": end,
+        "data_source": series.security.data_source,
+    }
+
+
+def _encode_json(series: stock_service.PriceSeries, start: date, end: date) -> bytes:
+    return _json({**_header(series, start, end), "bars": _rows(series)})
+
+
+_CSV_HEAD = b"date,open,high,low,close,volume\n"
+
+
+def _csv_lines(series: stock_service.PriceSeries, lo: int, hi: int) -> bytes:
+    return "".join(
+        f"{r['date']},{r['open']},{r['high']},{r['low']},{r['close']},{int(r['volume'])}\n"
+        for r in _rows(series, lo, hi)
+    ).encode()
+
+
+def _encode_csv(series: stock_service.PriceSeries) -> bytes:
+    return _CSV_HEAD + _csv_lines(series, 0, len(series.period))
+
+
+async def _stream(series: stock_service.PriceSeries, start: date, end: date, fmt: str):  # type: ignore[no-untyped-def]
+    step = 1000
+    n = len(series.period)
+    if fmt == "csv":
+        yield _CSV_HEAD
+        for lo in range(0, n, step):
+            yield _csv_lines(series, lo, min(n, lo + step))
+        return
+    head = _json({**_header(series, start, end), "bars": []})
+    yield head[:-2]  # without the closing "]}"
+    for lo in range(0, n, step):
+        chunk = _json(_rows(series, lo, min(n, lo + step)))[1:-1]
+        yield (b"," if lo else b"") + chunk
+    yield b"]}"
+
+
+@router.get("/stocks/{ticker}/analysis", response_model=schemas.Analysis, responses=_WITH_404)
+async def get_analysis(request: Request, ticker: Ticker, pool: DbPool, _: Viewer) -> Response:
+    """Returns, moving averages, RSI, MACD, Bollinger bands, ATR, volatility, drawdown, beta,
+    52-week range, relative strength and average volume — each with its parameters —
+    over the split- and dividend-adjusted daily history."""
+
+    async def build() -> bytes:
+        security, quote, result = await stock_service.analysis(pool, ticker)
+        return _json(
+            {
+                "ticker": security.ticker,
+                "name": security.name,
+                "sector": security.sector,
+                "live_price": quote.price if quote else None,
+                "adjusted": True,
+                **result,
+            }
+        )
+
+    return await _cached(request, f"analysis:{ticker}", TTL_ANALYSIS, build, tags=(EOD_TAG,))
+
+
+@router.get("/market/overview", response_model=schemas.Overview, responses=_ERRORS)
+async def get_overview(request: Request, pool: DbPool, _: Viewer) -> Response:
+    """Breadth, the universe index, top gainers, losers and most active, 52-week highs/lows."""
+
+    async def build() -> bytes:
+        return _json(await market_service.overview(pool))
+
+    return await _cached(request, "overview", TTL_MARKET, build, tags=(EOD_TAG,))
+
+
+@router.get("/market/sectors", response_model=schemas.Sectors, responses=_ERRORS)
+async def get_sectors(request: Request, pool: DbPool, _: Viewer) -> Response:
+    """Per GICS sector: performance over 1d/1w/1m/3m/YTD/1y, breadth, leaders and laggards."""
+
+    async def build() -> bytes:
+        return _json(await market_service.sectors(pool))
+
+    return await _cached(request, "sectors", TTL_MARKET, build, tags=(EOD_TAG,))
+
+
+@router.get("/market/quotes", response_model=schemas.QuoteSnapshot, responses=_ERRORS)
+async def get_quotes(request: Request, pool: DbPool, _: Viewer) -> Response:
+    """Every latest quote (the whole universe), from bytes encoded once a second."""
+
+    async def build() -> bytes:
+        return await market_service.quote_snapshot(pool)
+
+    return await _cached(request, "quotes", TTL_QUOTES, build)
+
+
+@router.get("/market/status", response_model=schemas.MarketStatus, responses=_ERRORS)
+async def get_status(request: Request, pool: DbPool, _: Viewer) -> Response:
+    """Storage path, universe size, the universe load's progress, the live feed."""
+    status = await market_service.status(pool)
+    feed = getattr(request.app.state, "feed", None)
+    status["feed"] = feed.stats.as_dict() if feed is not None else None
+    return Response(_json(status), media_type="application/json")
+
+
+@router.post(
+    "/market/imports",
+    response_model=schemas.ImportSummary,
+    responses={**_ERRORS, **error_responses(409)},
+    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def import_csv(
+    request: Request,
+    pool: DbPool,
+    _: Admin,
+    ticker: Annotated[
+        str | None, Query(description="the ticker of a single-security file (Yahoo layout)")
+    ] = None,
+    layout: Literal["auto", "yahoo", "stooq"] = "auto",
+) -> schemas.ImportSummary:
+    """Import daily OHLCV bars from a CSV body (Yahoo or Stooq layout): rows are
+    validated, bad ones rejected with a reason, good ones merged idempotently; the derived
+    statistics are refreshed and ``market.eod.completed`` is published."""
+    body = await request.body()
+    if len(body) > import_service.MAX_IMPORT_BYTES:
+        raise InvalidImportError("The file is larger than 64 MiB; split it.")
+    summary = await import_service.import_csv(
+        pool, body.decode("utf-8-sig", errors="replace"), ticker=ticker, layout=layout
+    )
+    cache: ResponseCache = request.app.state.response_cache
+    await cache.invalidate(EOD_TAG)
+    return summary

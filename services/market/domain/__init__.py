@@ -1,10 +1,13 @@
-"""Pure market logic: ticker rules and quote arithmetic. No I/O."""
+"""Pure market logic: ticker rules, securities and quotes, and (in the modules of this
+package) the trading calendar, the universe simulator, corporate-action adjustment,
+technical indicators, bar validation and universe statistics. No I/O anywhere here.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 # 1-5 letters, optionally a one-letter share class after "." or "-" (BRK.B, BF-B).
 TICKER_PATTERN = r"^[A-Za-z]{1,5}([.-][A-Za-z])?$"
@@ -27,6 +30,9 @@ class Security:
     status: str
     shares_outstanding: int | None
     data_source: str
+    security_id: int | None = None
+    listed_on: date | None = None
+    delisted_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,9 @@ class Quote:
     previous_close: float | None
     volume: int
     updated_at: datetime
+    day_open: float | None = None
+    day_high: float | None = None
+    day_low: float | None = None
 
     @property
     def change(self) -> float | None:

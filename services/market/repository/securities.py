@@ -1,9 +1,9 @@
-"""Every SQL statement of the market service. Functions take a connection and
-return domain values, never raw records."""
+"""Securities and their latest quotes: listing with filters, sorting and keyset pages."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -12,12 +12,34 @@ from services.market.domain import Quote, Security
 
 _SECURITY_COLUMNS = (
     "s.ticker, s.name, s.exchange, s.sector, s.industry, s.currency, s.status,"
-    " s.shares_outstanding, s.data_source"
+    " s.shares_outstanding, s.data_source, s.security_id, s.listed_on, s.delisted_on"
 )
-_QUOTE_COLUMNS = "q.price, q.previous_close, q.volume, q.updated_at"
+_QUOTE_COLUMNS = (
+    "q.price, q.previous_close, q.volume, q.updated_at, q.day_open, q.day_high, q.day_low"
+)
+
+# Sortable and filterable expressions, by API name (never interpolate anything else).
+SORT_EXPRESSIONS: dict[str, str] = {
+    "ticker": "s.ticker",
+    "name": "s.name",
+    "price": "q.price",
+    "change_percent": "(q.price / NULLIF(q.previous_close, 0) - 1) * 100",
+    "volume": "q.volume::double precision",
+    "market_cap": "q.price * s.shares_outstanding",
+}
+_TEXT_SORTS = frozenset({"ticker", "name"})
 
 
-def _security(row: asyncpg.Record) -> Security:
+@dataclass(frozen=True)
+class StockFilter:
+    sector: str | None = None
+    industry: str | None = None
+    exchange: str | None = None
+    search: str | None = None
+    ranges: tuple[tuple[str, float | None, float | None], ...] = ()  # (expression name, min, max)
+
+
+def security_from(row: asyncpg.Record) -> Security:
     return Security(
         ticker=row["ticker"],
         name=row["name"],
@@ -28,51 +50,82 @@ def _security(row: asyncpg.Record) -> Security:
         status=row["status"],
         shares_outstanding=row["shares_outstanding"],
         data_source=row["data_source"],
+        security_id=row["security_id"],
+        listed_on=row["listed_on"],
+        delisted_on=row["delisted_on"],
     )
 
 
-def _quote(row: asyncpg.Record) -> Quote | None:
+def quote_from(row: asyncpg.Record) -> Quote | None:
     if row["price"] is None:
         return None
-    previous = row["previous_close"]
     return Quote(
         ticker=row["ticker"],
-        price=float(row["price"]),
-        previous_close=float(previous) if previous is not None else None,
+        price=row["price"],
+        previous_close=row["previous_close"],
         volume=row["volume"],
         updated_at=row["updated_at"],
+        day_open=row["day_open"],
+        day_high=row["day_high"],
+        day_low=row["day_low"],
     )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def list_securities(
     conn: asyncpg.Connection,
     *,
     limit: int,
-    after: str | None,
-    sector: str | None,
-    search: str | None,
-) -> list[tuple[Security, Quote | None]]:
-    """Securities ordered by ticker, after the keyset position ``after``."""
+    filters: StockFilter,
+    sort: str = "ticker",
+    descending: bool = False,
+    after: tuple[Any, str] | None = None,
+) -> list[tuple[Security, Quote | None, Any]]:
+    """Securities with their quote, ordered by ``sort`` then ticker, after the keyset
+    position ``after`` = (sort value, ticker). Returns (security, quote, sort value)."""
+    expression = SORT_EXPRESSIONS[sort]
+    if sort not in _TEXT_SORTS:
+        # Securities without a quote sort last in either direction.
+        expression = f"COALESCE({expression}, {'-1e300' if descending else '1e300'})"
     conditions = ["TRUE"]
     args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    for column, value in (
+        ("s.sector", filters.sector),
+        ("s.industry", filters.industry),
+        ("s.exchange", filters.exchange),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = {arg(value)}")
+    if filters.search is not None:
+        prefix = arg(_escape_like(filters.search) + "%")
+        contains = arg("%" + _escape_like(filters.search) + "%")
+        conditions.append(f"(s.ticker ILIKE {prefix} OR s.name ILIKE {contains})")
+    for name, low, high in filters.ranges:
+        column = SORT_EXPRESSIONS[name]
+        if low is not None:
+            conditions.append(f"{column} >= {arg(low)}")
+        if high is not None:
+            conditions.append(f"{column} <= {arg(high)}")
     if after is not None:
-        args.append(after)
-        conditions.append(f"s.ticker > ${len(args)}")
-    if sector is not None:
-        args.append(sector)
-        conditions.append(f"s.sector = ${len(args)}")
-    if search is not None:
-        args.append(search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-        conditions.append(f"(s.ticker ILIKE ${len(args)} OR s.name ILIKE ${len(args)})")
-    args.append(limit)
+        op = "<" if descending else ">"
+        conditions.append(f"({expression}, s.ticker) {op} ({arg(after[0])}, {arg(after[1])})")
+    direction = "DESC" if descending else "ASC"
     rows = await conn.fetch(
-        f"SELECT {_SECURITY_COLUMNS}, {_QUOTE_COLUMNS}"
+        f"SELECT {_SECURITY_COLUMNS}, {_QUOTE_COLUMNS}, {expression} AS sort_value"
         " FROM securities s LEFT JOIN latest_quotes q USING (ticker)"
         f" WHERE {' AND '.join(conditions)}"
-        f" ORDER BY s.ticker LIMIT ${len(args)}",
+        f" ORDER BY {expression} {direction}, s.ticker {direction} LIMIT {arg(limit)}",
         *args,
     )
-    return [(_security(row), _quote(row)) for row in rows]
+    return [(security_from(row), quote_from(row), row["sort_value"]) for row in rows]
 
 
 async def get_security(
@@ -83,38 +136,83 @@ async def get_security(
         " FROM securities s LEFT JOIN latest_quotes q USING (ticker) WHERE s.ticker = $1",
         ticker,
     )
-    return (_security(row), _quote(row)) if row is not None else None
+    return (security_from(row), quote_from(row)) if row is not None else None
 
 
-async def upsert_security(conn: asyncpg.Connection, security: Security) -> None:
-    await conn.execute(
+async def security_ids(
+    conn: asyncpg.Connection, tickers: list[str] | None = None
+) -> dict[str, int]:
+    """Ticker → security id, for ``tickers`` (or every security)."""
+    if tickers is None:
+        rows = await conn.fetch("SELECT ticker, security_id FROM securities")
+    else:
+        rows = await conn.fetch(
+            "SELECT ticker, security_id FROM securities WHERE ticker = ANY($1::text[])", tickers
+        )
+    return {row["ticker"]: row["security_id"] for row in rows}
+
+
+async def count_securities(conn: asyncpg.Connection) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM securities")
+    return count
+
+
+async def insert_securities(conn: asyncpg.Connection, securities: list[Security]) -> dict[str, int]:
+    """Insert (or update) ``securities`` in one statement; return ticker → security id."""
+    rows = await conn.fetch(
         "INSERT INTO securities (ticker, name, exchange, sector, industry, currency, status,"
-        " shares_outstanding, data_source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " shares_outstanding, data_source, listed_on, delisted_on)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::text[], $8::bigint[], $9::text[], $10::date[], $11::date[])"
         " ON CONFLICT (ticker) DO UPDATE SET name = EXCLUDED.name, exchange = EXCLUDED.exchange,"
         " sector = EXCLUDED.sector, industry = EXCLUDED.industry, currency = EXCLUDED.currency,"
-        " status = EXCLUDED.status, shares_outstanding = EXCLUDED.shares_outstanding,"
-        " data_source = EXCLUDED.data_source",
-        security.ticker,
-        security.name,
-        security.exchange,
-        security.sector,
-        security.industry,
-        security.currency,
-        security.status,
-        security.shares_outstanding,
-        security.data_source,
+        " status = EXCLUDED.status,"
+        " shares_outstanding ="
+        " COALESCE(EXCLUDED.shares_outstanding, securities.shares_outstanding),"
+        " data_source = EXCLUDED.data_source,"
+        " listed_on = COALESCE(EXCLUDED.listed_on, securities.listed_on),"
+        " delisted_on = EXCLUDED.delisted_on"
+        " RETURNING ticker, security_id",
+        [s.ticker for s in securities],
+        [s.name for s in securities],
+        [s.exchange for s in securities],
+        [s.sector for s in securities],
+        [s.industry for s in securities],
+        [s.currency for s in securities],
+        [s.status for s in securities],
+        [s.shares_outstanding for s in securities],
+        [s.data_source for s in securities],
+        [s.listed_on for s in securities],
+        [s.delisted_on for s in securities],
     )
+    return {row["ticker"]: row["security_id"] for row in rows}
 
 
-async def upsert_quote(conn: asyncpg.Connection, quote: Quote) -> None:
+async def set_shares_outstanding(
+    conn: asyncpg.Connection, security_ids: list[int], shares: list[int]
+) -> None:
     await conn.execute(
-        "INSERT INTO latest_quotes (ticker, price, previous_close, volume, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ticker) DO UPDATE SET price = EXCLUDED.price,"
-        " previous_close = EXCLUDED.previous_close, volume = EXCLUDED.volume,"
-        " updated_at = EXCLUDED.updated_at",
-        quote.ticker,
-        Decimal(str(quote.price)),
-        Decimal(str(quote.previous_close)) if quote.previous_close is not None else None,
-        quote.volume,
-        quote.updated_at,
+        "UPDATE securities s SET shares_outstanding = u.shares"
+        " FROM unnest($1::int[], $2::bigint[]) AS u(security_id, shares)"
+        " WHERE s.security_id = u.security_id",
+        security_ids,
+        shares,
     )
+
+
+async def upsert_security(conn: asyncpg.Connection, security: Security) -> int:
+    return (await insert_securities(conn, [security]))[security.ticker]
+
+
+async def sectors_and_industries(conn: asyncpg.Connection) -> list[tuple[str, str, int]]:
+    rows = await conn.fetch(
+        "SELECT sector, industry, count(*) AS n FROM securities GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    return [(r["sector"], r["industry"], r["n"]) for r in rows]
+
+
+async def listing_window(conn: asyncpg.Connection, ticker: str) -> tuple[date | None, date | None]:
+    row = await conn.fetchrow(
+        "SELECT listed_on, delisted_on FROM securities WHERE ticker = $1", ticker
+    )
+    return (row["listed_on"], row["delisted_on"]) if row else (None, None)

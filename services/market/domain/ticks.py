@@ -1,0 +1,77 @@
+"""The intraday price process behind the simulated live feed (pure, vectorised).
+
+Each tick moves one security's price by a log-normal step scaled so that a session's ticks
+add up to the security's daily volatility, and adds a share of its average daily volume.
+The session's open, high, low and cumulative volume follow from the ticks, so the bar the
+feed writes at the close is consistent with every tick published during the session.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+SESSION_SECONDS = 6.5 * 3600
+
+
+@dataclass
+class SessionState:
+    """Per security (arrays aligned with ``tickers``): the live session so far."""
+
+    tickers: list[str]
+    previous_close: F64
+    price: F64
+    day_open: F64  # NaN until the first tick of the session
+    day_high: F64
+    day_low: F64
+    volume: npt.NDArray[np.int64]
+    daily_vol: F64  # daily return standard deviation
+    avg_volume: F64
+
+    def __len__(self) -> int:
+        return len(self.tickers)
+
+
+def new_session(state: SessionState, closes: F64) -> None:
+    """Start the next session from ``closes`` (yesterday's closes)."""
+    state.previous_close[:] = closes
+    state.price[:] = closes
+    state.day_open[:] = np.nan
+    state.day_high[:] = np.nan
+    state.day_low[:] = np.nan
+    state.volume[:] = 0
+
+
+def step(
+    state: SessionState, rng: np.random.Generator, count: int, rate_per_second: float
+) -> npt.NDArray[np.int64]:
+    """Advance ``count`` ticks (securities chosen uniformly); return their indices.
+
+    A security ticking first in the session opens with a gap around its previous close.
+    """
+    n = len(state)
+    if n == 0 or count <= 0:
+        return np.empty(0, dtype=np.int64)
+    idx = np.unique(rng.integers(0, n, count))
+    ticks_per_session = max(1.0, rate_per_second / n * SESSION_SECONDS)
+    sd = state.daily_vol[idx] / math.sqrt(ticks_per_session)
+    price = state.price[idx]
+    first = np.isnan(state.day_open[idx])
+    if first.any():
+        gap = np.exp(0.3 * state.daily_vol[idx][first] * rng.standard_normal(int(first.sum())))
+        opened = np.round(state.previous_close[idx][first] * gap, 2).clip(0.01, None)
+        price[first] = opened
+        state.day_open[idx[first]] = opened
+        state.day_high[idx[first]] = opened
+        state.day_low[idx[first]] = opened
+    price = np.round(price * np.exp(sd * rng.standard_normal(len(idx))), 2).clip(0.01, None)
+    state.price[idx] = price
+    state.day_high[idx] = np.fmax(state.day_high[idx], price)
+    state.day_low[idx] = np.fmin(state.day_low[idx], price)
+    share = state.avg_volume[idx] / ticks_per_session
+    state.volume[idx] += np.round(share * rng.lognormal(-0.125, 0.5, len(idx))).astype(np.int64)
+    return idx

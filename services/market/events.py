@@ -1,0 +1,116 @@
+"""Subjects and payloads the market service publishes or answers (it owns these schemas).
+
+Core NATS, latest wins (no persistence)::
+
+    market.tick.<TICKER>   Tick: {"ticker", "price", "previous_close", "change",
+                           "change_percent", "volume", "ts"} — floats; volume is the day's
+                           cumulative volume; ts is epoch milliseconds (UTC) of the tick.
+
+JetStream stream ``MARKET`` (through the outbox, ``Nats-Msg-Id = event_id``)::
+
+    market.eod.completed   Event[EodCompleted]: a session's bars are stored and the derived
+                           statistics refreshed.
+
+Request/reply (errors come back in the common envelope)::
+
+    market.rpc.quotes      QuotesRequest {"tickers": [...]} → QuotesReply {"quotes": [Tick...],
+                           "missing": [...]}
+    market.rpc.history     HistoryRequest → HistoryReply, one page at a time: each reply stays
+                           under the payload budget (half the server's max_payload); ask again
+                           with ``cursor = next_cursor`` until it is null.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.messaging import Event
+
+SOURCE = "market"
+STREAM = "MARKET"
+STREAM_SUBJECTS = ["market.eod.>"]
+
+TICK_PREFIX = "market.tick."
+EOD_COMPLETED = "market.eod.completed"
+RPC_QUOTES = "market.rpc.quotes"
+RPC_HISTORY = "market.rpc.history"
+
+MAX_TICKERS_PER_REQUEST = 10_000
+
+
+def tick_subject(ticker: str) -> str:
+    return TICK_PREFIX + ticker
+
+
+class Tick(BaseModel):
+    ticker: str
+    price: float
+    previous_close: float
+    change: float
+    change_percent: float
+    volume: int
+    ts: int
+
+
+def encode_tick(ticker: str, price: float, previous_close: float, volume: int, ts: int) -> bytes:
+    """A tick's JSON bytes, built without a model (the feed's hot path)."""
+    change = price - previous_close
+    return orjson.dumps(
+        {
+            "ticker": ticker,
+            "price": round(price, 4),
+            "previous_close": round(previous_close, 4),
+            "change": round(change, 4),
+            "change_percent": round(change / previous_close * 100.0, 4) if previous_close else 0.0,
+            "volume": int(volume),
+            "ts": ts,
+        }
+    )
+
+
+class QuotesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tickers: list[str] = Field(max_length=MAX_TICKERS_PER_REQUEST)
+
+
+class QuotesReply(BaseModel):
+    quotes: list[Tick]
+    missing: list[str]
+
+
+class HistoryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tickers: list[str] = Field(min_length=1, max_length=MAX_TICKERS_PER_REQUEST)
+    start: date
+    end: date
+    adjusted: bool = True
+    cursor: int | None = Field(None, ge=0, description="next_cursor of the previous reply")
+
+
+class CloseSeries(BaseModel):
+    ticker: str
+    dates: list[date]
+    closes: list[float]
+
+
+class HistoryReply(BaseModel):
+    series: list[CloseSeries]
+    missing: list[str]
+    next_cursor: int | None
+
+
+class EodCompleted(BaseModel):
+    session: date
+    securities: int
+    bars_inserted: int
+    bars_updated: int
+    source: str = Field(description="feed, import or provider")
+
+
+def eod_event(payload: EodCompleted) -> Event[EodCompleted]:
+    return Event[EodCompleted](event_type="market.eod.completed", source=SOURCE, data=payload)

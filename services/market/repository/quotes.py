@@ -1,0 +1,113 @@
+"""Latest quotes: one row per security, kept current by the feed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class QuoteRow:
+    ticker: str
+    price: float
+    previous_close: float | None
+    volume: int
+    updated_at: datetime
+    session: date | None
+    day_open: float | None
+    day_high: float | None
+    day_low: float | None
+
+
+_COLUMNS = "ticker, price, previous_close, volume, updated_at, session, day_open, day_high, day_low"
+
+
+def _row(r: asyncpg.Record) -> QuoteRow:
+    return QuoteRow(
+        r["ticker"],
+        r["price"],
+        r["previous_close"],
+        r["volume"],
+        r["updated_at"],
+        r["session"],
+        r["day_open"],
+        r["day_high"],
+        r["day_low"],
+    )
+
+
+async def all_quotes(conn: asyncpg.Connection) -> list[QuoteRow]:
+    """Every latest quote, ordered by ticker (one index-free scan of a narrow table)."""
+    return [
+        _row(r) for r in await conn.fetch(f"SELECT {_COLUMNS} FROM latest_quotes ORDER BY ticker")
+    ]
+
+
+async def quotes_for(conn: asyncpg.Connection, tickers: list[str]) -> list[QuoteRow]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM latest_quotes WHERE ticker = ANY($1::text[]) ORDER BY ticker",
+        tickers,
+    )
+    return [_row(r) for r in rows]
+
+
+async def write_quotes(conn: asyncpg.Connection, quotes: list[QuoteRow]) -> None:
+    """Insert or overwrite ``quotes`` in one statement."""
+    if not quotes:
+        return
+    await conn.execute(
+        f"INSERT INTO latest_quotes ({_COLUMNS})"
+        " SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[], $4::bigint[],"
+        " $5::timestamptz[], $6::date[], $7::float8[], $8::float8[], $9::float8[])"
+        " ON CONFLICT (ticker) DO UPDATE SET price = EXCLUDED.price,"
+        " previous_close = EXCLUDED.previous_close, volume = EXCLUDED.volume,"
+        " updated_at = EXCLUDED.updated_at, session = EXCLUDED.session,"
+        " day_open = EXCLUDED.day_open, day_high = EXCLUDED.day_high, day_low = EXCLUDED.day_low",
+        [q.ticker for q in quotes],
+        [q.price for q in quotes],
+        [q.previous_close for q in quotes],
+        [q.volume for q in quotes],
+        [q.updated_at for q in quotes],
+        [q.session for q in quotes],
+        [q.day_open for q in quotes],
+        [q.day_high for q in quotes],
+        [q.day_low for q in quotes],
+    )
+
+
+async def quotes_from_bars(conn: asyncpg.Connection, day: date) -> int:
+    """Set every security's quote from its last bar on or before ``day`` (and the bar
+    before it as previous close): after a load, before any tick."""
+    status: str = await conn.execute(
+        "INSERT INTO latest_quotes (ticker, price, previous_close, volume, updated_at, session,"
+        " day_open, day_high, day_low)"
+        " SELECT s.ticker, b.close, p.close, b.volume,"
+        " (b.day + time '16:00') AT TIME ZONE 'America/New_York', b.day, b.open, b.high, b.low"
+        " FROM securities s"
+        " CROSS JOIN LATERAL (SELECT * FROM daily_bars d WHERE d.security_id = s.security_id"
+        "   AND d.day <= $1 ORDER BY d.day DESC LIMIT 1) b"
+        " LEFT JOIN LATERAL (SELECT close FROM daily_bars d WHERE d.security_id = s.security_id"
+        "   AND d.day < b.day ORDER BY d.day DESC LIMIT 1) p ON TRUE"
+        " ON CONFLICT (ticker) DO UPDATE SET price = EXCLUDED.price,"
+        " previous_close = EXCLUDED.previous_close, volume = EXCLUDED.volume,"
+        " updated_at = EXCLUDED.updated_at, session = EXCLUDED.session,"
+        " day_open = EXCLUDED.day_open, day_high = EXCLUDED.day_high, day_low = EXCLUDED.day_low",
+        day,
+    )
+    return int(status.split()[-1])
+
+
+async def session_quotes(
+    conn: asyncpg.Connection, session: date
+) -> list[tuple[int, float, float, float, float, int]]:
+    """(security id, open, high, low, close, volume) of the quotes of ``session``: the bar
+    the feed built during it."""
+    rows = await conn.fetch(
+        "SELECT s.security_id, q.day_open, q.day_high, q.day_low, q.price, q.volume"
+        " FROM latest_quotes q JOIN securities s USING (ticker)"
+        " WHERE q.session = $1 AND q.day_open IS NOT NULL AND s.status = 'listed'",
+        session,
+    )
+    return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]

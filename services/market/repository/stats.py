@@ -1,0 +1,151 @@
+"""Derived statistics: per-security stats, the universe index, and the universe-wide
+reads built on them (overview, sectors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from services.market.domain.statistics import SecurityStats
+
+
+async def shares_by_security(conn: asyncpg.Connection) -> dict[int, float]:
+    rows = await conn.fetch(
+        "SELECT security_id, shares_outstanding FROM securities"
+        " WHERE shares_outstanding IS NOT NULL"
+    )
+    return {r[0]: float(r[1]) for r in rows}
+
+
+async def write_stats(
+    conn: asyncpg.Connection,
+    stats: list[SecurityStats],
+    rs_universe: list[float | None],
+    rs_sector: list[float | None],
+) -> None:
+    await conn.execute("DELETE FROM security_stats")
+    await conn.copy_records_to_table(
+        "security_stats",
+        records=[
+            (
+                s.security_id,
+                s.as_of,
+                s.close,
+                s.bases.get("1w"),
+                s.bases.get("1m"),
+                s.bases.get("3m"),
+                s.bases.get("6m"),
+                s.bases.get("ytd"),
+                s.bases.get("1y"),
+                s.high_52w,
+                s.low_52w,
+                s.avg_volume_30d,
+                s.daily_volatility,
+                s.return_1y,
+                ru,
+                rsec,
+            )
+            for s, ru, rsec in zip(stats, rs_universe, rs_sector, strict=True)
+        ],
+        columns=(
+            "security_id",
+            "as_of",
+            "close",
+            "base_1w",
+            "base_1m",
+            "base_3m",
+            "base_6m",
+            "base_ytd",
+            "base_1y",
+            "high_52w",
+            "low_52w",
+            "avg_volume_30d",
+            "daily_volatility",
+            "return_1y",
+            "rs_universe",
+            "rs_sector",
+        ),
+    )
+
+
+async def sector_of(conn: asyncpg.Connection) -> dict[int, str]:
+    return {r[0]: r[1] for r in await conn.fetch("SELECT security_id, sector FROM securities")}
+
+
+async def index_level_before(conn: asyncpg.Connection, day: date) -> tuple[date, float] | None:
+    row = await conn.fetchrow(
+        "SELECT day, level FROM market_index WHERE day < $1 ORDER BY day DESC LIMIT 1", day
+    )
+    return (row["day"], row["level"]) if row else None
+
+
+async def write_index(
+    conn: asyncpg.Connection, rows: list[tuple[date, float, int]], *, since: date
+) -> None:
+    await conn.execute("DELETE FROM market_index WHERE day >= $1", since)
+    await conn.copy_records_to_table(
+        "market_index", records=rows, columns=("day", "level", "constituents")
+    )
+
+
+async def index_series(
+    conn: asyncpg.Connection, start: date, end: date
+) -> list[tuple[date, float]]:
+    rows = await conn.fetch(
+        "SELECT day, level FROM market_index WHERE day BETWEEN $1 AND $2 ORDER BY day", start, end
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+async def security_stats_row(conn: asyncpg.Connection, security_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM security_stats WHERE security_id = $1", security_id)
+    return dict(row) if row else None
+
+
+@dataclass(frozen=True)
+class UniverseRow:
+    """One listed security with its live quote and stats, for universe-wide views."""
+
+    ticker: str
+    name: str
+    sector: str
+    price: float
+    previous_close: float | None
+    volume: int
+    market_cap: float | None
+    bases: dict[str, float | None]
+    high_52w: float | None
+    low_52w: float | None
+
+
+_PERIOD_COLUMNS = ("1w", "1m", "3m", "6m", "ytd", "1y")
+
+
+async def universe_rows(conn: asyncpg.Connection) -> list[UniverseRow]:
+    """Every listed security that has a quote (≈6,000 narrow rows)."""
+    rows = await conn.fetch(
+        "SELECT s.ticker, s.name, s.sector, q.price, q.previous_close, q.volume,"
+        " q.price * s.shares_outstanding AS market_cap, t.base_1w, t.base_1m, t.base_3m,"
+        " t.base_6m, t.base_ytd, t.base_1y, t.high_52w, t.low_52w"
+        " FROM securities s JOIN latest_quotes q USING (ticker)"
+        " LEFT JOIN security_stats t USING (security_id)"
+        " WHERE s.status = 'listed'"
+    )
+    return [
+        UniverseRow(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            {p: r[7 + k] for k, p in enumerate(_PERIOD_COLUMNS)},
+            r[13],
+            r[14],
+        )
+        for r in rows
+    ]

@@ -1,0 +1,185 @@
+"""Universe-wide use cases: overview, sectors, quote snapshots, request/reply answers,
+the end-of-day completion, and the service's status."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Any
+
+import asyncpg
+import orjson
+
+from services.market import events
+from services.market.domain import adjustment as adj
+from services.market.domain import overview as ov
+from services.market.domain.statistics import group_slices
+from services.market.repository import actions as actions_repo
+from services.market.repository import bars as bars_repo
+from services.market.repository import loads, quotes, securities, stats
+from services.market.repository.quotes import QuoteRow
+from services.market.service.loading import refresh_derived
+from shared.messaging import enqueue
+
+
+def quote_payload(q: QuoteRow) -> dict[str, Any]:
+    previous = q.previous_close if q.previous_close else q.price
+    change = q.price - previous
+    return {
+        "ticker": q.ticker,
+        "price": round(q.price, 4),
+        "previous_close": round(previous, 4),
+        "change": round(change, 4),
+        "change_percent": round(change / previous * 100.0, 4) if previous else 0.0,
+        "volume": q.volume,
+        "ts": int(q.updated_at.timestamp() * 1000),
+    }
+
+
+async def quote_snapshot(pool: asyncpg.Pool) -> bytes:
+    """Every latest quote, encoded once as JSON bytes."""
+    async with pool.acquire() as conn:
+        rows = await quotes.all_quotes(conn)
+    latest = max((int(q.updated_at.timestamp() * 1000) for q in rows), default=0)
+    return orjson.dumps(
+        {"as_of": latest, "count": len(rows), "quotes": [quote_payload(q) for q in rows]}
+    )
+
+
+async def quotes_reply(pool: asyncpg.Pool, tickers: list[str]) -> events.QuotesReply:
+    wanted = list(dict.fromkeys(t.upper() for t in tickers))
+    async with pool.acquire() as conn:
+        rows = await quotes.quotes_for(conn, wanted)
+    found = {q.ticker for q in rows}
+    return events.QuotesReply(
+        quotes=[events.Tick(**quote_payload(q)) for q in rows],
+        missing=[t for t in wanted if t not in found],
+    )
+
+
+async def history_reply(
+    pool: asyncpg.Pool, request: events.HistoryRequest, *, budget_bytes: int
+) -> events.HistoryReply:
+    """Closes for the requested tickers, from ``request.cursor`` on, as many series as fit
+    in ``budget_bytes`` (at least one)."""
+    wanted = list(dict.fromkeys(t.upper() for t in request.tickers))
+    start_at = request.cursor or 0
+    async with pool.acquire() as conn:
+        ids = await securities.security_ids(conn, wanted)
+        # Read a slice at a time: most replies carry a few hundred series.
+        estimate = max(1, budget_bytes // max(1, 14 * ((request.end - request.start).days + 1)))
+        page = wanted[start_at : start_at + estimate * 2 + 1]
+        page_ids = [ids[t] for t in page if t in ids]
+        bars = await bars_repo.bars_for(conn, page_ids, request.start, request.end)
+        actions = (
+            {i: await actions_repo.actions_for(conn, i) for i in page_ids}
+            if request.adjusted
+            else {}
+        )
+
+    def build() -> events.HistoryReply:
+        by_id = dict(group_slices(bars.security_id))
+        series: list[events.CloseSeries] = []
+        missing: list[str] = []
+        size = 64
+        next_cursor: int | None = None
+        for offset, ticker in enumerate(page):
+            sid = ids.get(ticker)
+            if sid is None:
+                missing.append(ticker)
+                continue
+            rows = by_id.get(sid)
+            days = bars.day[rows] if rows is not None else bars.day[:0]
+            close = bars.close[rows] if rows is not None else bars.close[:0]
+            if request.adjusted and len(days):
+                price_f, _ = adj.factors(days, actions.get(sid, []))
+                close = close * price_f
+            item = events.CloseSeries(
+                ticker=ticker,
+                dates=[d.item() for d in days],
+                closes=[round(float(c), 6) for c in close],
+            )
+            item_size = 40 + len(ticker) + 24 * len(days)
+            if series and size + item_size > budget_bytes:
+                next_cursor = start_at + offset
+                break
+            series.append(item)
+            size += item_size
+        else:
+            end = start_at + len(page)
+            next_cursor = end if end < len(wanted) else None
+        return events.HistoryReply(series=series, missing=missing, next_cursor=next_cursor)
+
+    return await asyncio.to_thread(build)
+
+
+async def _universe(
+    pool: asyncpg.Pool,
+) -> tuple[list[stats.UniverseRow], date | None, float | None]:
+    async with pool.acquire() as conn:
+        rows = await stats.universe_rows(conn)
+        as_of = await bars_repo.last_day(conn)
+        previous = await stats.index_level_before(conn, date.max) if as_of else None
+    return rows, as_of, previous[1] if previous else None
+
+
+async def overview(pool: asyncpg.Pool) -> dict[str, Any]:
+    rows, as_of, level = await _universe(pool)
+    result = await asyncio.to_thread(ov.overview, rows, previous_index_level=level)
+    return {"as_of": as_of, **result}
+
+
+async def sectors(pool: asyncpg.Pool) -> dict[str, Any]:
+    rows, as_of, _ = await _universe(pool)
+    return {"as_of": as_of, "sectors": await asyncio.to_thread(ov.sectors, rows)}
+
+
+async def status(pool: asyncpg.Pool) -> dict[str, Any]:
+    async with pool.acquire() as conn:
+        load = await loads.latest(conn)
+        return {
+            "storage": await bars_repo.storage(conn),
+            "securities": await securities.count_securities(conn),
+            "universe_load": None
+            if load is None
+            else {
+                "state": load.state,
+                "phase": load.phase,
+                "rows_loaded": load.rows_loaded,
+                "rows_total": load.rows_total,
+                "percent": round(100.0 * load.rows_loaded / load.rows_total, 1)
+                if load.rows_total
+                else None,
+                "started_at": load.started_at,
+                "finished_at": load.finished_at,
+                "error": load.error,
+            },
+        }
+
+
+async def complete_eod(
+    conn: asyncpg.Connection,
+    *,
+    session: date,
+    inserted: int,
+    updated: int,
+    securities_count: int,
+    source: str,
+    since: date | None = None,
+) -> None:
+    """After bars of ``session`` are stored (in ``conn``'s transaction): refresh derived
+    data and queue ``market.eod.completed`` in the same transaction."""
+    await refresh_derived(conn, since=since or session)
+    await enqueue(
+        conn,
+        events.EOD_COMPLETED,
+        events.eod_event(
+            events.EodCompleted(
+                session=session,
+                securities=securities_count,
+                bars_inserted=inserted,
+                bars_updated=updated,
+                source=source,
+            )
+        ),
+    )

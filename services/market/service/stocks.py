@@ -1,0 +1,210 @@
+"""Use cases about one security or a list of them: listing, detail, price history,
+technical analysis. No FastAPI here; raises domain errors."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+
+from services.market.domain import Quote, Security
+from services.market.domain import adjustment as adj
+from services.market.domain.analysis import HISTORY_DAYS, analyse
+from services.market.domain.bars import resample
+from services.market.errors import InvalidDateRangeError, StockNotFoundError
+from services.market.repository import actions as actions_repo
+from services.market.repository import bars as bars_repo
+from services.market.repository import securities, stats
+from services.market.repository.securities import StockFilter
+from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
+
+Interval = Literal["daily", "weekly", "monthly"]
+
+
+async def list_stocks(
+    pool: asyncpg.Pool,
+    *,
+    limit: int,
+    cursor: str | None,
+    filters: StockFilter,
+    sort: str,
+    descending: bool,
+) -> tuple[list[tuple[Security, Quote | None]], str | None]:
+    """One page of securities and the cursor of the next page (None on the last).
+
+    The cursor holds the sort it was made for; reusing it with another sort is refused.
+    """
+    after = None
+    if cursor:
+        position = decode_cursor(cursor, keys=("sort", "value", "ticker"))
+        if position["sort"] != f"{'-' if descending else ''}{sort}":
+            raise InvalidCursorError("The cursor belongs to another sort order.")
+        after = (position["value"], position["ticker"])
+    async with pool.acquire() as conn:
+        rows = await securities.list_securities(
+            conn, limit=limit + 1, filters=filters, sort=sort, descending=descending, after=after
+        )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last_security, _, last_value = rows[-1]
+        next_cursor = encode_cursor(
+            {
+                "sort": f"{'-' if descending else ''}{sort}",
+                "value": last_value,
+                "ticker": last_security.ticker,
+            }
+        )
+    return [(s, q) for s, q, _ in rows], next_cursor
+
+
+async def get_stock(pool: asyncpg.Pool, ticker: str) -> tuple[Security, Quote | None]:
+    async with pool.acquire() as conn:
+        found = await securities.get_security(conn, ticker)
+    if found is None:
+        raise StockNotFoundError(ticker)
+    return found
+
+
+@dataclass(frozen=True)
+class PriceSeries:
+    security: Security
+    interval: Interval
+    adjusted: bool
+    period: npt.NDArray[np.datetime64]  # the bar's day, or its period's first day
+    open: npt.NDArray[np.float64]
+    high: npt.NDArray[np.float64]
+    low: npt.NDArray[np.float64]
+    close: npt.NDArray[np.float64]
+    volume: npt.NDArray[np.float64]
+    last_day: npt.NDArray[np.datetime64]
+
+
+def default_range(start: date | None, end: date | None, today: date) -> tuple[date, date]:
+    end = end or today
+    start = start or (end - timedelta(days=365))
+    if start > end:
+        raise InvalidDateRangeError(start, end)
+    return start, end
+
+
+async def price_history(
+    pool: asyncpg.Pool,
+    ticker: str,
+    *,
+    start: date,
+    end: date,
+    interval: Interval,
+    adjusted: bool,
+) -> PriceSeries:
+    """Bars of ``ticker`` between ``start`` and ``end``; adjusted at read time from the
+    stored corporate actions when ``adjusted``."""
+    async with pool.acquire() as conn:
+        security = await _security(conn, ticker)
+        assert security.security_id is not None
+        # Whole periods: widen the range to the first day of the period containing start.
+        read_start = start if interval == "daily" else _period_floor(start, interval)
+        if interval != "daily" and not adjusted:
+            rows = await bars_repo.period_history(
+                conn, security.security_id, read_start, end, interval
+            )
+            return _from_period_rows(security, interval, rows)
+        bars = await bars_repo.daily_history(conn, security.security_id, read_start, end)
+        actions = await actions_repo.actions_for(conn, security.security_id) if adjusted else []
+    return await asyncio.to_thread(_shape, security, bars, actions, interval, adjusted)
+
+
+def _period_floor(day: date, interval: Interval) -> date:
+    if interval == "monthly":
+        return day.replace(day=1)
+    return day - timedelta(days=day.weekday())
+
+
+def _shape(
+    security: Security,
+    bars: bars_repo.BarArrays,
+    actions: list[adj.Action],
+    interval: Interval,
+    adjusted: bool,
+) -> PriceSeries:
+    (o, h, lo, c), v = (
+        adj.adjust(bars.day, (bars.open, bars.high, bars.low, bars.close), bars.volume, actions)
+        if adjusted
+        else ((bars.open, bars.high, bars.low, bars.close), bars.volume.astype(float))
+    )
+    if interval == "daily":
+        return PriceSeries(security, interval, adjusted, bars.day, o, h, lo, c, v, bars.day)
+    r = resample(bars.day, o, h, lo, c, v, interval)
+    return PriceSeries(
+        security, interval, adjusted, r.period, r.open, r.high, r.low, r.close, r.volume, r.last_day
+    )
+
+
+def _from_period_rows(
+    security: Security,
+    interval: Interval,
+    rows: list[tuple[date, float, float, float, float, int, date]],
+) -> PriceSeries:
+    def col(k: int) -> npt.NDArray[np.float64]:
+        return np.array([r[k] for r in rows], dtype=np.float64)
+
+    return PriceSeries(
+        security,
+        interval,
+        False,
+        np.array([r[0] for r in rows], dtype="datetime64[D]"),
+        col(1),
+        col(2),
+        col(3),
+        col(4),
+        col(5),
+        np.array([r[6] for r in rows], dtype="datetime64[D]"),
+    )
+
+
+async def _security(conn: asyncpg.Connection, ticker: str) -> Security:
+    found = await securities.get_security(conn, ticker)
+    if found is None:
+        raise StockNotFoundError(ticker)
+    return found[0]
+
+
+async def analysis(
+    pool: asyncpg.Pool, ticker: str
+) -> tuple[Security, Quote | None, dict[str, Any]]:
+    """The technical analysis of ``ticker`` over its adjusted daily history."""
+    async with pool.acquire() as conn:
+        found = await securities.get_security(conn, ticker)
+        if found is None:
+            raise StockNotFoundError(ticker)
+        security, quote = found
+        assert security.security_id is not None
+        end = date.today()
+        start = end - timedelta(days=HISTORY_DAYS)
+        bars = await bars_repo.daily_history(conn, security.security_id, start, end)
+        actions = await actions_repo.actions_for(conn, security.security_id)
+        index = await stats.index_series(conn, start, end)
+        row = await stats.security_stats_row(conn, security.security_id)
+
+    def compute() -> dict[str, Any]:
+        (high, low, close), volume = adj.adjust(
+            bars.day, (bars.high, bars.low, bars.close), bars.volume, actions
+        )
+        return analyse(
+            bars.day,
+            high,
+            low,
+            close,
+            volume,
+            market_days=np.array([d for d, _ in index], dtype="datetime64[D]"),
+            market_levels=np.array([lvl for _, lvl in index], dtype=np.float64),
+            rs_universe=row["rs_universe"] if row else None,
+            rs_sector=row["rs_sector"] if row else None,
+        )
+
+    return security, quote, await asyncio.to_thread(compute)
