@@ -4,6 +4,7 @@ special closures as published by the exchange), as numpy day arrays."""
 from __future__ import annotations
 
 import functools
+import warnings
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -20,25 +21,41 @@ FIRST_DAY = date(1990, 1, 2)
 def _calendar():  # type: ignore[no-untyped-def]
     import exchange_calendars
 
-    return exchange_calendars.get_calendar("XNYS", start=FIRST_DAY.isoformat())
+    # exchange_calendars 4.13 reads Series.values, which pandas >= 3.1 deprecates with a
+    # warning; the calendar itself is right, so that warning is not ours to act on.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Series.values", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="Series.values", category=DeprecationWarning)
+        try:
+            from pandas.errors import Pandas4Warning
+
+            warnings.filterwarnings("ignore", message="Series.values", category=Pandas4Warning)
+        except ImportError:  # pandas < 3.1
+            pass
+        calendar = exchange_calendars.get_calendar("XNYS", start=FIRST_DAY.isoformat())
+        # Build everything lazily computed now, inside the filter.
+        calendar.sessions.to_numpy()
+        calendar.opens.to_numpy()
+        calendar.closes.to_numpy()
+        return calendar
 
 
 @functools.cache
 def _all_sessions() -> Days:
-    return np.asarray(_calendar().sessions.values.astype("datetime64[D]"))
+    return np.asarray(_calendar().sessions.to_numpy().astype("datetime64[D]"))
 
 
 @functools.cache
 def _closes() -> npt.NDArray[np.int64]:
     """Each session's close as epoch milliseconds (early closes included)."""
-    closes = _calendar().closes.values.astype("datetime64[ms]").astype(np.int64)
-    return np.asarray(closes)
+    closes = _calendar().closes.dt.tz_convert(None).to_numpy().astype("datetime64[ms]")
+    return np.asarray(closes.astype(np.int64))
 
 
 @functools.cache
 def _opens() -> npt.NDArray[np.int64]:
-    opens = _calendar().opens.values.astype("datetime64[ms]").astype(np.int64)
-    return np.asarray(opens)
+    opens = _calendar().opens.dt.tz_convert(None).to_numpy().astype("datetime64[ms]")
+    return np.asarray(opens.astype(np.int64))
 
 
 def sessions(start: date, end: date) -> Days:
