@@ -10,6 +10,7 @@ seconds), and has no ``crit`` extension; its signature verifies; and it carries
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import time
@@ -224,6 +225,7 @@ class RemoteJwks:
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._last_refresh = float("-inf")
         self._min_refresh_interval = min_refresh_interval
+        self._refresh_lock = asyncio.Lock()
 
     async def refresh(self) -> None:
         self._last_refresh = time.monotonic()
@@ -239,12 +241,18 @@ class RemoteJwks:
 
     async def get(self, kid: str) -> Ed25519PublicKey | None:
         key = self._keys.get(kid)
-        if key is None and time.monotonic() - self._last_refresh >= self._min_refresh_interval:
-            try:
-                await self.refresh()
-            except httpx.HTTPError:
-                return None
+        if key is not None:
+            return key
+        # Requests that miss together wait for one refresh and then all see its result
+        # (without the lock, every one but the first would be refused as 'unknown key').
+        async with self._refresh_lock:
             key = self._keys.get(kid)
+            if key is None and time.monotonic() - self._last_refresh >= self._min_refresh_interval:
+                try:
+                    await self.refresh()
+                except httpx.HTTPError:
+                    return None
+                key = self._keys.get(kid)
         return key
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from typing import Any
@@ -215,3 +216,20 @@ async def test_remote_jwks_refreshes_on_a_new_kid_but_not_on_every_unknown_one()
         keys.append(SigningKey.generate())  # rotation: the new key is found on first sight
         assert await jwks_fast.get(keys[1].kid) is not None
         assert await jwks_fast.get(keys[0].kid) is not None  # the old one still verifies
+
+
+async def test_requests_missing_together_share_one_refresh() -> None:
+    key = SigningKey.generate()
+    fetches = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal fetches
+        fetches += 1
+        await asyncio.sleep(0.05)  # slow enough for every caller to miss meanwhile
+        return httpx.Response(200, json=jwks_document([key.public_key]))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        jwks = RemoteJwks("http://gateway/jwks", client=client, min_refresh_interval=3600)
+        found = await asyncio.gather(*(jwks.get(key.kid) for _ in range(20)))
+    assert all(k is not None for k in found)
+    assert fetches == 1
