@@ -21,8 +21,8 @@ REASONS = (
     "high_below_low",
     "open_outside_range",
     "close_outside_range",
-    "not_a_session",
     "future_date",
+    "not_a_session",
     "duplicate_day",
 )
 
@@ -63,8 +63,8 @@ def validate(
         flag((open_ > high) | (open_ < low), 4)
         flag((close > high) | (close < low), 5)
     day_values = days.astype("datetime64[D]")
-    flag(~calendar.session_mask(day_values), 6)
-    flag(day_values > np.datetime64(today, "D"), 7)
+    flag(day_values > np.datetime64(today, "D"), 6)
+    flag(~calendar.session_mask(day_values), 7)
     # A key+day seen earlier in the file: the first occurrence wins.
     if n:
         order = np.lexsort((np.arange(n), day_values.astype(np.int64), keys))

@@ -239,9 +239,13 @@ async def merge(conn: asyncpg.Connection, bars: BarArrays) -> MergeCounts:
     )
     await conn.execute("TRUNCATE bars_in")
     await _copy(conn, "bars_in", encode_binary(bars))
-    row = await conn.fetchrow(
-        "WITH merged AS ("
-        " INSERT INTO daily_bars (security_id, day, open, high, low, close, volume)"
+    # Partitioned tables cannot return xmax (inserted vs updated), so count the keys that
+    # exist first; the staging rows are unique (validation drops duplicate days).
+    existing: int = await conn.fetchval(
+        "SELECT count(*) FROM bars_in i JOIN daily_bars b USING (security_id, day)"
+    )
+    status: str = await conn.execute(
+        "INSERT INTO daily_bars (security_id, day, open, high, low, close, volume)"
         " SELECT security_id, day, open, high, low, close, volume FROM bars_in"
         " ON CONFLICT (security_id, day) DO UPDATE SET open = EXCLUDED.open,"
         " high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,"
@@ -249,11 +253,10 @@ async def merge(conn: asyncpg.Connection, bars: BarArrays) -> MergeCounts:
         " WHERE (daily_bars.open, daily_bars.high, daily_bars.low, daily_bars.close,"
         " daily_bars.volume) IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low,"
         " EXCLUDED.close, EXCLUDED.volume)"
-        " RETURNING (xmax = 0) AS inserted)"
-        " SELECT count(*) FILTER (WHERE inserted) AS inserted,"
-        " count(*) FILTER (WHERE NOT inserted) AS updated FROM merged"
     )
-    inserted, updated = row["inserted"], row["updated"]
+    written = int(status.split()[-1])
+    inserted = len(bars) - existing
+    updated = written - inserted
     return MergeCounts(inserted, updated, len(bars) - inserted - updated)
 
 
