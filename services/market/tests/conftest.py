@@ -90,3 +90,27 @@ async def redis(infra: TestInfra) -> AsyncIterator[RedisNamespace]:
         if keys:
             await namespace.client.delete(*keys)
         await namespace.close()
+
+
+@pytest.fixture
+async def fresh_market_pool(infra: TestInfra) -> AsyncIterator[asyncpg.Pool]:
+    """A database of its own with a tiny universe (12 securities x 1 year), for tests that
+    move the market along (the feed closes sessions)."""
+    database = f"{infra.database}_m{uuid.uuid4().hex[:6]}"
+    await ensure_database(infra.admin_server_url, database)
+    await ensure_service_schema(
+        infra.admin_server_url, database=database, role=MARKET.db_role, schema=MARKET.schema
+    )
+    dsn = service_dsn(infra.admin_server_url, database=database, role=MARKET.db_role)
+    conn = await open_connection(dsn)
+    try:
+        await migrate(conn, MARKET.schema, migrations())
+        await loading.load_universe_on(conn, loading.universe_spec(12, 1, SEED))
+    finally:
+        await conn.close()
+    pool = await create_pool(dsn, schema="market", application_name="test-market-fresh")
+    try:
+        yield pool
+    finally:
+        await pool.close()
+        await drop_database(infra.admin_server_url, database)

@@ -136,7 +136,8 @@ async def test_throttling_sent_as_200_is_detected_and_retried() -> None:
         "error": _recorded("polygon_429.json")["error"],
     }
     alpha_vantage_style = {
-        "Note": "Thank you for using our API! Our standard API call frequency is 5 calls per minute."
+        "Note": "Thank you for using our API! Our standard API call frequency is"
+        " 5 calls per minute."
     }
     assert throttled_body(throttle_200) and throttled_body(alpha_vantage_style)
     assert not throttled_body(_recorded("polygon_grouped_2024-01-03.json"))

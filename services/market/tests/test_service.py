@@ -1,0 +1,260 @@
+"""Use cases on the real database: imports (good and bad files, idempotence, the outbox
+event), price history with adjustment, analysis, overview and sectors, the demo seed."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import asyncpg
+import numpy as np
+import pytest
+
+from services.market import demo
+from services.market.domain import calendar
+from services.market.errors import InvalidDateRangeError, InvalidImportError, StockNotFoundError
+from services.market.importers.providers import ProviderBar
+from services.market.repository import actions as actions_repo
+from services.market.service import imports, loading, stocks
+from services.market.service import market as market_service
+from services.market.tests.factories import new_security
+
+GOOD = """Date,Open,High,Low,Close,Adj Close,Volume
+2024-01-02,100,102,99,101,101,1000
+2024-01-03,101,103,100,102,102,1100
+2024-01-04,102,104,101,103,103,1200
+"""
+
+BAD = """Date,Open,High,Low,Close,Adj Close,Volume
+2024-01-05,10,9,11,10,10,100
+2024-01-08,10,11,9,10,10,-5
+2024-01-06,10,11,9,10,10,100
+2024-01-09,null,11,9,10,10,100
+2024-01-10,10,11,9,10,10,100
+2024-01-10,10,11,9,10,10,100
+not-a-date,10,11,9,10,10,100
+2024-01-11,10,11,9
+"""
+
+
+async def _outbox(conn: asyncpg.Connection, session: date) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM outbox WHERE subject = 'market.eod.completed'"
+        " AND payload->'data'->>'session' = $1",
+        session.isoformat(),
+    )
+    return count
+
+
+async def test_import_is_idempotent_and_queues_the_eod_event(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        ticker, _ = await new_security(conn)
+        before = await _outbox(conn, date(2024, 1, 4))
+    first = await imports.import_csv(pool, GOOD, ticker=ticker, layout="auto")
+    assert (first.rows, first.inserted, first.updated, first.unchanged, first.rejected) == (
+        3,
+        3,
+        0,
+        0,
+        0,
+    )
+    again = await imports.import_csv(pool, GOOD, ticker=ticker, layout="yahoo")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
+    changed = await imports.import_csv(
+        pool, GOOD.replace("101,103,103,", "101,103.5,103,"), ticker=ticker, layout="auto"
+    )
+    assert (changed.inserted, changed.updated, changed.unchanged) == (0, 1, 2)
+    async with pool.acquire() as conn:
+        # One event per import that changed something; none for the idempotent one.
+        assert await _outbox(conn, date(2024, 1, 4)) == before + 2
+
+
+async def test_bad_rows_are_rejected_with_reasons_and_never_stored(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        ticker, sid = await new_security(conn)
+    summary = await imports.import_csv(pool, BAD, ticker=ticker, layout="auto")
+    assert summary.rows == 8 and summary.inserted == 1 and summary.rejected == 7
+    assert summary.rejections == {
+        "high_below_low": 1,
+        "negative_volume": 1,
+        "not_a_session": 1,
+        "not_a_number": 1,
+        "duplicate_day": 1,
+        "bad_date": 1,
+        "malformed": 1,
+    }
+    assert {r.line for r in summary.rejected_rows} == {2, 3, 4, 5, 7, 8, 9}
+    async with pool.acquire() as conn:
+        days = await conn.fetch("SELECT day FROM daily_bars WHERE security_id = $1", sid)
+    assert [r["day"] for r in days] == [date(2024, 1, 10)]
+
+
+async def test_unknown_tickers_and_bad_files(pool: asyncpg.Pool) -> None:
+    summary = await imports.import_csv(pool, GOOD, ticker="ZZZZZ", layout="auto")
+    assert summary.rejections == {"unknown_ticker": 3} and summary.unknown_tickers == ["ZZZZZ"]
+    with pytest.raises(InvalidImportError):
+        await imports.import_csv(pool, "a,b\n1,2\n", ticker="ACME", layout="auto")
+    with pytest.raises(InvalidImportError):
+        await imports.import_csv(pool, GOOD, ticker="not valid", layout="auto")
+
+
+async def test_provider_day_goes_through_the_same_path(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        ticker, _ = await new_security(conn)
+
+    class Recorded:
+        name = "recorded"
+
+        async def grouped_daily(self, day: date) -> list[ProviderBar]:
+            return [
+                ProviderBar(ticker, day, 20.0, 21.0, 19.5, 20.5, 5000.0),
+                ProviderBar("ZZZZZ", day, 1.0, 1.0, 1.0, 1.0, 1.0),
+            ]
+
+        async def daily_bars(self, ticker: str, start: date, end: date) -> list[ProviderBar]:
+            return []
+
+    summary = await imports.import_provider_day(pool, Recorded(), date(2024, 2, 1))
+    assert summary.source == "provider:recorded" and summary.inserted == 1
+    assert summary.rejections == {"unknown_ticker": 1}
+
+
+async def test_adjusted_history_applies_a_split_and_a_dividend(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        ticker, sid = await new_security(conn)
+    csv = "Date,Open,High,Low,Close,Volume\n" + "".join(
+        f"{d},{c},{c + 1},{c - 1},{c},1000\n"
+        for d, c in (
+            ("2024-03-04", 200),
+            ("2024-03-05", 202),  # split 2-for-1 effective 2024-03-06
+            ("2024-03-06", 102),
+            ("2024-03-07", 100),  # dividend 1.00 ex 2024-03-08 (factor 1 - 1/100)
+            ("2024-03-08", 99.5),
+        )
+    )
+    await imports.import_csv(pool, csv, ticker=ticker, layout="stooq")
+    async with pool.acquire() as conn, conn.transaction():
+        await actions_repo.write_actions(
+            conn,
+            [(sid, date(2024, 3, 6), "split", 2.0), (sid, date(2024, 3, 8), "dividend", 1.0)],
+            "test",
+        )
+        await loading.refresh_derived(conn, since=date(2024, 3, 4))
+    raw = await stocks.price_history(
+        pool,
+        ticker,
+        start=date(2024, 3, 1),
+        end=date(2024, 3, 31),
+        interval="daily",
+        adjusted=False,
+    )
+    adjusted = await stocks.price_history(
+        pool, ticker, start=date(2024, 3, 1), end=date(2024, 3, 31), interval="daily", adjusted=True
+    )
+    assert raw.close.tolist() == [200, 202, 102, 100, 99.5]
+    np.testing.assert_allclose(adjusted.close, [99.0, 99.99, 100.98, 99.0, 99.5])
+    np.testing.assert_allclose(adjusted.volume, [2000, 2000, 1000, 1000, 1000])
+    weekly = await stocks.price_history(
+        pool, ticker, start=date(2024, 3, 4), end=date(2024, 3, 8), interval="weekly", adjusted=True
+    )
+    assert weekly.close.tolist() == [99.5] and weekly.open.tolist() == pytest.approx(
+        [adjusted.open[0]]
+    )
+
+
+async def test_history_errors(pool: asyncpg.Pool) -> None:
+    with pytest.raises(StockNotFoundError):
+        await stocks.price_history(
+            pool,
+            "ZZZZ",
+            start=date(2024, 1, 1),
+            end=date(2024, 2, 1),
+            interval="daily",
+            adjusted=True,
+        )
+    with pytest.raises(InvalidDateRangeError):
+        stocks.default_range(date(2024, 2, 1), date(2024, 1, 1), date(2024, 3, 1))
+    assert stocks.default_range(None, None, date(2024, 3, 1)) == (
+        date(2023, 3, 2),
+        date(2024, 3, 1),
+    )
+
+
+async def test_analysis_has_every_indicator_with_parameters(pool: asyncpg.Pool) -> None:
+    security, quote, result = await stocks.analysis(pool, "ACME")
+    assert security.ticker == "ACME" and quote is not None
+    assert set(result["returns"]) == {"1d", "1w", "1m", "3m", "6m", "ytd", "1y"}
+    assert all(v is not None for v in result["returns"].values())
+    assert [(m["type"], m["period"]) for m in result["moving_averages"]] == [
+        ("SMA", 20),
+        ("SMA", 50),
+        ("SMA", 200),
+        ("EMA", 20),
+        ("EMA", 50),
+        ("EMA", 200),
+    ]
+    assert all(m["value"] > 0 for m in result["moving_averages"])
+    assert 0 <= result["rsi"]["value"] <= 100 and result["rsi"]["period"] == 14
+    bb = result["bollinger_bands"]
+    assert bb["lower"] < bb["middle"] < bb["upper"] and bb["std_devs"] == 2.0
+    assert result["atr"]["value"] > 0 and result["volatility"]["value"] > 0
+    assert -1 < result["max_drawdown"]["value"] <= 0
+    assert result["beta"]["value"] is not None
+    assert result["range_52w"]["low"] <= result["last_close"] <= result["range_52w"]["high"]
+    assert 0 <= result["relative_strength"]["universe_percentile"] <= 100
+    assert result["average_volume"]["value"] > 0
+
+
+async def test_overview_and_sectors(pool: asyncpg.Pool) -> None:
+    overview = await market_service.overview(pool)
+    breadth = overview["breadth"]
+    assert (
+        breadth["advancers"] + breadth["decliners"] + breadth["unchanged"] == breadth["total"] > 0
+    )
+    changes = [m["change_percent"] for m in overview["top_gainers"]]
+    assert changes == sorted(changes, reverse=True) and all(c > 0 for c in changes)
+    assert all(m["change_percent"] < 0 for m in overview["top_losers"])
+    volumes = [m["volume"] for m in overview["most_active"]]
+    assert volumes == sorted(volumes, reverse=True)
+    assert overview["index"]["level"] > 0
+    sectors = (await market_service.sectors(pool))["sectors"]
+    assert len(sectors) == 11
+    for sector in sectors:
+        assert set(sector["performance_percent"]) == {"1d", "1w", "1m", "3m", "ytd", "1y"}
+        assert sector["leaders"] and sector["breadth"]["total"] == sector["securities"]
+
+
+async def test_quote_snapshot_and_rpc_answers(pool: asyncpg.Pool) -> None:
+    import orjson
+
+    from services.market import events
+
+    snapshot = orjson.loads(await market_service.quote_snapshot(pool))
+    assert snapshot["count"] == len(snapshot["quotes"]) >= 40
+    assert set(snapshot["quotes"][0]) == set(events.Tick.model_fields)
+    reply = await market_service.quotes_reply(pool, ["acme", "ZZZZ", "ACME"])
+    assert [q.ticker for q in reply.quotes] == ["ACME"] and reply.missing == ["ZZZZ"]
+    end = calendar.last_closed_session(
+        __import__("datetime").datetime.now(__import__("datetime").UTC)
+    )
+    tickers = [q["ticker"] for q in snapshot["quotes"]] + ["ZZZZ"]
+    request = events.HistoryRequest(tickers=tickers, start=end - timedelta(days=200), end=end)
+    pages, cursor = [], None
+    while True:
+        page = await market_service.history_reply(
+            pool, request.model_copy(update={"cursor": cursor}), budget_bytes=20_000
+        )
+        assert len(orjson.dumps(page.model_dump(mode="json"))) < 20_000 * 1.6
+        pages.append(page)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    got = [s.ticker for p in pages for s in p.series]
+    assert len(pages) > 2 and sorted(got) == sorted(tickers[:-1])
+    assert [m for p in pages for m in p.missing] == ["ZZZZ"]
+
+
+async def test_demo_seed_keeps_an_existing_universe(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        before = await conn.fetchval("SELECT count(*) FROM daily_bars")
+        await demo.seed_demo(conn)
+        assert await conn.fetchval("SELECT count(*) FROM daily_bars") == before
