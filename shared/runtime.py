@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TypeVar
 
 import asyncpg
@@ -22,7 +23,7 @@ from shared.db import Migration, create_pool, migrate
 from shared.http import create_service_app
 from shared.jwt import RemoteJwks, TokenVerifier
 from shared.log import configure_logging
-from shared.messaging import Bus, connect_bus
+from shared.messaging import Bus, OutboxRelay, connect_bus
 from shared.redis import RedisNamespace, connect_redis
 from shared.settings import BaseServiceSettings, ServiceSettings, SettingsError, load_settings
 
@@ -159,3 +160,22 @@ def create_part_app(
         lifespan=lifespan,
         routers=routers,
     )
+
+
+def outbox_relay(
+    stream: str, subjects: list[str], *, retention: timedelta = timedelta(days=7)
+) -> Extension:
+    """An extension that declares ``stream`` (JetStream, durable, file storage) for
+    ``subjects`` and relays the part's outbox to it for as long as the part runs."""
+
+    @asynccontextmanager
+    async def extension(_: FastAPI, resources: Resources) -> AsyncIterator[None]:
+        await resources.bus.ensure_stream(stream, subjects)
+        relay = OutboxRelay(resources.pool, resources.bus, retention=retention)
+        await relay.start()
+        try:
+            yield
+        finally:
+            await relay.stop()
+
+    return extension

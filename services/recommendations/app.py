@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.recommendations import events
 from services.recommendations.config import RecommendationsSettings
 from services.recommendations.routes import router
 from shared.db import Migration, load_migrations
-from shared.runtime import create_part_app
+from shared.runtime import create_part_app, outbox_relay
 
 NAME = "recommendations"
 SCHEMA = "recommendations"
@@ -29,4 +30,5 @@ def create_app(settings: RecommendationsSettings) -> FastAPI:
         routers=[router],
         title="Bourse recommendations service",
         description="Daily BUY/HOLD/SELL recommendations with disclosures.",
+        extensions=[outbox_relay(events.STREAM, events.STREAM_SUBJECTS)],
     )

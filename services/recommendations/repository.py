@@ -87,3 +87,21 @@ async def insert_recommendation(conn: asyncpg.Connection, rec: Recommendation) -
         rec.disclosure,
         rec.published_at,
     )
+
+
+async def run_exists(conn: asyncpg.Connection, run_id: UUID) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM runs WHERE id = $1)", run_id))
+
+
+async def latest_actions(
+    conn: asyncpg.Connection, tickers: list[str], *, excluding_run: UUID
+) -> dict[str, Action]:
+    """Each ticker's most recent published action outside ``excluding_run``."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (ticker) ticker, action FROM recommendations"
+        " WHERE ticker = ANY($1::text[]) AND run_id <> $2"
+        " ORDER BY ticker, published_at DESC, id DESC",
+        tickers,
+        excluding_run,
+    )
+    return {row["ticker"]: Action(row["action"]) for row in rows}
