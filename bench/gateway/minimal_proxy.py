@@ -1,7 +1,8 @@
 """A forwarding-only ASGI proxy (no auth, no limits) with a choice of HTTP client, to
 measure the client library alone: ``aiohttp`` (what the gateway uses) or ``httpx``.
 
-    python bench/gateway/minimal_proxy.py --port 9002 --upstream http://127.0.0.1:9001 --client httpx
+    python bench/gateway/minimal_proxy.py --port 9002 \
+        --upstream http://127.0.0.1:9001 --client httpx
 """
 
 from __future__ import annotations

@@ -51,12 +51,18 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.gateway.openloop import run_open_loop  # noqa: E402
-from shared.db import ensure_database, ensure_service_schema, service_dsn, with_database  # noqa: E402
+from shared.db import ensure_database, ensure_service_schema, service_dsn  # noqa: E402
 from shared.jwt import SigningKey, TokenSigner  # noqa: E402
 
 PATH = "/api/v1/stocks/ACME"
 HERE = Path(__file__).resolve().parent
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def say(*lines: str) -> None:
+    """The benchmark's output (a command-line report, so stdout)."""
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
 
 
 def free_port() -> int:
@@ -257,7 +263,7 @@ def main() -> int:
     )
     missing = [tool for tool, path in (("wrk", shutil.which("wrk")), ("nginx", nginx)) if not path]
     if missing:
-        print(
+        say(
             f"SKIPPED: {', '.join(missing)} not installed. Install with"
             " `apt-get install -y wrk nginx-light` (Debian/Ubuntu) or `brew install wrk nginx`."
         )
@@ -408,16 +414,17 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{system}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
 
 
 def report(
     results: list[TargetResult], variants: list[TargetResult], args: argparse.Namespace
 ) -> None:
     direct, nginx, gateway = results
-    print(f"# gateway benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"machine: {machine()}")
-    print(
+    say(f"# gateway benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    say(f"machine: {machine()}")
+    say(
         f"{args.connections} connections and 1 connection with wrk, {args.rate:g} req/s open loop,"
         f" {args.duration:g} s each; GET {PATH}\n"
     )
@@ -425,8 +432,8 @@ def report(
         f"{'target':<28}{'req/s @64':>11}{'p50 @1':>9}{'p99 @1':>9}"
         f"{'p50 @rate':>11}{'p99 @rate':>11}{'CPU ms/req':>12}{'errors':>8}"
     )
-    print(header)
-    print("-" * len(header))
+    say(header)
+    say("-" * len(header))
     for r in [*results, *variants]:
         at_rate = (
             f"{r.p50_at_rate_ms:>11.3f}{r.p99_at_rate_ms:>11.3f}"
@@ -438,26 +445,27 @@ def report(
             if r.p50_unloaded_ms
             else f"{'':>18}"
         )
-        print(
+        say(
             f"{r.name:<28}{r.rps_64:>11.0f}{unloaded}{at_rate}{r.cpu_ms_per_request:>12.3f}{r.errors:>8}"
         )
-    print()
-    print("ratios (same run):")
-    print(f"  nginx   throughput @64 / direct: {nginx.rps_64 / direct.rps_64:6.2f}")
-    print(
+    say("")
+    say("ratios (same run):")
+    say(f"  nginx   throughput @64 / direct: {nginx.rps_64 / direct.rps_64:6.2f}")
+    say(
         f"  gateway throughput @64 / direct: {gateway.rps_64 / direct.rps_64:6.2f}   (goal >= 0.30)"
     )
-    print(f"  gateway throughput @64 / nginx:  {gateway.rps_64 / nginx.rps_64:6.2f}")
-    print(f"  gateway req/s per worker @64:    {gateway.rps_64:6.0f}   (goal >= 2500)")
-    print(
+    say(f"  gateway throughput @64 / nginx:  {gateway.rps_64 / nginx.rps_64:6.2f}")
+    say(f"  gateway req/s per worker @64:    {gateway.rps_64:6.0f}   (goal >= 2500)")
+    say(
         f"  added p50 unloaded: nginx {nginx.p50_unloaded_ms - direct.p50_unloaded_ms:+.3f} ms,"
         f" gateway {gateway.p50_unloaded_ms - direct.p50_unloaded_ms:+.3f} ms   (goal <= 0.5)"
     )
-    print(
-        f"  added p99 @{args.rate:g} req/s: nginx {nginx.p99_at_rate_ms - direct.p99_at_rate_ms:+.3f} ms,"
+    say(
+        f"  added p99 @{args.rate:g} req/s:"
+        f" nginx {nginx.p99_at_rate_ms - direct.p99_at_rate_ms:+.3f} ms,"
         f" gateway {gateway.p99_at_rate_ms - direct.p99_at_rate_ms:+.3f} ms   (goal <= 5)"
     )
-    print(
+    say(
         f"  CPU per request: gateway {gateway.cpu_ms_per_request:.3f} ms, nginx"
         f" {nginx.cpu_ms_per_request:.3f} ms, direct service {direct.cpu_ms_per_request:.3f} ms"
         "   (goal <= 0.5)"

@@ -17,10 +17,8 @@ import logging
 import time
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from gateway.limits.gcra import Decision, Quota, decide, decision_from
+from gateway.limits.resp import PipelinedRedis, RedisReplyError
 from gateway.limits.script import GCRA_LUA
 
 logger = logging.getLogger("gateway.limits")
@@ -60,14 +58,8 @@ class RateLimiter:
         timeout: float = 0.5,
         retry_seconds: float = 2.0,
     ) -> None:
-        # Its own client with a short timeout: a slow Redis must not stall every request.
-        self._client = aioredis.from_url(
-            redis_url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry_on_timeout=False,
-        )
-        self._script = self._client.register_script(GCRA_LUA)
+        # Its own connection with a short timeout: a slow Redis must not stall requests.
+        self._client = PipelinedRedis(redis_url, timeout=timeout)
         self._prefix = prefix
         self._local = LocalBuckets()
         self._retry_seconds = retry_seconds
@@ -95,10 +87,11 @@ class RateLimiter:
         if time.monotonic() >= self._down_until:
             try:
                 return await self._check_redis(keys, quotas, cost, commit)
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (RedisReplyError, OSError, TimeoutError) as exc:
+                if time.monotonic() >= self._down_until:  # once per outage, not per request
+                    logger.warning("rate limiter: Redis unavailable, using local buckets: %s", exc)
                 self._down_until = time.monotonic() + self._retry_seconds
                 self.last_error = f"{type(exc).__name__}: {exc}"[:200]
-                logger.warning("rate limiter: Redis unavailable, using local buckets: %s", exc)
         if strict:
             raise LimiterUnavailableError(self.last_error)
         return self._local.check(keys, quotas, cost, commit)
@@ -109,11 +102,11 @@ class RateLimiter:
         args: list[int | str] = [cost, 1 if commit else 0]
         for quota in quotas:
             args.extend((quota.limit, quota.period_us))
-        reply = await self._script(keys=list(keys), args=args)
+        reply = await self._client.evalsha(GCRA_LUA, list(keys), args)
         allowed = reply[0] == 1
         retry = max(int(reply[3 + 3 * i]) for i in range(len(keys)))
         self.last_error = None
         return decision_from(allowed, quotas[0], int(reply[1]), int(reply[2]), retry)
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.close()

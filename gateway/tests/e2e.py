@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -35,21 +36,23 @@ class TestUser:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
-def assert_envelope(response: httpx.Response, status: int, code: str | None = None) -> dict:
+def assert_envelope(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert set(body) == ENVELOPE_KEYS, body
     if code is not None:
         assert body["error_code"] == code, body
     return body
 
 
-async def token_pair(client: httpx.AsyncClient, username: str, password: str) -> dict:
+async def token_pair(client: httpx.AsyncClient, username: str, password: str) -> dict[str, Any]:
     response = await client.post(
         "/api/v1/auth/token", data={"username": username, "password": password}
     )
     assert response.status_code == 200, response.text
-    body: dict = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 
