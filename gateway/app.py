@@ -10,12 +10,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 
 from gateway.config import GatewaySettings
 from gateway.edge import edge_extension
 from gateway.identity.routes import router as identity_router
-from gateway.middleware import EdgeMiddleware, SecurityHeadersMiddleware
+from gateway.middleware import EdgeMiddleware, GzipWhenAccepted, SecurityHeadersMiddleware
 from gateway.routes import outside_router, router
 from shared.db import Migration, load_migrations
 from shared.runtime import create_part_app
@@ -83,6 +82,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 max_age=600,
             )
         )
-    app.user_middleware.append(Middleware(GZipMiddleware, minimum_size=1024))
+    app.user_middleware.append(Middleware(GzipWhenAccepted, minimum_size=1024))
     app.user_middleware.append(Middleware(EdgeMiddleware))
     return app

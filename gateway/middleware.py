@@ -24,6 +24,7 @@ import logging
 from typing import Any
 
 import orjson
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.authn import Principal, credentials_from_headers
@@ -352,3 +353,17 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class GzipWhenAccepted(GZipMiddleware):
+    """Starlette's gzip, stepping aside entirely for clients that do not accept gzip
+    (Starlette wraps every response in a pass-through responder otherwise: one more
+    layer per request for API clients that never compress)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"accept-encoding" and b"gzip" in value:
+                    await super().__call__(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

@@ -121,6 +121,7 @@ class Policy:
         self._static: dict[tuple[str, str], Rule] = {}
         self._static_paths: dict[str, list[str]] = {}
         self._templated: dict[str, list[tuple[re.Pattern[str], Rule]]] = {}
+        self._seen: dict[tuple[str, str], Rule] = {}  # templated paths matched recently
         seen: set[tuple[str, str, bool]] = set()
         for rule in self.rules:
             identity = (rule.method, rule.path, rule.websocket)
@@ -137,9 +138,16 @@ class Policy:
     def match(self, method: str, path: str) -> Rule:
         """The rule for ``method path``; HEAD uses GET's. Raises :class:`NoRoute`."""
         lookup = "GET" if method == "HEAD" else method
-        rule = self._static.get((lookup, path))
+        rule = self._static.get((lookup, path)) or self._seen.get((lookup, path))
         if rule is not None:
             return rule
+        rule = self._match_templates(lookup, path)
+        if len(self._seen) >= 4096:
+            self._seen.clear()  # bounded: paths carry ids, so the set of them is not
+        self._seen[(lookup, path)] = rule
+        return rule
+
+    def _match_templates(self, lookup: str, path: str) -> Rule:
         allowed = list(self._static_paths.get(path, ()))
         for regex, candidate in self._templated.get(_first_segment(path), ()):
             if regex.match(path):

@@ -103,6 +103,8 @@ def new_session(
     )
     return aiohttp.ClientSession(
         connector=connector,
+        # Cookies are the services' business with their clients, not ours to keep.
+        cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 _US = 1_000_000
 
@@ -27,9 +28,9 @@ class Quota:
     def period_us(self) -> int:
         return round(self.period_seconds * _US)
 
-    @property
-    def policy_header(self) -> str:
-        return f'"{self.name}";q={self.limit};w={math.ceil(self.period_seconds)}'
+    @cached_property
+    def policy_header(self) -> bytes:
+        return f'"{self.name}";q={self.limit};w={math.ceil(self.period_seconds)}'.encode()
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def rate_limit_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
     plus ``Retry-After`` on a refusal."""
     quota = decision.quota
     headers = [
-        (b"ratelimit-policy", quota.policy_header.encode()),
+        (b"ratelimit-policy", quota.policy_header),
         (
             b"ratelimit",
             f'"{quota.name}";r={decision.remaining};t={decision.reset_seconds}'.encode(),
