@@ -32,6 +32,10 @@ class RealtimeSettings(ServiceSettings):
     max_lag_seconds: float = Field(default=5.0, gt=0)
     # How long to wait for market's latest quotes on subscribe.
     snapshot_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Kernel send buffer of each client socket (bytes; Linux doubles it; 0: autotuned, up
+    # to tcp_wmem's max, often 4 MB). Bounded, it caps per-socket kernel memory and lets
+    # a stalled reader show up as back-pressure within a second instead of megabytes later.
+    socket_send_buffer: int = Field(default=65536, ge=0)
     # Wait this long after a socket's first buffered message before writing a frame, so
     # more quotes share it (0: write as soon as the previous write went out).
     coalesce_ms: float = Field(default=0.0, ge=0, le=100)

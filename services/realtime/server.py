@@ -37,6 +37,20 @@ class RealtimeServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def listening_socket(host: str, port: int, send_buffer: int) -> socket.socket:
+    """The listening socket; accepted sockets inherit its send buffer size (Linux)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    sock.bind(address)
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve() -> None:
     try:
         settings = load_settings(RealtimeSettings)
@@ -58,4 +72,5 @@ def serve() -> None:
         timeout_graceful_shutdown=10,
         backlog=4096,
     )
-    RealtimeServer(config, app).run()
+    sock = listening_socket(settings.host, settings.port, settings.socket_send_buffer)
+    RealtimeServer(config, app).run(sockets=[sock])

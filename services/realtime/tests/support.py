@@ -105,3 +105,84 @@ def tick(
 
 async def publish_tick(bus: Bus, payload: TickPayload) -> None:
     await bus.publish(f"market.tick.{payload.ticker}", payload)
+
+
+def mint_token(key_file: str, subject: str, role: str = "viewer") -> dict[str, str]:
+    """An access token for any subject, signed with the gateway's key (as the gateway
+    would issue it): lets tests and benchmarks open sockets for many distinct users."""
+    from shared.jwt import SigningKey, TokenSigner
+
+    signer = TokenSigner(SigningKey.from_file(key_file), issuer="bourse", audience="bourse-api")
+    return {"Authorization": f"Bearer {signer.issue(subject, [role])}"}
+
+
+class StalledReader:
+    """A client that subscribes and then stops reading (a raw socket with a tiny receive
+    buffer: a WebSocket library would keep reading into its own queue)."""
+
+    def __init__(self, url: str, path: str, headers: Mapping[str, str]) -> None:
+        import base64
+        import os
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.settimeout(10)
+        self.sock.connect((parts.hostname or "127.0.0.1", parts.port or 80))
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: {parts.netloc}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+            "Sec-WebSocket-Version: 13",
+            *(f"{k}: {v}" for k, v in headers.items()),
+        ]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self._buffer = b""
+        while b"\r\n\r\n" not in self._buffer:
+            self._buffer += self.sock.recv(4096)
+        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+        assert b" 101 " in head.split(b"\r\n")[0], head
+
+    def send(self, **action: Any) -> None:
+        import os
+        import struct
+
+        payload = orjson.dumps(action)
+        key = os.urandom(4)
+        masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        assert len(payload) < 65536
+        self.sock.sendall(struct.pack("!BBH", 0x81, 0x80 | 126, len(payload)) + key + masked)
+
+    def read_until_close(self) -> tuple[int, str, int]:
+        """Read everything (blocking) until the server's close frame: (code, reason, frames)."""
+        import struct
+
+        frames = 0
+        while True:
+            while True:
+                if len(self._buffer) >= 2:
+                    length, offset = self._buffer[1] & 0x7F, 2
+                    if length == 126 and len(self._buffer) >= 4:
+                        length, offset = struct.unpack_from("!H", self._buffer, 2)[0], 4
+                    elif length == 127 and len(self._buffer) >= 10:
+                        length, offset = struct.unpack_from("!Q", self._buffer, 2)[0], 10
+                    if (length < 126 or offset > 2) and len(self._buffer) >= offset + length:
+                        break
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed without a close frame")
+                self._buffer += chunk
+            opcode = self._buffer[0] & 0x0F
+            payload = self._buffer[offset : offset + length]
+            self._buffer = self._buffer[offset + length :]
+            if opcode == 8:
+                code = struct.unpack_from("!H", payload)[0]
+                return code, payload[2:].decode(), frames
+            frames += 1
+
+    def close(self) -> None:
+        self.sock.close()
