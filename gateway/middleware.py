@@ -209,7 +209,7 @@ class EdgeMiddleware:
                 headers_out,
                 websocket=False,
             )
-            max_body = edge.settings.max_body_bytes
+            max_body = rule.max_body_bytes or edge.settings.max_body_bytes
             if rule.upstream is not None:
                 await forward(
                     edge.upstreams[rule.upstream],

@@ -36,6 +36,7 @@ class Rule:
     upstream: str | None = None  # a service name; None = answered by the gateway
     api_keys: bool = True
     websocket: bool = False
+    max_body_bytes: int | None = None  # instead of GATEWAY_MAX_BODY_BYTES (uploads)
 
     @property
     def scope(self) -> str:
@@ -47,9 +48,9 @@ def _own(method: str, path: str, access: Access, rate: RateClass, **kw: bool) ->
     return Rule(method, PREFIX + path, access, rate, None, **kw)
 
 
-def _svc(service: str, method: str, path: str, access: Access, **kw: bool) -> Rule:
+def _svc(service: str, method: str, path: str, access: Access, **kw: bool | int) -> Rule:
     rate: RateClass = "read" if method in SAFE_METHODS else "write"
-    return Rule(method, PREFIX + path, access, rate, service, **kw)
+    return Rule(method, PREFIX + path, access, rate, service, **kw)  # type: ignore[arg-type]
 
 
 RULES: tuple[Rule, ...] = (
@@ -77,6 +78,9 @@ RULES: tuple[Rule, ...] = (
     _svc("market", "GET", "/stocks/{ticker}/analysis", "viewer"),
     _svc("market", "GET", "/market/overview", "viewer"),
     _svc("market", "GET", "/market/sectors", "viewer"),
+    _svc("market", "GET", "/market/quotes", "viewer"),
+    _svc("market", "GET", "/market/status", "viewer"),
+    _svc("market", "POST", "/market/imports", "admin", max_body_bytes=64 * 1024 * 1024),
     # --- recommendations ------------------------------------------------------------
     _svc("recommendations", "GET", "/recommendations", "viewer"),
     _svc("recommendations", "GET", "/recommendations/history", "viewer"),
@@ -88,6 +92,9 @@ RULES: tuple[Rule, ...] = (
     # --- realtime ---------------------------------------------------------------------
     _svc("realtime", "GET", "/alerts", "viewer"),
     _svc("realtime", "POST", "/alerts", "viewer"),
+    _svc("realtime", "GET", "/alerts/history", "viewer"),
+    _svc("realtime", "GET", "/alerts/{rule_id}", "viewer"),
+    _svc("realtime", "PATCH", "/alerts/{rule_id}", "viewer"),
     _svc("realtime", "DELETE", "/alerts/{rule_id}", "viewer"),
     _svc("realtime", "GET", "/ws/prices", "viewer", websocket=True),
     _svc("realtime", "GET", "/ws/alerts", "viewer", websocket=True),

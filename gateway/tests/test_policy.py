@@ -24,7 +24,7 @@ def test_unknown_paths_are_404_and_wrong_methods_405() -> None:
     assert missing.value.allowed == ()
     with pytest.raises(NoRoute) as wrong:
         policy.match("PUT", "/api/v1/alerts/123")
-    assert wrong.value.allowed == ("DELETE",)
+    assert wrong.value.allowed == ("DELETE", "GET", "PATCH")
     with pytest.raises(NoRoute):
         policy.match("GET", "/api/v1/stocks/ACME/prices/extra")
 
