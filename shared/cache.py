@@ -177,6 +177,14 @@ class ResponseCache:
             self._warn(exc)
         return removed
 
+    def peek_local(self, key: str) -> CachedBody | None:
+        """This process's unexpired copy of ``key``, without touching Redis (or None)."""
+        local = self._local.get(key)
+        if local is not None and local[0] > time.monotonic():
+            self.hits += 1
+            return local[1]
+        return None
+
     def clear_local(self) -> None:
         """Forget this process's copies (another replica changed the data)."""
         self._local.clear()

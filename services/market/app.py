@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from services.market import background
+from services.market.cached_reads import CachedReads
 from services.market.config import MarketSettings
 from services.market.routes import router
 from shared.db import Migration, load_migrations
@@ -22,7 +24,7 @@ def migrations() -> list[Migration]:
 
 
 def create_app(settings: MarketSettings) -> FastAPI:
-    return create_part_app(
+    app = create_part_app(
         name=NAME,
         schema=SCHEMA,
         settings=settings,
@@ -39,3 +41,9 @@ def create_app(settings: MarketSettings) -> FastAPI:
             background.live_feed(settings),
         ],
     )
+    app.state.cached_routes = {}
+    # Innermost user middleware: inside the request-id/access-log middleware.
+    app.user_middleware.append(
+        Middleware(CachedReads, prefixes=("/api/v1/stocks", "/api/v1/market/"))
+    )
+    return app

@@ -30,7 +30,7 @@ import numpy as np
 from services.market import events
 from services.market.domain import calendar, ticks
 from services.market.repository import bars as bars_repo
-from services.market.repository import feed_state, quotes
+from services.market.repository import feed_state, quotes, stats
 from services.market.repository.quotes import QuoteRow
 from services.market.service.market import complete_eod
 from shared.messaging import Bus, MessagingUnavailableError
@@ -157,11 +157,11 @@ class Feed:
             ticking = self._mode == "always" or opens <= now
             current = time.monotonic()
             if ticking:
-                carry += self._rate * (current - last)
+                # At most a second of backlog: a stall is not made up with a burst.
+                carry = min(carry + self._rate * (current - last), self._rate)
                 count = int(carry)
-                carry -= count
                 if count:
-                    await self._tick(count, int(now.timestamp() * 1000))
+                    carry -= await self._tick(count, int(now.timestamp() * 1000))
             last = current
             if current >= next_flush:
                 await self._flush()
@@ -176,7 +176,7 @@ class Feed:
             raise RuntimeError("no quotes to start the feed from")
         # The session in progress (or the next one) after the last stored bar.
         async with self._pool.acquire() as conn:
-            bar_day = await bars_repo.last_day(conn)
+            bar_day = await stats.latest_index_day(conn)
         base = bar_day or last_day
         session = calendar.next_session(base)
         n = len(rows)
@@ -206,7 +206,8 @@ class Feed:
         self.stats.session = session
         self.stats.securities = n
 
-    async def _tick(self, count: int, ts: int) -> None:
+    async def _tick(self, count: int, ts: int) -> int:
+        """Publish up to ``count`` ticks (one per security at most); return how many."""
         state = self._state
         assert state is not None
         idx = ticks.step(state, self._rng, count, self._rate)
@@ -225,6 +226,7 @@ class Feed:
             logger.debug("ticks dropped: NATS unavailable")
         self._dirty.update(idx.tolist())
         self.stats.ticks += len(idx)
+        return len(idx)
 
     async def _flush(self) -> None:
         state = self._state

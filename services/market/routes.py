@@ -14,12 +14,14 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from services.market import schemas
 from services.market.background import EOD_TAG
-from services.market.deps import Admin, DbPool, Ticker, Viewer
+from services.market.cached_reads import CachedRoute, request_key
+from services.market.deps import authorize, pool_of
+from services.market.domain import TICKER_PATTERN
 from services.market.errors import InvalidImportError
 from services.market.repository.securities import SORT_EXPRESSIONS, StockFilter
 from services.market.service import imports as import_service
@@ -38,7 +40,11 @@ TTL_LISTS = 2.0
 TTL_MARKET = 5.0
 TTL_ANALYSIS = 30.0
 TTL_HISTORY = 3600.0
-STREAM_ROWS = 5000  # price histories longer than this are streamed, not cached
+STREAM_ROWS = 5000
+
+TickerPath = Annotated[
+    str, Path(pattern=TICKER_PATTERN, description="1-5 letters, optional class: BRK.B")
+]  # price histories longer than this are streamed, not cached
 
 
 def _json(value: Any) -> bytes:
@@ -47,19 +53,25 @@ def _json(value: Any) -> bytes:
 
 async def _cached(
     request: Request,
-    key: str,
     ttl: float,
     build: Callable[[], Awaitable[bytes]],
     *,
     media_type: str = "application/json",
     tags: tuple[str, ...] = (),
+    role: str = "viewer",
 ) -> Response:
+    """The cached answer for this GET (keyed by path and query), built on a miss; the
+    fast path (:mod:`services.market.cached_reads`) serves the next hits."""
     cache: ResponseCache = request.app.state.response_cache
+    key = request_key(request.scope)
 
     async def make() -> CachedBody:
         return CachedBody.build(await build(), media_type)
 
     body = await cache.get_or_build(key, ttl, make, tags=tags)
+    routes: dict[str, CachedRoute] = request.app.state.cached_routes
+    if key not in routes and len(routes) < 100_000:
+        routes[key] = CachedRoute(request.scope["route"].path, role, int(ttl))
     return cached_response(request, body, max_age=int(ttl))
 
 
@@ -88,8 +100,6 @@ def _fields(raw: str | None) -> list[str] | None:
 @router.get("/stocks", response_model=schemas.StockPage, responses=_ERRORS)
 async def list_stocks(
     request: Request,
-    pool: DbPool,
-    _: Viewer,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     sector: Annotated[str | None, Query(max_length=64)] = None,
@@ -115,6 +125,8 @@ async def list_stocks(
     ] = None,
 ) -> Response:
     """Securities a page at a time, filtered, sorted, with the chosen fields."""
+    await authorize(request, "viewer")
+    pool = pool_of(request)
     sort_name, descending = _sort(sort)
     chosen = _fields(fields)
     filters = StockFilter(
@@ -144,18 +156,21 @@ async def list_stocks(
         ]
         return _json({"items": items, "next_cursor": next_cursor})
 
-    return await _cached(request, "stocks?" + str(request.query_params), TTL_LISTS, build)
+    return await _cached(request, TTL_LISTS, build)
 
 
 @router.get("/stocks/{ticker}", response_model=schemas.StockDetail, responses=_WITH_404)
-async def get_stock(request: Request, ticker: Ticker, pool: DbPool, _: Viewer) -> Response:
+async def get_stock(request: Request, ticker: TickerPath) -> Response:
     """One security with its latest quote."""
+    await authorize(request, "viewer")
+    pool = pool_of(request)
+    ticker = ticker.upper()
 
     async def build() -> bytes:
         security, quote = await stock_service.get_stock(pool, ticker)
         return _json(schemas.StockDetail.of(security, quote).model_dump())
 
-    return await _cached(request, f"stock:{ticker}", TTL_QUOTES, build)
+    return await _cached(request, TTL_QUOTES, build)
 
 
 @router.get(
@@ -165,9 +180,7 @@ async def get_stock(request: Request, ticker: Ticker, pool: DbPool, _: Viewer) -
 )
 async def get_prices(
     request: Request,
-    ticker: Ticker,
-    pool: DbPool,
-    _: Viewer,
+    ticker: TickerPath,
     start: date | None = None,
     end: date | None = None,
     interval: Literal["daily", "weekly", "monthly"] = "daily",
@@ -176,6 +189,9 @@ async def get_prices(
 ) -> Response:
     """Bars between ``start`` and ``end`` (default: the last year), daily or per week/month,
     split- and dividend-adjusted (default) or as traded, as JSON or CSV."""
+    await authorize(request, "viewer")
+    pool = pool_of(request)
+    ticker = ticker.upper()
     start, end = stock_service.default_range(start, end, date.today())
     series = None
 
@@ -194,9 +210,8 @@ async def get_prices(
         data = await load()
         return _encode_csv(data) if format == "csv" else _encode_json(data, start, end)
 
-    key = f"prices:{ticker}:{start}:{end}:{interval}:{int(adjusted)}:{format}"
     media_type = "text/csv" if format == "csv" else "application/json"
-    return await _cached(request, key, TTL_HISTORY, build, media_type=media_type, tags=(EOD_TAG,))
+    return await _cached(request, TTL_HISTORY, build, media_type=media_type, tags=(EOD_TAG,))
 
 
 def _rows(
@@ -271,10 +286,13 @@ async def _stream(series: stock_service.PriceSeries, start: date, end: date, fmt
 
 
 @router.get("/stocks/{ticker}/analysis", response_model=schemas.Analysis, responses=_WITH_404)
-async def get_analysis(request: Request, ticker: Ticker, pool: DbPool, _: Viewer) -> Response:
+async def get_analysis(request: Request, ticker: TickerPath) -> Response:
     """Returns, moving averages, RSI, MACD, Bollinger bands, ATR, volatility, drawdown, beta,
-    52-week range, relative strength and average volume — each with its parameters —
+    52-week range, relative strength and average volume - each with its parameters -
     over the split- and dividend-adjusted daily history."""
+    await authorize(request, "viewer")
+    pool = pool_of(request)
+    ticker = ticker.upper()
 
     async def build() -> bytes:
         security, quote, result = await stock_service.analysis(pool, ticker)
@@ -289,42 +307,50 @@ async def get_analysis(request: Request, ticker: Ticker, pool: DbPool, _: Viewer
             }
         )
 
-    return await _cached(request, f"analysis:{ticker}", TTL_ANALYSIS, build, tags=(EOD_TAG,))
+    return await _cached(request, TTL_ANALYSIS, build, tags=(EOD_TAG,))
 
 
 @router.get("/market/overview", response_model=schemas.Overview, responses=_ERRORS)
-async def get_overview(request: Request, pool: DbPool, _: Viewer) -> Response:
+async def get_overview(request: Request) -> Response:
     """Breadth, the universe index, top gainers, losers and most active, 52-week highs/lows."""
+    await authorize(request, "viewer")
+    pool = pool_of(request)
 
     async def build() -> bytes:
         return _json(await market_service.overview(pool))
 
-    return await _cached(request, "overview", TTL_MARKET, build, tags=(EOD_TAG,))
+    return await _cached(request, TTL_MARKET, build, tags=(EOD_TAG,))
 
 
 @router.get("/market/sectors", response_model=schemas.Sectors, responses=_ERRORS)
-async def get_sectors(request: Request, pool: DbPool, _: Viewer) -> Response:
+async def get_sectors(request: Request) -> Response:
     """Per GICS sector: performance over 1d/1w/1m/3m/YTD/1y, breadth, leaders and laggards."""
+    await authorize(request, "viewer")
+    pool = pool_of(request)
 
     async def build() -> bytes:
         return _json(await market_service.sectors(pool))
 
-    return await _cached(request, "sectors", TTL_MARKET, build, tags=(EOD_TAG,))
+    return await _cached(request, TTL_MARKET, build, tags=(EOD_TAG,))
 
 
 @router.get("/market/quotes", response_model=schemas.QuoteSnapshot, responses=_ERRORS)
-async def get_quotes(request: Request, pool: DbPool, _: Viewer) -> Response:
+async def get_quotes(request: Request) -> Response:
     """Every latest quote (the whole universe), from bytes encoded once a second."""
+    await authorize(request, "viewer")
+    pool = pool_of(request)
 
     async def build() -> bytes:
         return await market_service.quote_snapshot(pool)
 
-    return await _cached(request, "quotes", TTL_QUOTES, build)
+    return await _cached(request, TTL_QUOTES, build)
 
 
 @router.get("/market/status", response_model=schemas.MarketStatus, responses=_ERRORS)
-async def get_status(request: Request, pool: DbPool, _: Viewer) -> Response:
+async def get_status(request: Request) -> Response:
     """Storage path, universe size, the universe load's progress, the live feed."""
+    await authorize(request, "viewer")
+    pool = pool_of(request)
     status = await market_service.status(pool)
     feed = getattr(request.app.state, "feed", None)
     status["feed"] = feed.stats.as_dict() if feed is not None else None
@@ -339,8 +365,6 @@ async def get_status(request: Request, pool: DbPool, _: Viewer) -> Response:
 )
 async def import_csv(
     request: Request,
-    pool: DbPool,
-    _: Admin,
     ticker: Annotated[
         str | None, Query(description="the ticker of a single-security file (Yahoo layout)")
     ] = None,
@@ -349,6 +373,8 @@ async def import_csv(
     """Import daily OHLCV bars from a CSV body (Yahoo or Stooq layout): rows are
     validated, bad ones rejected with a reason, good ones merged idempotently; the derived
     statistics are refreshed and ``market.eod.completed`` is published."""
+    await authorize(request, "admin")
+    pool = pool_of(request)
     body = await request.body()
     if len(body) > import_service.MAX_IMPORT_BYTES:
         raise InvalidImportError("The file is larger than 64 MiB; split it.")

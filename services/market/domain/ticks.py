@@ -49,14 +49,15 @@ def new_session(state: SessionState, closes: F64) -> None:
 def step(
     state: SessionState, rng: np.random.Generator, count: int, rate_per_second: float
 ) -> npt.NDArray[np.int64]:
-    """Advance ``count`` ticks (securities chosen uniformly); return their indices.
+    """Advance ``min(count, len(state))`` ticks, each on a different security chosen
+    uniformly; return their indices (sorted).
 
     A security ticking first in the session opens with a gap around its previous close.
     """
     n = len(state)
     if n == 0 or count <= 0:
         return np.empty(0, dtype=np.int64)
-    idx = np.unique(rng.integers(0, n, count))
+    idx = np.sort(rng.choice(n, size=min(count, n), replace=False))
     ticks_per_session = max(1.0, rate_per_second / n * SESSION_SECONDS)
     sd = state.daily_vol[idx] / math.sqrt(ticks_per_session)
     price = state.price[idx]

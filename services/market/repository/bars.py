@@ -338,6 +338,8 @@ async def _copy_out(conn: asyncpg.Connection, query: str) -> bytes:
 
 
 async def last_day(conn: asyncpg.Connection) -> date | None:
+    """The last day with a bar. Scans the bars (the primary key leads with the security):
+    hot paths use ``stats.latest_index_day`` instead."""
     day: date | None = await conn.fetchval("SELECT max(day) FROM daily_bars")
     return day
 

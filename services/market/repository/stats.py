@@ -75,6 +75,18 @@ async def sector_of(conn: asyncpg.Connection) -> dict[int, str]:
     return {r[0]: r[1] for r in await conn.fetch("SELECT security_id, sector FROM securities")}
 
 
+async def latest_index_day(conn: asyncpg.Connection) -> date | None:
+    """The last session with an index level (= the last session with bars, once derived
+    data is refreshed): one index probe, where max(day) over the bars scans them."""
+    day: date | None = await conn.fetchval("SELECT max(day) FROM market_index")
+    return day
+
+
+async def latest_stats_day(conn: asyncpg.Connection) -> date | None:
+    day: date | None = await conn.fetchval("SELECT max(as_of) FROM security_stats")
+    return day
+
+
 async def index_level_before(conn: asyncpg.Connection, day: date) -> tuple[date, float] | None:
     row = await conn.fetchrow(
         "SELECT day, level FROM market_index WHERE day < $1 ORDER BY day DESC LIMIT 1", day

@@ -192,7 +192,7 @@ async def _load(
         await loads.progress(conn, load_id, rows_loaded=loaded, phase="statistics")
         last_session = calendar.to_date(spec.sessions[-1])
         await quotes.quotes_from_bars(conn, last_session)
-        await refresh_derived(conn, since=calendar.to_date(spec.sessions[0]))
+        await refresh_derived(conn, since=calendar.to_date(spec.sessions[0]), until=last_session)
         await loads.finish(conn, load_id)
         return loaded
     except BaseException as exc:
@@ -202,12 +202,14 @@ async def _load(
 
 
 async def refresh_derived(
-    conn: asyncpg.Connection, *, since: date, chunk_size: int = 500
+    conn: asyncpg.Connection, *, since: date, until: date | None = None, chunk_size: int = 500
 ) -> date | None:
-    """Recompute dividend price factors, every security's statistics (as of the last bar)
-    and the universe index from ``since``. Returns the as-of day (None without bars)."""
+    """Recompute dividend price factors, every security's statistics (as of the last bar:
+    ``until`` or the last indexed session, whichever is later) and the universe index
+    from ``since``. Returns the as-of day (None without bars)."""
     await _refresh_dividend_factors(conn)
-    as_of = await bars_repo.last_day(conn)
+    known = [d for d in (until, await stats.latest_index_day(conn)) if d is not None]
+    as_of = max(known) if known else await bars_repo.last_day(conn)
     if as_of is None:
         return None
     ids = sorted((await securities.security_ids(conn)).values())

@@ -118,7 +118,7 @@ async def _universe(
 ) -> tuple[list[stats.UniverseRow], date | None, float | None]:
     async with pool.acquire() as conn:
         rows = await stats.universe_rows(conn)
-        as_of = await bars_repo.last_day(conn)
+        as_of = await stats.latest_stats_day(conn)
         previous = await stats.index_level_before(conn, date.max) if as_of else None
     return rows, as_of, previous[1] if previous else None
 
@@ -169,7 +169,7 @@ async def complete_eod(
 ) -> None:
     """After bars of ``session`` are stored (in ``conn``'s transaction): refresh derived
     data and queue ``market.eod.completed`` in the same transaction."""
-    await refresh_derived(conn, since=since or session)
+    await refresh_derived(conn, since=since or session, until=session)
     await enqueue(
         conn,
         events.EOD_COMPLETED,

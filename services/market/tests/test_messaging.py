@@ -78,14 +78,21 @@ async def test_feed_publishes_ticks_keeps_quotes_and_closes_the_session(
             if feed.stats.eod_runs:
                 break
         assert feed.stats.eod_runs == 1 and feed.stats.session == calendar.next_session(session)
+        await asyncio.sleep(0.5)  # the next session has ticked and flushed
         async with pool.acquire() as conn:
             assert await bars_repo.last_day(conn) == session
             bars = await conn.fetch(
-                "SELECT b.close, q.price FROM daily_bars b JOIN securities s USING (security_id)"
+                "SELECT b.open, b.high, b.low, b.close, q.previous_close, q.session"
+                " FROM daily_bars b JOIN securities s USING (security_id)"
                 " JOIN latest_quotes q USING (ticker) WHERE b.day = $1",
                 session,
             )
-            assert len(bars) == 12 and all(b["close"] == b["price"] for b in bars)
+            assert len(bars) == 12
+            assert all(b["low"] <= min(b["open"], b["close"]) for b in bars)
+            assert all(b["high"] >= max(b["open"], b["close"]) for b in bars)
+            # The next session starts from the closes the bars recorded.
+            moved = [b for b in bars if b["session"] == feed.stats.session]
+            assert moved and all(b["previous_close"] == b["close"] for b in moved)
             events_ = await conn.fetch("SELECT subject, payload FROM outbox ORDER BY id")
             assert len(events_) == outbox_before + 1
             assert events_[-1]["subject"] == "market.eod.completed"

@@ -41,14 +41,26 @@ async def test_the_universe_load_completed_with_its_derived_data(pool: asyncpg.P
     async with pool.acquire() as conn:
         load = await loads.latest(conn)
         assert load is not None and load.state == "complete"
-        assert load.rows_loaded == load.rows_total == await bars_repo.count(conn)
+        # Other tests add securities of their own ("test" data source): count the simulated.
+        simulated = "JOIN securities s USING (security_id) WHERE s.data_source = 'simulated'"
+        bars = await conn.fetchval(f"SELECT count(*) FROM daily_bars {simulated}")
+        assert load.rows_loaded == load.rows_total == bars
         assert await bars_repo.has_primary_key(conn)
         assert await bars_repo.storage(conn) == "native"
-        assert await conn.fetchval("SELECT count(*) FROM securities") == UNIVERSE_SIZE
-        stats = await conn.fetchval("SELECT count(*) FROM security_stats")
-        listed = await conn.fetchval("SELECT count(*) FROM securities WHERE status = 'listed'")
+        assert (
+            await conn.fetchval("SELECT count(*) FROM securities WHERE data_source = 'simulated'")
+            == UNIVERSE_SIZE
+        )
+        stats = await conn.fetchval(f"SELECT count(*) FROM security_stats {simulated}")
+        listed = await conn.fetchval(
+            "SELECT count(*) FROM securities WHERE status = 'listed' AND data_source = 'simulated'"
+        )
         assert stats == listed
-        assert await conn.fetchval("SELECT count(*) FROM latest_quotes") == UNIVERSE_SIZE
+        quotes_ = await conn.fetchval(
+            "SELECT count(*) FROM latest_quotes JOIN securities USING (ticker)"
+            " WHERE data_source = 'simulated'"
+        )
+        assert quotes_ == UNIVERSE_SIZE
         # The index has a level for every session of the history but the first.
         first, last, n = await conn.fetchrow(
             "SELECT min(day), max(day), count(*) FROM market_index"
