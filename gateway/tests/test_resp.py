@@ -50,10 +50,13 @@ async def test_unreachable_or_silent_redis_fails_fast() -> None:
     refused = PipelinedRedis(f"redis://127.0.0.1:{closed_port}/0", timeout=0.5)
     with pytest.raises(RedisUnavailable):
         await refused.execute("PING")
+    await refused.close()
+
+    writers: list[asyncio.StreamWriter] = []
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(1 << 16)  # never answers
-        await asyncio.sleep(5)
+        writers.append(writer)
+        await reader.read()  # reads until the client hangs up; never answers
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -65,4 +68,8 @@ async def test_unreachable_or_silent_redis_fails_fast() -> None:
         assert time.monotonic() - started < 1.5
     finally:
         await client.close()
+        for writer in writers:
+            writer.close()
+            await writer.wait_closed()
         server.close()
+        await server.wait_closed()
