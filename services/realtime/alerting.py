@@ -260,8 +260,8 @@ class RuleEvaluator:
             transition = await self._queue.get()
             try:
                 await self._take(transition)
-            except (OSError, asyncpg.PostgresError) as exc:
-                logger.warning("alert transition failed (%s); reloading the rule", exc)
+            except Exception as exc:  # one failed transition must not stop the worker
+                logger.exception("alert transition failed (%s); reloading the rule", exc)
                 with contextlib.suppress(OSError, asyncpg.PostgresError):
                     async with self._pool.acquire() as conn:
                         await self._apply(
@@ -272,12 +272,14 @@ class RuleEvaluator:
         rule, obs = transition.rule, transition.obs
         if transition.decision is Decision.REARM:
             async with self._pool.acquire() as conn:
-                await repository.rearm(conn, rule.id)
+                if not await repository.rearm(conn, rule.id, obs.ts):
+                    # A newer tick changed it already (on another node): take the stored state.
+                    await self._apply(rule.id, await repository.get(conn, rule.id))
             return
         alert = None
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                won = await repository.disarm_if_armed(conn, rule.id)
+                won = await repository.disarm_if_armed(conn, rule.id, obs.ts)
                 if won is not None:
                     await repository.lock_owner_alerts(conn, rule.owner_id)
                     alert = await repository.insert_alert(
@@ -286,7 +288,8 @@ class RuleEvaluator:
                         rule_id=rule.id,
                         ticker=rule.ticker,
                         condition=rule.condition.value,
-                        trigger_key=f"tick:{obs.ts}",
+                        # One alert per won transition (ticks may share a millisecond).
+                        trigger_key=f"tick:{obs.ts}:{won.last_fired_at}",
                         message=describe(rule, obs),
                         data=_tick_data(rule, obs),
                     )

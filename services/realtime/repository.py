@@ -154,25 +154,32 @@ async def delete_owned(conn: asyncpg.Connection, rule_id: UUID, owner_id: str) -
 # -- firing ------------------------------------------------------------------------------
 
 
-async def disarm_if_armed(conn: asyncpg.Connection, rule_id: UUID) -> AlertRule | None:
-    """Take the fire transition: only one caller (of any node) gets the rule back.
-
-    The row lock serialises concurrent callers; the second sees ``armed`` false.
-    """
+async def disarm_if_armed(
+    conn: asyncpg.Connection, rule_id: UUID, tick_ts: int
+) -> AlertRule | None:
+    """Take the fire transition for the tick ``tick_ts``: only one caller (of any node)
+    gets the rule back. The row lock serialises concurrent callers; the second sees
+    ``armed`` false, and a tick older than the last transition changes nothing."""
     row = await conn.fetchrow(
-        "UPDATE alert_rules SET armed = false, last_fired_at = now()"
+        "UPDATE alert_rules SET armed = false, last_fired_at = now(), state_tick = $2"
         " WHERE id = $1 AND active AND armed"
+        " AND (state_tick IS NULL OR state_tick <= $2)"
         " AND (last_fired_at IS NULL"
         "      OR last_fired_at + make_interval(secs => cooldown_seconds) <= now())"
         f" RETURNING {_COLUMNS}",
         rule_id,
+        tick_ts,
     )
     return _rule(row) if row is not None else None
 
 
-async def rearm(conn: asyncpg.Connection, rule_id: UUID) -> bool:
+async def rearm(conn: asyncpg.Connection, rule_id: UUID, tick_ts: int) -> bool:
+    """Re-arm for the tick ``tick_ts``, unless a newer tick already changed the rule."""
     status: str = await conn.execute(
-        "UPDATE alert_rules SET armed = true WHERE id = $1 AND NOT armed", rule_id
+        "UPDATE alert_rules SET armed = true, state_tick = $2"
+        " WHERE id = $1 AND NOT armed AND (state_tick IS NULL OR state_tick <= $2)",
+        rule_id,
+        tick_ts,
     )
     return status == "UPDATE 1"
 

@@ -88,6 +88,16 @@ class TickPayload(BaseModel):
     ts: int
 
 
+_last_ts = 0
+
+
+def next_ts() -> int:
+    """Now in epoch ms, strictly increasing across calls (as a feed's timestamps are)."""
+    global _last_ts
+    _last_ts = max(time.time_ns() // 1_000_000, _last_ts + 1)
+    return _last_ts
+
+
 def tick(
     ticker: str, price: float, *, previous_close: float = 100.0, ts: int | None = None
 ) -> TickPayload:
@@ -99,7 +109,7 @@ def tick(
         change=change,
         change_percent=round(change / previous_close * 100, 4),
         volume=1000,
-        ts=ts if ts is not None else time.time_ns() // 1_000_000,
+        ts=ts if ts is not None else next_ts(),
     )
 
 
