@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -208,8 +208,10 @@ async def test_moving_average_rules_use_market_history(
     ticker = unique_ticker()
 
     async def history(request: HistoryRequest, _: Delivered) -> HistoryReply:
-        closes = [{"date": f"2026-01-{d:02d}", "close": 100.0} for d in range(1, request.limit + 1)]
-        return HistoryReply.model_validate({"ticker": request.ticker, "bars": closes})
+        # As market answers (services/market/events.py): 30 sessions closing at 100.
+        days = [request.end - timedelta(days=d) for d in range(30, 0, -1)]
+        series = [{"ticker": request.tickers[0], "dates": days, "closes": [100.0] * 30}]
+        return HistoryReply.model_validate({"series": series, "missing": []})
 
     responder = await bus.serve("market.rpc.history", HistoryRequest, history, queue=None)
     try:

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -116,11 +116,16 @@ class MovingAverages:
 
     async def _load(self, key: tuple[str, int], today: date) -> None:
         ticker, window = key
+        # Closes of completed sessions: ``window`` trading days fit in twice as many
+        # calendar days (weekends, holidays), plus a margin.
+        request = HistoryRequest(
+            tickers=[ticker],
+            start=today - timedelta(days=2 * window + 10),
+            end=today - timedelta(days=1),
+        )
         try:
-            reply = await self._bus.request(
-                HISTORY_RPC, HistoryRequest(ticker=ticker, limit=window), HistoryReply
-            )
-            closes = [bar.close for bar in reply.bars]
+            reply = await self._bus.request(HISTORY_RPC, request, HistoryReply)
+            closes = next((s.closes for s in reply.series if s.ticker == ticker), [])
             self._values[key] = (today, simple_moving_average(closes, window))
         except AppError as exc:
             self._failed[key] = time.monotonic() + self._retry

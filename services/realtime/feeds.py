@@ -7,12 +7,14 @@ read (unknown fields are ignored, so publishers may add some). Contract tests in
 - ``market.tick.<TICKER>`` (core NATS, latest wins): :class:`Tick`.
 - ``market.rpc.quotes``: :class:`QuotesRequest` -> :class:`QuotesReply` (latest quotes).
 - ``market.rpc.history``: :class:`HistoryRequest` -> :class:`HistoryReply` (daily closes
-  for moving-average rules). *Proposed to market; not yet served.*
+  for moving-average rules; one page is plenty for one ticker's few hundred days).
 - ``recommendations.run.completed`` (JetStream): ``Event[RunCompleted]``.
   *Waiting for the publisher*; see docs/realtime.md.
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,24 +55,26 @@ class QuotesReply(BaseModel):
 
 
 class HistoryRequest(BaseModel):
-    ticker: str
-    limit: int
+    tickers: list[str]
+    start: date
+    end: date
 
 
-class DailyClose(BaseModel):
+class CloseSeries(BaseModel):
+    """One ticker's daily closes, oldest first."""
+
     model_config = ConfigDict(extra="ignore")
 
-    date: str
-    close: float
+    ticker: str
+    dates: list[date]
+    closes: list[float]
 
 
 class HistoryReply(BaseModel):
-    """Daily bars, oldest first."""
-
     model_config = ConfigDict(extra="ignore")
 
-    ticker: str
-    bars: list[DailyClose]
+    series: list[CloseSeries]
+    missing: list[str] = Field(default_factory=list)
 
 
 class RecommendationView(BaseModel):
