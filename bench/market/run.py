@@ -233,6 +233,7 @@ async def load_phase(dsn: str, size: int, years: int) -> tuple[list[str], dict[s
             conn, securities=size, sessions=spec.days, rows_total=rows, seed=spec.seed
         )
         await loads.progress(conn, load_id, rows_loaded=rows, phase="bars")
+        await bars_repo.analyze_small_tables(conn)
         await loads.finish(conn, load_id)
         derived = time.perf_counter() - started
         report("derived: analyze, actions, quotes, stats, index", derived, "s")

@@ -38,11 +38,32 @@ def _row(r: asyncpg.Record) -> QuoteRow:
     )
 
 
-async def all_quotes(conn: asyncpg.Connection) -> list[QuoteRow]:
-    """Every latest quote, ordered by ticker (one index-free scan of a narrow table)."""
-    return [
-        _row(r) for r in await conn.fetch(f"SELECT {_COLUMNS} FROM latest_quotes ORDER BY ticker")
-    ]
+@dataclass(frozen=True)
+class QuoteColumns:
+    """Every latest quote as columns (one list per field, aligned, in no order)."""
+
+    ticker: list[str]
+    price: list[float]
+    previous_close: list[float | None]
+    volume: list[int]
+    ts: list[int]  # epoch milliseconds of the quote
+
+    def __len__(self) -> int:
+        return len(self.ticker)
+
+
+async def all_quotes(conn: asyncpg.Connection) -> QuoteColumns:
+    """Every latest quote: one scan of a narrow table (no bars), returned as one row of
+    arrays, which asyncpg decodes several times faster than 6,000 records; no sort and
+    no datetime objects (the time travels as epoch milliseconds)."""
+    row = await conn.fetchrow(
+        "SELECT array_agg(ticker), array_agg(price), array_agg(previous_close),"
+        " array_agg(volume), array_agg((extract(epoch FROM updated_at) * 1000)::bigint)"
+        " FROM latest_quotes"
+    )
+    if row is None or row[0] is None:
+        return QuoteColumns([], [], [], [], [])
+    return QuoteColumns(row[0], row[1], row[2], row[3], row[4])
 
 
 async def quotes_for(conn: asyncpg.Connection, tickers: list[str]) -> list[QuoteRow]:

@@ -3,12 +3,13 @@ reads built on them (overview, sectors)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import asyncpg
+import numpy as np
 
+from services.market.domain.overview import UniverseColumns
 from services.market.domain.statistics import SecurityStats
 
 
@@ -117,47 +118,41 @@ async def security_stats_row(conn: asyncpg.Connection, security_id: int) -> dict
     return dict(row) if row else None
 
 
-@dataclass(frozen=True)
-class UniverseRow:
-    """One listed security with its live quote and stats, for universe-wide views."""
-
-    ticker: str
-    name: str
-    sector: str
-    price: float
-    previous_close: float | None
-    volume: int
-    market_cap: float | None
-    bases: dict[str, float | None]
-    high_52w: float | None
-    low_52w: float | None
-
-
 _PERIOD_COLUMNS = ("1w", "1m", "3m", "6m", "ytd", "1y")
 
 
-async def universe_rows(conn: asyncpg.Connection) -> list[UniverseRow]:
-    """Every listed security that has a quote (≈6,000 narrow rows)."""
-    rows = await conn.fetch(
-        "SELECT s.ticker, s.name, s.sector, q.price, q.previous_close, q.volume,"
-        " q.price * s.shares_outstanding AS market_cap, t.base_1w, t.base_1m, t.base_3m,"
-        " t.base_6m, t.base_ytd, t.base_1y, t.high_52w, t.low_52w"
-        " FROM securities s JOIN latest_quotes q USING (ticker)"
-        " LEFT JOIN security_stats t USING (security_id)"
-        " WHERE s.status = 'listed'"
-    )
-    return [
-        UniverseRow(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            {p: r[7 + k] for k, p in enumerate(_PERIOD_COLUMNS)},
-            r[13],
-            r[14],
-        )
-        for r in rows
+async def universe_columns(conn: asyncpg.Connection) -> UniverseColumns:
+    """Every listed security that has a quote, with its stats, as columns: one row of
+    arrays (≈6,000 values each, NULL sent as NaN so numpy takes them whole), decoded far
+    faster than 6,000 records."""
+    nan = "'NaN'::float8"
+    floats = [
+        "q.price",
+        "q.previous_close",
+        "q.volume::float8",
+        "q.price * s.shares_outstanding",
+        *(f"t.base_{p}" for p in _PERIOD_COLUMNS),
+        "t.high_52w",
+        "t.low_52w",
     ]
+    row = await conn.fetchrow(
+        "SELECT array_agg(s.ticker), array_agg(s.name), array_agg(s.sector), "
+        + ", ".join(f"array_agg(COALESCE({column}, {nan}))" for column in floats)
+        + " FROM securities s JOIN latest_quotes q USING (ticker)"
+        " LEFT JOIN security_stats t USING (security_id) WHERE s.status = 'listed'"
+    )
+    if row is None or row[0] is None:
+        return UniverseColumns.empty()
+    arrays = [np.array(row[3 + k], dtype=np.float64) for k in range(len(floats))]
+    return UniverseColumns(
+        ticker=row[0],
+        name=row[1],
+        sector=row[2],
+        price=arrays[0],
+        previous_close=arrays[1],
+        volume=arrays[2],
+        market_cap=arrays[3],
+        bases={p: arrays[4 + k] for k, p in enumerate(_PERIOD_COLUMNS)},
+        high_52w=arrays[10],
+        low_52w=arrays[11],
+    )

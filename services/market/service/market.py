@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+import numpy as np
 import orjson
 
 from services.market import events
@@ -37,13 +38,32 @@ def quote_payload(q: QuoteRow) -> dict[str, Any]:
 
 
 async def quote_snapshot(pool: asyncpg.Pool) -> bytes:
-    """Every latest quote, encoded once as JSON bytes."""
+    """Every latest quote, encoded once as JSON bytes (ordered by ticker)."""
     async with pool.acquire() as conn:
-        rows = await quotes.all_quotes(conn)
-    latest = max((int(q.updated_at.timestamp() * 1000) for q in rows), default=0)
-    return orjson.dumps(
-        {"as_of": latest, "count": len(rows), "quotes": [quote_payload(q) for q in rows]}
+        columns = await quotes.all_quotes(conn)
+    price = np.array(columns.price, dtype=np.float64)
+    previous = np.array(
+        [p if p else q for p, q in zip(columns.previous_close, columns.price, strict=True)],
+        dtype=np.float64,
     )
+    change = np.round(price - previous, 4).tolist()
+    percent = np.round((price / previous - 1.0) * 100.0, 4).tolist()
+    ts = columns.ts
+    price_r = np.round(price, 4).tolist()
+    previous_r = np.round(previous, 4).tolist()
+    items = [
+        {
+            "ticker": columns.ticker[i],
+            "price": price_r[i],
+            "previous_close": previous_r[i],
+            "change": change[i],
+            "change_percent": percent[i],
+            "volume": columns.volume[i],
+            "ts": ts[i],
+        }
+        for i in sorted(range(len(columns)), key=columns.ticker.__getitem__)
+    ]
+    return orjson.dumps({"as_of": max(ts, default=0), "count": len(items), "quotes": items})
 
 
 async def quotes_reply(pool: asyncpg.Pool, tickers: list[str]) -> events.QuotesReply:
@@ -115,9 +135,9 @@ async def history_reply(
 
 async def _universe(
     pool: asyncpg.Pool,
-) -> tuple[list[stats.UniverseRow], date | None, float | None]:
+) -> tuple[ov.UniverseColumns, date | None, float | None]:
     async with pool.acquire() as conn:
-        rows = await stats.universe_rows(conn)
+        rows = await stats.universe_columns(conn)
         as_of = await stats.latest_stats_day(conn)
         previous = await stats.index_level_before(conn, date.max) if as_of else None
     return rows, as_of, previous[1] if previous else None

@@ -17,7 +17,6 @@ from services.market.domain import adjustment as adj
 from services.market.domain.analysis import HISTORY_DAYS, analyse
 from services.market.domain.bars import resample
 from services.market.errors import InvalidDateRangeError, StockNotFoundError
-from services.market.repository import actions as actions_repo
 from services.market.repository import bars as bars_repo
 from services.market.repository import securities, stats
 from services.market.repository.securities import StockFilter
@@ -114,8 +113,9 @@ async def price_history(
                 conn, security.security_id, read_start, end, interval
             )
             return _from_period_rows(security, interval, rows)
-        bars = await bars_repo.daily_history(conn, security.security_id, read_start, end)
-        actions = await actions_repo.actions_for(conn, security.security_id) if adjusted else []
+        bars, actions = await bars_repo.daily_history_and_actions(
+            conn, security.security_id, read_start, end, actions=adjusted
+        )
     return await asyncio.to_thread(_shape, security, bars, actions, interval, adjusted)
 
 
@@ -186,8 +186,9 @@ async def analysis(
         assert security.security_id is not None
         end = date.today()
         start = end - timedelta(days=HISTORY_DAYS)
-        bars = await bars_repo.daily_history(conn, security.security_id, start, end)
-        actions = await actions_repo.actions_for(conn, security.security_id)
+        bars, actions = await bars_repo.daily_history_and_actions(
+            conn, security.security_id, start, end
+        )
         index = await stats.index_series(conn, start, end)
         row = await stats.security_stats_row(conn, security.security_id)
 
