@@ -49,6 +49,7 @@ class _CachedKey:
     principal: Principal | None
     checked_at: float
     token_expires_at: float
+    key_expires_at: float  # wall clock; inf when the key has no expiry
 
 
 class Authenticator:
@@ -92,6 +93,9 @@ class Authenticator:
             # Re-mint before the internal token reaches half its life.
             and (cached.principal is None or now < cached.token_expires_at)
         ):
+            if cached.principal is not None and time.time() >= cached.key_expires_at:
+                del self._keys[raw]  # expired while cached: no grace
+                raise InvalidApiKeyError()
             if cached.principal is None:
                 raise InvalidApiKeyError()
             return cached.principal
@@ -99,7 +103,8 @@ class Authenticator:
         principal = self._principal_for(grant) if grant is not None else None
         if len(self._keys) >= self._max_cached_keys:
             self._keys.clear()  # rare; refilled on demand
-        self._keys[raw] = _CachedKey(principal, now, now + self._internal_ttl / 2)
+        expiry = grant.expires_at.timestamp() if grant and grant.expires_at else float("inf")
+        self._keys[raw] = _CachedKey(principal, now, now + self._internal_ttl / 2, expiry)
         if principal is None:
             raise InvalidApiKeyError()
         return principal
@@ -110,10 +115,13 @@ class Authenticator:
 
     def _principal_for(self, grant: ApiKeyGrant) -> Principal:
         scopes = grant.scopes
+        ttl = self._internal_ttl
+        if grant.expires_at is not None:  # the internal token never outlives the key
+            ttl = max(1, min(ttl, int(grant.expires_at.timestamp() - time.time())))
         token = self.signer.issue(
             str(grant.user_id),
             [grant.role],
-            ttl_seconds=self._internal_ttl,
+            ttl_seconds=ttl,
             scopes=scopes,
             extra={"username": grant.username, "key_id": str(grant.key_id)},
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt as pyjwt
@@ -207,6 +208,29 @@ async def test_api_key_lifecycle(gateway: httpx.AsyncClient) -> None:
     revoked = await gateway.delete(f"/api/v1/api-keys/{key['id']}", headers=user.headers)
     assert revoked.status_code == 204
     assert_envelope(await gateway.get("/api/v1/stocks", headers=with_key), 401, "INVALID_API_KEY")
+
+
+async def test_an_api_key_stops_at_its_expiry(gateway: httpx.AsyncClient) -> None:
+    user = await new_user(gateway)
+    past = await gateway.post(
+        "/api/v1/api-keys",
+        json={"name": "late", "expires_at": "2000-01-01T00:00:00Z"},
+        headers=user.headers,
+    )
+    assert_envelope(past, 422)
+    expires = datetime.now(UTC) + timedelta(seconds=2)
+    key = (
+        await gateway.post(
+            "/api/v1/api-keys",
+            json={"name": "short", "expires_at": expires.isoformat()},
+            headers=user.headers,
+        )
+    ).json()["key"]
+    assert (await gateway.get("/api/v1/users/me", headers={"X-API-Key": key})).status_code == 200
+    await asyncio.sleep((expires - datetime.now(UTC)).total_seconds() + 0.2)
+    # Expired while its lookup was cached: refused at once all the same.
+    expired = await gateway.get("/api/v1/users/me", headers={"X-API-Key": key})
+    assert_envelope(expired, 401, "INVALID_API_KEY")
 
 
 async def test_api_keys_are_never_wider_than_their_owner(gateway: httpx.AsyncClient) -> None:

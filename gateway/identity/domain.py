@@ -120,6 +120,7 @@ class ApiKeyGrant:
     key_role: str
     owner_role: str
     scopes: tuple[str, ...]
+    expires_at: datetime | None = None
 
     @property
     def role(self) -> str:

@@ -225,7 +225,7 @@ async def use_api_key(
         "   AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())"
         "   AND NOT u.disabled"
         " RETURNING k.id AS key_id, k.user_id, u.username, k.role, u.role AS owner_role,"
-        "   k.scopes",
+        "   k.scopes, k.expires_at",
         prefix,
         secret_hash,
     )
@@ -238,4 +238,5 @@ async def use_api_key(
         key_role=row["role"],
         owner_role=row["owner_role"],
         scopes=tuple(row["scopes"]),
+        expires_at=row["expires_at"],
     )
