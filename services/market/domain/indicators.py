@@ -38,10 +38,13 @@ def _ema_from(values: F64, period: int, seed_start: int, first_out: int) -> F64:
         return out
     k = 2.0 / (period + 1)
     prev = float(np.mean(values[seed_start : first_out + 1]))
-    out[first_out] = prev
-    for i in range(first_out + 1, len(values)):
-        prev = (values[i] - prev) * k + prev
-        out[i] = prev
+    # The recursion runs on Python floats: indexing numpy arrays element by element is
+    # several times slower.
+    result = [prev]
+    for x in values[first_out + 1 :].tolist():
+        prev = (x - prev) * k + prev
+        result.append(prev)
+    out[first_out:] = result
     return out
 
 
@@ -56,10 +59,12 @@ def _wilder(values: F64, period: int, first: int) -> F64:
     if seed_end >= len(values):
         return out
     prev = float(np.mean(values[first : seed_end + 1]))
-    out[seed_end] = prev
-    for i in range(seed_end + 1, len(values)):
-        prev = (prev * (period - 1) + values[i]) / period
-        out[i] = prev
+    result = [prev]
+    keep = (period - 1) / period
+    for x in values[seed_end + 1 :].tolist():
+        prev = prev * keep + x / period
+        result.append(prev)
+    out[seed_end:] = result
     return out
 
 

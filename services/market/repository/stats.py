@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 
 from services.market.domain.overview import UniverseColumns
 from services.market.domain.statistics import SecurityStats
@@ -106,11 +107,17 @@ async def write_index(
 
 async def index_series(
     conn: asyncpg.Connection, start: date, end: date
-) -> list[tuple[date, float]]:
-    rows = await conn.fetch(
-        "SELECT day, level FROM market_index WHERE day BETWEEN $1 AND $2 ORDER BY day", start, end
+) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]:
+    """The index's (days, levels) from ``start`` to ``end``, as arrays."""
+    row = await conn.fetchrow(
+        "SELECT array_agg(day), array_agg(level) FROM (SELECT day, level FROM market_index"
+        " WHERE day BETWEEN $1 AND $2 ORDER BY day) i",
+        start,
+        end,
     )
-    return [(r[0], r[1]) for r in rows]
+    if row is None or row[0] is None:
+        return np.empty(0, dtype="datetime64[D]"), np.empty(0)
+    return np.array(row[0], dtype="datetime64[D]"), np.array(row[1], dtype=np.float64)
 
 
 async def security_stats_row(conn: asyncpg.Connection, security_id: int) -> dict[str, Any] | None:

@@ -189,7 +189,7 @@ async def analysis(
         bars, actions = await bars_repo.daily_history_and_actions(
             conn, security.security_id, start, end
         )
-        index = await stats.index_series(conn, start, end)
+        market_days, market_levels = await stats.index_series(conn, start, end)
         row = await stats.security_stats_row(conn, security.security_id)
 
     def compute() -> dict[str, Any]:
@@ -202,8 +202,8 @@ async def analysis(
             low,
             close,
             volume,
-            market_days=np.array([d for d, _ in index], dtype="datetime64[D]"),
-            market_levels=np.array([lvl for _, lvl in index], dtype=np.float64),
+            market_days=market_days,
+            market_levels=market_levels,
             rs_universe=row["rs_universe"] if row else None,
             rs_sector=row["rs_sector"] if row else None,
         )
