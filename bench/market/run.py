@@ -96,11 +96,16 @@ def report(
         line += f" | ceiling {ceiling:>12,.2f} ({ceiling_name}) ratio {ratio:.2f}"
     if goal:
         line += f" | goal {goal}: {'PASS' if ok else 'MISS'}"
-    print(line, flush=True)
+    out(line)
+
+
+def out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def say(message: str) -> None:
-    print(f"-- {message}", flush=True)
+    out(f"-- {message}")
 
 
 def free_port() -> int:
@@ -179,7 +184,8 @@ async def load_phase(dsn: str, size: int, years: int) -> tuple[list[str], dict[s
         generated = time.perf_counter() - started
         rows = sum(len(c) for c in chunks)
         say(
-            f"generated {size:,} securities x {spec.days:,} sessions = {rows:,} bars in {generated:.1f}s"
+            f"generated {size:,} securities x {spec.days:,} sessions = {rows:,} bars"
+            f" in {generated:.1f}s"
         )
         report("simulator: generate the universe", rows / generated, "rows/s")
         conn_info["rows"] = rows
@@ -357,6 +363,59 @@ async def read_phase(dsn: str, tickers: list[str], run: str) -> None:
         await pool.close()
 
 
+# --------------------------------------------------------------------------- feed capacity
+
+
+async def feed_capacity_phase(dsn: str, run: str) -> None:
+    """The feed alone, asked for far more than it can do: what it sustains, next to what
+    one nats-py client can publish at all."""
+    from services.market.feed import Feed
+
+    pool = await create_pool(dsn, schema="market", application_name="bench-feed")
+    bus = await connect_bus(NATS, name="bench-feed", prefix=f"benchcap{run}")
+    received = 0
+
+    async def count(msg: Any) -> None:
+        nonlocal received
+        received += 1
+
+    async def ready() -> bool:
+        return True
+
+    await bus.client.subscribe(bus.subject("market.tick.>"), cb=count)
+    feed = Feed(pool, bus, mode="always", rate=50_000, interval=0.02, flush_interval=1.0)
+    feed.start(ready)
+    try:
+        await asyncio.sleep(3)
+        received = 0
+        started = time.perf_counter()
+        await asyncio.sleep(5)
+        rate = received / (time.perf_counter() - started)
+    finally:
+        await feed.stop()
+    payload = (
+        b'{"ticker":"ACME","price":123.45,"previous_close":122.0,"change":1.45,'
+        b'"change_percent":1.1885,"volume":1234567,"ts":1764167400123}'
+    )
+    n = 100_000
+    t0 = time.perf_counter()
+    for i in range(n):
+        await bus.client.publish(f"benchcap{run}.x.tick.T{i % 6000}", payload)
+    await bus.client.flush()
+    ceiling = n / (time.perf_counter() - t0)
+    report(
+        "feed capacity: ticks/s delivered (asked 50,000/s)",
+        rate,
+        "ticks/s",
+        ceiling=ceiling,
+        ceiling_name="raw nats-py publish, same payload",
+        goal=">= 2000",
+        ok=rate >= 2000,
+    )
+    await bus.close()
+    await pool.close()
+
+
 # --------------------------------------------------------------------------- HTTP + feed
 
 
@@ -413,21 +472,22 @@ async def http_phase(dsn: str, run: str, workdir: Path) -> None:
         "MARKET_FEED_RATE": "2000",
         "MARKET_LOG_LEVEL": "WARNING",
     }
-    procs = [
-        subprocess.Popen([python, serve, "jwks", str(ports["jwks"]), str(pem)], env=env),
-        subprocess.Popen([python, serve, "bare", str(ports["bare"])], env=env),
-        subprocess.Popen([python, serve, "market"], env=env),
+    commands = [
+        [python, serve, "jwks", str(ports["jwks"]), str(pem)],
+        [python, serve, "bare", str(ports["bare"])],
+        [python, serve, "market"],
     ]
+    procs = [await asyncio.to_thread(subprocess.Popen, command, env=env) for command in commands]
     market_pid = procs[2].pid
     try:
-        wait_http(f"http://127.0.0.1:{ports['jwks']}/jwks")
-        wait_http(f"http://127.0.0.1:{ports['bare']}/constant")
-        wait_http(f"http://127.0.0.1:{ports['market']}/ready")
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{ports['jwks']}/jwks")
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{ports['bare']}/constant")
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{ports['market']}/ready")
         token = TokenSigner(key, issuer="bourse", audience="bourse-api").issue("bench", ["viewer"])
         auth = {"Authorization": f"Bearer {token}"}
         base = f"http://127.0.0.1:{ports['market']}"
         for path in ("/api/v1/market/sectors", "/api/v1/stocks/ACME", "/api/v1/market/quotes"):
-            response = httpx.get(base + path, headers=auth, timeout=30)
+            response = await asyncio.to_thread(httpx.get, base + path, headers=auth, timeout=30)
             assert response.status_code == 200, response.text
         say("feed warming up (10 s)")
         bus = await connect_bus(NATS, name="bench", prefix=f"bench{run}")
@@ -463,22 +523,24 @@ async def http_phase(dsn: str, run: str, workdir: Path) -> None:
             ok=rate >= 2000 * 0.97,
         )
         await bus.close()
-        status = httpx.get(base + "/api/v1/market/status", headers=auth).json()
+        status = (
+            await asyncio.to_thread(httpx.get, base + "/api/v1/market/status", headers=auth)
+        ).json()
         say(f"feed status: {status['feed']}")
 
         results: dict[str, list[float]] = {}
         targets = {
             "bare": (f"http://127.0.0.1:{ports['bare']}/constant", {}),
-            "sectors": (base + "/api/v1/market/sectors", auth),
+            "sectors": (base + "/api/v1/market/sectors", {**auth, "Accept-Encoding": "gzip"}),
             "stock": (base + "/api/v1/stocks/ACME", auth),
             "quotes": (base + "/api/v1/market/quotes", {**auth, "Accept-Encoding": "gzip"}),
         }
         for _ in range(2):  # interleaved, twice: noise hits both sides alike
             for name, (url, headers) in targets.items():
-                results.setdefault(name, []).append(wrk(url, headers))
+                results.setdefault(name, []).append(await asyncio.to_thread(wrk, url, headers))
         bare = max(results["bare"])
         for name, label in (
-            ("sectors", "cached GET /market/sectors (req/s)"),
+            ("sectors", "cached GET /market/sectors, gzip (req/s)"),
             ("stock", "cached GET /stocks/{ticker} (req/s)"),
             ("quotes", "GET /market/quotes, 6,000 quotes, gzip (req/s)"),
         ):
@@ -519,10 +581,10 @@ async def main() -> None:
     args = parser.parse_args()
     run = uuid.uuid4().hex[:8]
     database = f"bourse_bench_market_{run}"
-    print(
+    out(
         f"market benchmark {time.strftime('%Y-%m-%d %H:%M:%S')} on {platform.node()}:"
-        f" {os.cpu_count()} CPUs, Python {platform.python_version()}, size {args.size} x {args.years}y",
-        flush=True,
+        f" {os.cpu_count()} CPUs, Python {platform.python_version()},"
+        f" size {args.size} x {args.years}y",
     )
     await ensure_database(ADMIN, database)
     try:
@@ -537,6 +599,7 @@ async def main() -> None:
         say(f"PostgreSQL {version}; database {database}")
         tickers, _ = await load_phase(dsn, args.size, args.years)
         await read_phase(dsn, tickers, run)
+        await feed_capacity_phase(dsn, run)
         if shutil.which("wrk"):
             with tempfile.TemporaryDirectory() as tmp:
                 await http_phase(dsn, run, Path(tmp))
