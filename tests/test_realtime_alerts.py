@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
@@ -15,6 +15,7 @@ import pytest
 from gateway.demo import DEMO_ACCOUNTS
 from services.realtime.feeds import HistoryReply, HistoryRequest, RunCompleted
 from services.realtime.tests.support import StreamClient, publish_tick, stream, tick
+from services.recommendations import events as publisher
 from shared.messaging import Bus, Delivered, Event, connect_bus
 from tests.conftest import login
 from tests.infra import TestInfra
@@ -40,19 +41,8 @@ async def bus(seeded: TestInfra) -> AsyncIterator[Bus]:
 
 
 @pytest.fixture(scope="module")
-async def recommendation_stream(bus: Bus) -> AsyncIterator[str]:
-    """The stream recommendations will publish run events on (ours, for this test run)."""
-    name = f"RECS{uuid.uuid4().hex[:6].upper()}"
-    await bus.ensure_stream(name, ["recommendations.run.completed"], storage="memory")
-    yield name
-    await bus.delete_stream(name)
-
-
-@pytest.fixture(scope="module")
-async def second_node(platform: Platform, recommendation_stream: str) -> AsyncIterator[Process]:
-    proc = platform.start_extra(
-        "realtime", {"REALTIME_RECOMMENDATION_STREAM": recommendation_stream}, tag="-alerts"
-    )
+async def second_node(platform: Platform) -> AsyncIterator[Process]:
+    proc = platform.start_extra("realtime", {}, tag="-alerts")
     await asyncio.to_thread(wait_ready, [proc])
     yield proc
     proc.stop()
@@ -129,7 +119,7 @@ async def test_an_alert_fires_once_per_crossing_on_every_socket_of_its_owner_onl
         gateway, viewer, ticker=mine, condition="price_above", threshold="100", cooldown_seconds=0
     )
     await rule(gateway, analyst, ticker=theirs, condition="price_below", threshold="10")
-    main = platform.processes["realtime"].url
+    main = platform.gateway_url  # the gateway proxies to the platform's realtime node
     async with (
         stream(main, ALERTS, headers=viewer) as here,
         stream(second_node.url, ALERTS, headers=viewer) as there,
@@ -170,7 +160,7 @@ async def test_a_reconnecting_client_gets_what_it_missed_in_order(
         threshold="5",
         cooldown_seconds=0,
     )
-    url = platform.processes["realtime"].url
+    url = platform.gateway_url
     async with stream(url, ALERTS, headers=viewer) as client:
         await client.of_type("connected")
         await publish_tick(bus, tick(ticker, 106.0))  # +6% on the day
@@ -223,7 +213,7 @@ async def test_moving_average_rules_use_market_history(
             window_days=20,
             cooldown_seconds=0,
         )
-        url = platform.processes["realtime"].url
+        url = platform.gateway_url
         async with stream(url, ALERTS, headers=viewer) as client:
             await client.of_type("connected")
             # The first tick makes the node ask market for the average; later ticks compare.
@@ -242,53 +232,68 @@ async def test_moving_average_rules_use_market_history(
 
 
 async def test_a_recommendation_change_fires_once(
-    platform: Platform,
-    gateway: httpx.AsyncClient,
-    second_node: Process,
-    bus: Bus,
-    recommendation_stream: str,
+    platform: Platform, gateway: httpx.AsyncClient, second_node: Process, bus: Bus
 ) -> None:
+    """Events built with the publisher's own model (services/recommendations/events.py), on
+    its stream: also the contract test of realtime's consumer model."""
     viewer = await login(gateway, *ACCOUNTS["viewer"])
     ticker = unique_ticker()
     await rule(gateway, viewer, ticker=ticker, condition="recommendation_change")
 
-    def run(action: str) -> Event[RunCompleted]:
-        return Event[RunCompleted](
-            event_type="recommendations.run.completed",
-            source="test",
-            occurred_at=datetime.now(UTC),
-            data=RunCompleted.model_validate(
-                {
-                    "run_id": uuid.uuid4().hex,
-                    "recommendations": [{"ticker": ticker, "action": action}],
-                }
-            ),
+    def run(action: str, previous: str | None) -> Event[publisher.RunCompleted]:
+        change = publisher.ActionChanged(
+            recommendation_id=uuid.uuid4(),
+            ticker=ticker,
+            action=action,
+            previous_action=previous,
+            confidence=0.7,
+            price_at_call=100.0,
+            target_price=None,
+        )
+        data = publisher.RunCompleted(
+            run_id=uuid.uuid4(),
+            as_of=date.today(),
+            model_version="test",
+            published_at=datetime.now(UTC),
+            total_recommendations=1,
+            part=1,
+            parts=1,
+            changes=[change],
+        )
+        return Event[publisher.RunCompleted](
+            event_type=publisher.RUN_COMPLETED, source=publisher.SOURCE, data=data
         )
 
-    async with stream(second_node.url, ALERTS, headers=viewer) as client:
-        await client.of_type("connected")
-        first, second = run("BUY"), run("SELL")
-        for event in (first, second, run("SELL")):
-            await bus.publish_event("recommendations.run.completed", event)
+    first, changed, same = run("BUY", None), run("SELL", "BUY"), run("SELL", "SELL")
+    assert Event[RunCompleted].model_validate_json(changed.model_dump_json()).data.changes[0]
+    async with (
+        stream(platform.gateway_url, ALERTS, headers=viewer) as here,
+        stream(second_node.url, ALERTS, headers=viewer) as there,
+    ):
+        for client in (here, there):
+            await client.of_type("connected")
+        for event in (first, changed, same):
+            await bus.publish_event(publisher.RUN_COMPLETED, event)
         # The same event again, past JetStream's dedupe: the consumer's inbox absorbs it.
         await bus.publish_event_raw(
-            "recommendations.run.completed",
-            second.model_dump_json().encode(),
-            msg_id=f"again-{second.event_id}",
+            publisher.RUN_COMPLETED,
+            changed.model_dump_json().encode(),
+            msg_id=f"again-{changed.event_id}",
         )
-        # Wait until the durable consumer has settled all four deliveries.
-        consumers = bus.client.jsm()
+        # Wait until the durable consumer (shared by both nodes) has settled them all.
         for _ in range(200):
-            info = await consumers.consumer_info(
-                bus.stream_name(recommendation_stream), "realtime-recommendation-alerts"
+            info = await bus.client.jsm().consumer_info(
+                bus.stream_name(publisher.STREAM), "realtime-recommendation-alerts"
             )
-            if info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq:
+            if info.num_pending == 0 and info.num_ack_pending == 0:
                 break
             await asyncio.sleep(0.05)
-        (alert,) = await alerts_of(client, 1)
-        assert alert["ticker"] == ticker and alert["condition"] == "recommendation_change"
-        assert alert["data"] == {
-            "previous_action": "BUY",
-            "action": "SELL",
-            "run_id": second.data.run_id,
-        }
+        for client in (here, there):
+            (alert,) = await alerts_of(client, 1)
+            assert alert["ticker"] == ticker
+            assert alert["condition"] == "recommendation_change"
+            assert alert["data"] == {
+                "previous_action": "BUY",
+                "action": "SELL",
+                "run_id": str(changed.data.run_id),
+            }

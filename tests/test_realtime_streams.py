@@ -1,7 +1,7 @@
 """The price stream end to end: real processes, real NATS, real WebSocket clients.
 
-Sockets connect to the realtime service directly until the gateway proxies WebSockets
-(then through the gateway, see ``stream_url``).
+Clients go through the gateway (``/api/v1/ws/...`` is proxied to the realtime service),
+except where a test needs a particular node (the extra nodes started here).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def unique_ticker() -> str:
 
 
 def stream_url(platform: Platform) -> str:
-    return platform.processes["realtime"].url
+    """Through the gateway, as a browser would."""
+    return platform.gateway_url
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@
   arbitrates them, so when several nodes evaluate the same tick one alert is written.
 - :class:`RecommendationAlerts` reads ``recommendations.run.completed`` with a durable
   consumer shared by all nodes and fires ``recommendation_change`` rules (idempotent with
-  the inbox). *Waiting for the publisher*: until the stream exists it retries quietly.
+  the inbox). Until the stream exists (recommendations declares it) it retries quietly.
 - :class:`AlertFanout` subscribes to ``alerts.user.*`` once per node and pushes each alert
   to that user's sockets on this node.
 
@@ -376,9 +376,8 @@ class RecommendationAlerts:
         async with self._pool.acquire() as conn, conn.transaction():
             if not await claim_once(conn, self.CONSUMER, event.event_id):
                 return
-            actions = {r.ticker.upper(): r.action.upper() for r in run.recommendations}
-            previous = await repository.swap_recommendation_actions(conn, actions, run.run_id)
-            changes = {c.ticker: c for c in recommendation_changes(previous, actions, run.run_id)}
+            calls = [(c.ticker, c.action, c.previous_action) for c in run.changes]
+            changes = {c.ticker: c for c in recommendation_changes(calls, run.run_id)}
             if not changes:
                 return
             rules = await repository.active_for_tickers(

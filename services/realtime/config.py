@@ -41,7 +41,8 @@ class RealtimeSettings(ServiceSettings):
     coalesce_ms: float = Field(default=0.0, ge=0, le=100)
     # Full reload of the alert rules, besides the change notifications between nodes.
     rules_reload_seconds: float = Field(default=60.0, gt=0)
-    # The JetStream stream recommendations publishes ``recommendations.run.completed`` on.
+    # The JetStream stream recommendations publishes ``recommendations.run.completed`` on
+    # (declared by recommendations).
     recommendation_stream: str = "RECOMMENDATIONS"
     # Alert history replayed on reconnect, at most.
     max_replay: int = Field(default=500, ge=1)

@@ -156,13 +156,14 @@ class RecommendationChange:
 
 
 def recommendation_changes(
-    previous: dict[str, str], current: dict[str, str], run_id: str
+    calls: list[tuple[str, str, str | None]], run_id: str
 ) -> list[RecommendationChange]:
-    """Tickers whose action in ``current`` differs from a known ``previous`` one."""
+    """The ``(ticker, action, previous_action)`` calls that change a known action (a first
+    call on a ticker, or the same action again, is no change)."""
     return [
-        RecommendationChange(ticker, previous[ticker], action, run_id)
-        for ticker, action in sorted(current.items())
-        if ticker in previous and previous[ticker] != action
+        RecommendationChange(ticker.upper(), previous.upper(), action.upper(), run_id)
+        for ticker, action, previous in calls
+        if previous is not None and previous.upper() != action.upper()
     ]
 
 

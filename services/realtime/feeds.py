@@ -8,8 +8,8 @@ read (unknown fields are ignored, so publishers may add some). Contract tests in
 - ``market.rpc.quotes``: :class:`QuotesRequest` -> :class:`QuotesReply` (latest quotes).
 - ``market.rpc.history``: :class:`HistoryRequest` -> :class:`HistoryReply` (daily closes
   for moving-average rules; one page is plenty for one ticker's few hundred days).
-- ``recommendations.run.completed`` (JetStream): ``Event[RunCompleted]``.
-  *Waiting for the publisher*; see docs/realtime.md.
+- ``recommendations.run.completed`` (JetStream stream ``RECOMMENDATIONS``):
+  ``Event[RunCompleted]``, the changed calls of a run (possibly in several parts).
 """
 
 from __future__ import annotations
@@ -77,11 +77,12 @@ class HistoryReply(BaseModel):
     missing: list[str] = Field(default_factory=list)
 
 
-class RecommendationView(BaseModel):
+class ActionChange(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     ticker: str
     action: str  # BUY / HOLD / SELL
+    previous_action: str | None  # None: the first call on the ticker
 
 
 class RunCompleted(BaseModel):
@@ -90,4 +91,4 @@ class RunCompleted(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     run_id: str
-    recommendations: list[RecommendationView]
+    changes: list[ActionChange]

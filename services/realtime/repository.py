@@ -241,31 +241,3 @@ async def alerts_before(
         limit,
     )
     return [_alert(row) for row in rows]
-
-
-# -- recommendations ---------------------------------------------------------------------
-
-
-async def swap_recommendation_actions(
-    conn: asyncpg.Connection, actions: dict[str, str], run_id: str
-) -> dict[str, str]:
-    """Store ``actions`` as the latest per ticker; return the previous ones we knew."""
-    if not actions:
-        return {}
-    tickers = sorted(actions)
-    rows = await conn.fetch(
-        "SELECT ticker, action FROM recommendation_actions"
-        " WHERE ticker = ANY($1::text[]) FOR UPDATE",
-        tickers,
-    )
-    previous = {row["ticker"]: row["action"] for row in rows}
-    await conn.execute(
-        "INSERT INTO recommendation_actions (ticker, action, run_id)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
-        " ON CONFLICT (ticker) DO UPDATE"
-        " SET action = excluded.action, run_id = excluded.run_id, updated_at = now()",
-        tickers,
-        [actions[t] for t in tickers],
-        [run_id] * len(tickers),
-    )
-    return previous

@@ -99,9 +99,9 @@ def test_inactive_and_unknown_never_fire() -> None:
     assert decide(rule(Condition.MA_CROSS_ABOVE, None), None, NOW) is Decision.NONE
 
 
-def test_recommendation_changes_need_a_known_previous_action() -> None:
+def test_recommendation_changes_need_a_known_different_previous_action() -> None:
     changes = recommendation_changes(
-        {"ACME": "BUY", "ZETA": "HOLD"}, {"ACME": "SELL", "ZETA": "HOLD", "NEWW": "BUY"}, "r2"
+        [("ACME", "SELL", "BUY"), ("ZETA", "HOLD", "HOLD"), ("NEWW", "BUY", None)], "r2"
     )
     assert [(c.ticker, c.previous_action, c.action) for c in changes] == [("ACME", "BUY", "SELL")]
 
