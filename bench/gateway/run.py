@@ -10,7 +10,8 @@ macOS: ``brew install wrk nginx``); without them it says so and exits 0 having m
 nothing. It also needs the local PostgreSQL, Redis and NATS the test suite uses (the
 gateway migrates its schema at start-up): ``BOURSE_DATABASE_URL`` (superuser DSN,
 default ``postgresql://postgres@127.0.0.1:5432/postgres``), ``BOURSE_REDIS_URL``,
-``BOURSE_NATS_URL``.
+``BOURSE_NATS_URL``. It keeps the gateway's schema in a database ``bourse_bench``, reused
+by later runs (drop it when done: ``DROP DATABASE bourse_bench``).
 
 Three targets serve ``GET /api/v1/stocks/ACME``:
   direct   -- the stub service (``stub_service.py``: uvicorn + a fixed JSON answer);
