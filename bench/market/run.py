@@ -191,28 +191,49 @@ async def load_phase(dsn: str, size: int, years: int) -> tuple[list[str], dict[s
         conn_info["rows"] = rows
         conn_info["sessions"] = spec.days
 
-        # Ceiling: the same rows, pre-encoded, COPY'd in binary into an unindexed plain table.
+        # Ceiling: the same rows, pre-encoded, COPY'd in binary into an unindexed plain table;
+        # measured before and after our load (the machine's background load drifts).
         encoded = [bars_repo.encode_binary(c) for c in chunks]
-        await conn.execute(
-            "CREATE TABLE ceiling_bars (security_id integer, day date, open double precision,"
-            " high double precision, low double precision, close double precision, volume bigint)"
-        )
-        started = time.perf_counter()
-        for data in encoded:
-            await bars_repo.copy_encoded(conn, "ceiling_bars", data)
-        ceiling_seconds = time.perf_counter() - started
-        del encoded
-        await conn.execute("DROP TABLE ceiling_bars")
 
-        # Ours: partitions, no primary key during the COPY, the key built afterwards.
+        async def ceiling_run() -> float:
+            await conn.execute(
+                "CREATE TABLE ceiling_bars (security_id integer, day date,"
+                " open double precision, high double precision, low double precision,"
+                " close double precision, volume bigint)"
+            )
+            started = time.perf_counter()
+            for data in encoded:
+                await bars_repo.copy_encoded(conn, "ceiling_bars", data)
+            seconds = time.perf_counter() - started
+            await conn.execute("DROP TABLE ceiling_bars")
+            return seconds
+
+        ceiling_before = await ceiling_run()
+
+        # Ours, as the service loads: partitions, no primary key during the COPY, each chunk
+        # encoded by year in a worker thread while the previous one is copied, the key
+        # built at the end.
         started = time.perf_counter()
         await bars_repo.ensure_partitions(conn, bars_repo.years_of(spec.sessions))
         await bars_repo.drop_primary_key(conn)
-        for chunk in chunks:
-            await bars_repo.copy_bulk(conn, chunk)
+        pending = asyncio.create_task(asyncio.to_thread(bars_repo.encode_by_year, chunks[0]))
+        for n in range(len(chunks)):
+            ready = await pending
+            if n + 1 < len(chunks):
+                pending = asyncio.create_task(
+                    asyncio.to_thread(bars_repo.encode_by_year, chunks[n + 1])
+                )
+            await bars_repo.copy_encoded_partitions(conn, ready)
         copied = time.perf_counter() - started
         await bars_repo.add_primary_key(conn)
         ours_seconds = time.perf_counter() - started
+        ceiling_after = await ceiling_run()
+        ceiling_seconds = (ceiling_before + ceiling_after) / 2
+        say(
+            f"ceiling {ceiling_before:.1f}s before and {ceiling_after:.1f}s after ours;"
+            f" ours {ours_seconds:.1f}s (COPY into partitions {copied:.1f}s"
+            f" + primary key {ours_seconds - copied:.1f}s)"
+        )
         report(
             "bulk load: bars + primary key (rows/s)",
             rows / ours_seconds,
@@ -221,10 +242,6 @@ async def load_phase(dsn: str, size: int, years: int) -> tuple[list[str], dict[s
             ceiling_name="raw binary COPY, unindexed",
             goal=">= 0.50 of ceiling",
             ok=ceiling_seconds / ours_seconds >= 0.5,
-        )
-        say(
-            f"ceiling {ceiling_seconds:.1f}s; ours {ours_seconds:.1f}s"
-            f" (COPY into partitions {copied:.1f}s + primary key {ours_seconds - copied:.1f}s)"
         )
         del chunks
 

@@ -87,8 +87,7 @@ class BarArrays:
         )
 
 
-def encode_binary(bars: BarArrays, *, header: bool = True, trailer: bool = True) -> bytes:
-    """``bars`` as PGCOPY binary for the columns :data:`BAR_COLUMNS`."""
+def _encode_rows(bars: BarArrays) -> bytes:
     rows = np.empty(len(bars), dtype=_ROW)
     rows["fields"] = len(BAR_COLUMNS)
     for name, length in _LENGTHS.items():
@@ -100,8 +99,44 @@ def encode_binary(bars: BarArrays, *, header: bool = True, trailer: bool = True)
     rows["low"] = bars.low
     rows["close"] = bars.close
     rows["volume"] = bars.volume
-    body = rows.tobytes()
-    return (_HEADER if header else b"") + body + (_TRAILER if trailer else b"")
+    return rows.tobytes()
+
+
+def encode_binary(bars: BarArrays, *, header: bool = True, trailer: bool = True) -> bytes:
+    """``bars`` as PGCOPY binary for the columns :data:`BAR_COLUMNS`."""
+    return (_HEADER if header else b"") + _encode_rows(bars) + (_TRAILER if trailer else b"")
+
+
+@dataclass(frozen=True)
+class EncodedPartitions:
+    """Bars encoded once, as one PGCOPY body per yearly partition (views, no copies)."""
+
+    body: bytes
+    parts: list[tuple[int, int, int]]  # (year, first row, end row)
+    rows: int
+
+    def payload(self, first: int, end: int) -> list[memoryview]:
+        view = memoryview(self.body)
+        return [
+            memoryview(_HEADER),
+            view[first * _ROW.itemsize : end * _ROW.itemsize],
+            memoryview(_TRAILER),
+        ]
+
+
+def encode_by_year(bars: BarArrays) -> EncodedPartitions:
+    """Encode ``bars`` once, grouped by year (stable: the order within a year is kept, so
+    rows sorted by (security, day) stay sorted for the index build). CPU only: callers
+    may run it in a thread while another chunk is being copied."""
+    years = bars.day.astype("datetime64[Y]").astype(np.int64) + 1970
+    if len(years) and not (years[1:] >= years[:-1]).all():
+        order = np.argsort(years, kind="stable")
+        bars = bars.take(order)
+        years = years[order]
+    boundaries = np.flatnonzero(np.r_[True, years[1:] != years[:-1]]) if len(years) else []
+    ends = [*list(boundaries[1:]), len(years)]
+    parts = [(int(years[b]), int(b), int(e)) for b, e in zip(boundaries, ends, strict=True)]
+    return EncodedPartitions(_encode_rows(bars), parts, len(bars))
 
 
 def decode_binary(data: bytes) -> BarArrays:
@@ -185,23 +220,25 @@ async def has_primary_key(conn: asyncpg.Connection) -> bool:
     return found
 
 
-async def copy_bulk(
-    conn: asyncpg.Connection, bars: BarArrays, *, target: str = "daily_bars"
-) -> int:
-    """COPY ``bars`` straight into ``target`` (no merge: the rows must be new).
+async def copy_bulk(conn: asyncpg.Connection, bars: BarArrays) -> int:
+    """COPY ``bars`` straight into ``daily_bars`` (no merge: the rows must be new).
 
-    On the native path rows go straight to their yearly partition (no tuple routing).
+    On the native path each year's rows go straight to their partition (no tuple routing).
     """
     if len(bars) == 0:
         return 0
-    if target == "daily_bars" and await storage(conn) == "native":
-        years = bars.day.astype("datetime64[Y]").astype(np.int64) + 1970
-        for year in np.unique(years):
-            part = bars.take(years == year)
-            await _copy(conn, partition_name(int(year)), encode_binary(part))
-        return len(bars)
-    await _copy(conn, target, encode_binary(bars))
-    return len(bars)
+    return await copy_encoded_partitions(conn, encode_by_year(bars))
+
+
+async def copy_encoded_partitions(conn: asyncpg.Connection, encoded: EncodedPartitions) -> int:
+    """COPY rows encoded by :func:`encode_by_year` (partitions must exist)."""
+    native = await storage(conn) == "native"
+    if not native:
+        await _copy_views(conn, "daily_bars", encoded.payload(0, encoded.rows))
+        return encoded.rows
+    for year, first, end in encoded.parts:
+        await _copy_views(conn, partition_name(year), encoded.payload(first, end))
+    return encoded.rows
 
 
 async def copy_encoded(conn: asyncpg.Connection, table: str, data: bytes) -> None:
@@ -210,11 +247,15 @@ async def copy_encoded(conn: asyncpg.Connection, table: str, data: bytes) -> Non
 
 
 async def _copy(conn: asyncpg.Connection, table: str, data: bytes) -> None:
+    await _copy_views(conn, table, [memoryview(data)])
+
+
+async def _copy_views(conn: asyncpg.Connection, table: str, parts: list[memoryview]) -> None:
     async def chunks() -> AsyncIterator[bytes]:
-        view = memoryview(data)
         step = 4 << 20
-        for offset in range(0, len(view), step):
-            yield bytes(view[offset : offset + step])
+        for part in parts:
+            for offset in range(0, len(part), step):
+                yield bytes(part[offset : offset + step])
 
     await conn.copy_to_table(table, source=chunks(), columns=BAR_COLUMNS, format="binary")
 

@@ -148,7 +148,8 @@ async def _load(
         await bars_repo.drop_primary_key(conn)
         factors = sim.factor_paths(spec)
 
-        def generate(k: int) -> tuple[bars_repo.BarArrays, sim.SimulatedBars]:
+        def generate(k: int) -> tuple[bars_repo.EncodedPartitions, sim.SimulatedBars]:
+            # Simulate and encode in a worker thread while the previous chunk is copied.
             chunk = sim.simulate_bars(universe, factors, k, min(k + chunk_size, spec.size))
             arrays = bars_repo.BarArrays(
                 id_of[chunk.security],
@@ -159,7 +160,7 @@ async def _load(
                 chunk.close,
                 chunk.volume,
             )
-            return arrays, chunk
+            return bars_repo.encode_by_year(arrays), chunk
 
         loaded = 0
         action_rows: list[tuple[int, date, str, float, float | None, str]] = []
@@ -169,10 +170,10 @@ async def _load(
         pending = asyncio.create_task(asyncio.to_thread(generate, starts[0]))
         last_report = 0.0
         for n, k in enumerate(starts):
-            arrays, chunk = await pending
+            encoded, chunk = await pending
             if n + 1 < len(starts):
                 pending = asyncio.create_task(asyncio.to_thread(generate, starts[n + 1]))
-            loaded += await bars_repo.copy_bulk(conn, arrays)
+            loaded += await bars_repo.copy_encoded_partitions(conn, encoded)
             for i, t, kind, value, factor in chunk.actions:
                 day = calendar.to_date(spec.sessions[t])
                 action_rows.append((int(id_of[i]), day, kind, value, factor, sim.DATA_SOURCE))
