@@ -21,6 +21,7 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+from services.market.domain import Security
 from services.market.domain.adjustment import Action
 
 Storage = Literal["timescaledb", "native"]
@@ -376,6 +377,80 @@ async def daily_history_and_actions(
         np.array(row[5], dtype=np.int64),
     )
     return bars, found
+
+
+async def history_by_ticker(
+    conn: asyncpg.Connection, ticker: str, start: date, end: date, *, actions: bool
+) -> tuple[Security, BarArrays, list[Action]] | None:
+    """The security ``ticker``, its daily bars from ``start`` to ``end`` and (with
+    ``actions``) its corporate actions, in one round trip; None if there is no such
+    security."""
+    row = await conn.fetchrow(
+        "SELECT s.ticker, s.name, s.exchange, s.sector, s.industry, s.currency, s.status,"
+        " s.shares_outstanding, s.data_source, s.security_id, s.listed_on, s.delisted_on,"
+        " b.d, b.o, b.h, b.l, b.c, b.v, a.ex, a.kind, a.value, a.factor"
+        " FROM securities s"
+        " LEFT JOIN LATERAL (SELECT array_agg(day) d, array_agg(open) o, array_agg(high) h,"
+        "   array_agg(low) l, array_agg(close) c, array_agg(volume) v FROM ("
+        "   SELECT * FROM daily_bars WHERE security_id = s.security_id"
+        "   AND day BETWEEN $2 AND $3 ORDER BY day) x) b ON TRUE"
+        " LEFT JOIN LATERAL (SELECT array_agg(ex_date ORDER BY ex_date) ex,"
+        "   array_agg(kind ORDER BY ex_date) kind, array_agg(value ORDER BY ex_date) value,"
+        "   array_agg(price_factor ORDER BY ex_date) factor FROM corporate_actions c"
+        "   WHERE c.security_id = s.security_id AND $4) a ON TRUE"
+        " WHERE s.ticker = $1",
+        ticker,
+        start,
+        end,
+        actions,
+    )
+    if row is None:
+        return None
+    security = Security(*(row[k] for k in range(12)))
+    found = (
+        [Action(*f) for f in zip(row["ex"], row["kind"], row["value"], row["factor"], strict=True)]
+        if row["ex"] is not None
+        else []
+    )
+    return (
+        security,
+        _bar_arrays(
+            security.security_id or 0, row["d"], row["o"], row["h"], row["l"], row["c"], row["v"]
+        ),
+        found,
+    )
+
+
+def _bar_arrays(
+    security_id: int,
+    days: list[date] | None,
+    open_: list[float] | None,
+    high: list[float] | None,
+    low: list[float] | None,
+    close: list[float] | None,
+    volume: list[int] | None,
+) -> BarArrays:
+    n = len(days) if days is not None else 0
+    if n == 0:
+        empty = np.empty(0)
+        return BarArrays(
+            np.empty(0, dtype=np.int32),
+            np.empty(0, dtype="datetime64[D]"),
+            empty,
+            empty,
+            empty,
+            empty,
+            np.empty(0, dtype=np.int64),
+        )
+    return BarArrays(
+        np.full(n, security_id, dtype=np.int32),
+        np.array(days, dtype="datetime64[D]"),
+        np.array(open_, dtype=np.float64),
+        np.array(high, dtype=np.float64),
+        np.array(low, dtype=np.float64),
+        np.array(close, dtype=np.float64),
+        np.array(volume, dtype=np.int64),
+    )
 
 
 async def period_history(

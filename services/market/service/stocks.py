@@ -24,6 +24,8 @@ from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
 
 Interval = Literal["daily", "weekly", "monthly"]
 
+SMALL_SERIES = 2000  # bars adjusted on the event loop; longer series go to a thread
+
 
 async def list_stocks(
     pool: asyncpg.Pool,
@@ -103,19 +105,23 @@ async def price_history(
 ) -> PriceSeries:
     """Bars of ``ticker`` between ``start`` and ``end``; adjusted at read time from the
     stored corporate actions when ``adjusted``."""
+    # Whole periods: widen the range to the first day of the period containing start.
+    read_start = start if interval == "daily" else _period_floor(start, interval)
     async with pool.acquire() as conn:
-        security = await _security(conn, ticker)
-        assert security.security_id is not None
-        # Whole periods: widen the range to the first day of the period containing start.
-        read_start = start if interval == "daily" else _period_floor(start, interval)
         if interval != "daily" and not adjusted:
+            security = await _security(conn, ticker)
+            assert security.security_id is not None
             rows = await bars_repo.period_history(
                 conn, security.security_id, read_start, end, interval
             )
             return _from_period_rows(security, interval, rows)
-        bars, actions = await bars_repo.daily_history_and_actions(
-            conn, security.security_id, read_start, end, actions=adjusted
-        )
+        found = await bars_repo.history_by_ticker(conn, ticker, read_start, end, actions=adjusted)
+    if found is None:
+        raise StockNotFoundError(ticker)
+    security, bars, actions = found
+    if len(bars) <= SMALL_SERIES:
+        # Adjusting a few hundred bars takes microseconds: a thread hop would cost more.
+        return _shape(security, bars, actions, interval, adjusted)
     return await asyncio.to_thread(_shape, security, bars, actions, interval, adjusted)
 
 
