@@ -1,5 +1,5 @@
 """The gateway's edge state, opened and closed by its lifespan: signing and verification
-keys, the route policy, one pooled session per upstream, the authenticator and the rate
+keys, the route policy, the connection pools of each upstream, the authenticator and the rate
 limiter with its quotas."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gateway.circuit import CircuitBreaker
 from gateway.config import GatewaySettings, parse_quota
 from gateway.limits import Quota, RateLimiter
 from gateway.policy import Policy
-from gateway.proxy import Upstream, new_session
+from gateway.proxy import Upstream, new_pool, new_session
 from shared.jwt import (
     SigningKey,
     StaticKeys,
@@ -124,6 +124,12 @@ def edge_extension(
         )
         by_name = upstreams(settings)
         for upstream in by_name.values():
+            upstream.pool = new_pool(
+                upstream.base_url,
+                read_timeout=settings.upstream_timeout_seconds,
+                connect_timeout=settings.upstream_connect_timeout_seconds,
+                max_connections=settings.upstream_max_connections,
+            )
             upstream.session = new_session(
                 read_timeout=settings.upstream_timeout_seconds,
                 connect_timeout=settings.upstream_connect_timeout_seconds,
@@ -159,6 +165,8 @@ def edge_extension(
             yield
         finally:
             for upstream in by_name.values():
+                if upstream.pool is not None:
+                    await upstream.pool.close()
                 if upstream.session is not None:
                     await upstream.session.close()
             if limiter is not None:

@@ -1,15 +1,20 @@
 """Forwarding ``/api/v1/...`` to the service that owns the path, as a plain ASGI handler.
 
-One pooled ``aiohttp.ClientSession`` per upstream (measured here: forwarding through a
-shared ``httpx.AsyncClient`` cost about 8x more CPU per request). The request body is
-streamed to the upstream unless it is small and sized, in which case it is read whole
-(one write, and an idempotent request can then be retried); the response is relayed
-whole when small and sized, streamed otherwise.
+One :class:`gateway.pool.ConnectionPool` per upstream: keep-alive HTTP/1.1 on asyncio and
+``httptools``. Measured here (docs/performance.md): ``aiohttp``'s client cost about a
+third of the gateway's CPU per request, a shared ``httpx.AsyncClient`` 8x more than
+that; the pool costs a fraction of either. (``aiohttp`` still carries the WebSocket relay,
+the health probes and the OpenAPI fetches, which are not per-request work.)
+
+The request body is streamed to the upstream unless it is small and sized, in which case
+it is read whole (one write, and an idempotent request can then be retried); the
+response is relayed whole when small and sized, streamed otherwise.
 
 Failure handling, per upstream:
-- connection refused / reset before any answer: one retry for idempotent methods (a
-  pooled keep-alive connection the service just closed is the common cause);
-- unreachable: 503; no answer within the read timeout: 504; both in the envelope;
+- a pooled keep-alive connection found closed before any answer: one retry for
+  idempotent requests with a replayable body (the service closed an idle connection);
+- unreachable: 503; no answer within the read timeout: 504; a malformed answer: 502;
+  all in the envelope;
 - a circuit breaker (:mod:`gateway.circuit`) opens after consecutive failures and
   answers 503 at once, with ``Retry-After``, until a trial request succeeds.
 """
@@ -17,16 +22,25 @@ Failure handling, per upstream:
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import aiohttp
-from multidict import CIMultiDict
 from starlette.types import Receive, Scope, Send
-from yarl import URL
 
 from gateway.circuit import CircuitBreaker
+from gateway.pool import (
+    ConnectFailed,
+    ConnectionDropped,
+    ConnectionPool,
+    Headers,
+    MalformedResponse,
+    ReadTimeout,
+    UpstreamFailure,
+)
 from shared.errors import PayloadTooLargeError, ServiceUnavailableError, UpstreamError
 
 logger = logging.getLogger("gateway.proxy")
@@ -48,6 +62,8 @@ _REQUEST_SKIP = frozenset(
         b"authorization",
         b"x-api-key",
         b"cookie",
+        b"content-length",  # framing is the pool's: set from the body actually sent
+        b"expect",  # the body is sent at once; a 100-continue is not awaited
     }
 )
 _RESPONSE_SKIP = frozenset(
@@ -82,16 +98,39 @@ class CircuitOpenError(ServiceUnavailableError):
 
 @dataclass
 class Upstream:
-    """A service behind the gateway, its connection pool and its circuit breaker."""
+    """A service behind the gateway, its connection pools and its circuit breaker."""
 
     name: str
     base_url: str
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
-    session: aiohttp.ClientSession | None = None
+    pool: ConnectionPool | None = None  # HTTP forwarding
+    session: aiohttp.ClientSession | None = None  # WebSocket relay, health, OpenAPI
 
     @property
     def ws_base_url(self) -> str:
         return "ws" + self.base_url.removeprefix("http")
+
+    prefix: bytes = field(init=False)  # the base URL's path, put before forwarded paths
+
+    def __post_init__(self) -> None:
+        self.prefix = urlsplit(self.base_url).path.rstrip("/").encode()
+
+
+def new_pool(
+    base_url: str, *, read_timeout: float, connect_timeout: float, max_connections: int
+) -> ConnectionPool:
+    """The forwarding pool for the upstream at ``base_url`` (in the running loop)."""
+    parts = urlsplit(base_url)
+    tls = ssl.create_default_context() if parts.scheme == "https" else None
+    assert parts.hostname is not None
+    return ConnectionPool(
+        parts.hostname,
+        parts.port or (443 if tls else 80),
+        max_connections=max_connections,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        tls=tls,
+    )
 
 
 def new_session(
@@ -113,12 +152,18 @@ def new_session(
     )
 
 
+class ClientDisconnected(Exception):
+    """The client went away while sending its body: nothing is forwarded or answered."""
+
+
 async def _stream_body(receive: Receive, first: bytes, max_bytes: int) -> AsyncIterator[bytes]:
     size = len(first)
     if first:
         yield first
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:
@@ -135,6 +180,8 @@ async def _read_body(receive: Receive, max_bytes: int) -> tuple[bytes, bool]:
     size = 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:
@@ -147,27 +194,29 @@ async def _read_body(receive: Receive, max_bytes: int) -> tuple[bytes, bool]:
 
 def _headers(
     scope: Scope, token: str | None, request_id: str, client_ip: str | None
-) -> tuple[CIMultiDict[str], int | None, bool]:
-    headers: CIMultiDict[str] = CIMultiDict()
+) -> tuple[Headers, int | None, bool]:
+    """The headers to forward, the body's length if sized, and whether it is chunked."""
+    headers: Headers = []
     length: int | None = None
     chunked = False
     prior_forwarded = None
     for name, value in scope["headers"]:
         if name in _REQUEST_SKIP:
-            if name == b"transfer-encoding":
+            if name == b"content-length":
+                length = int(value)  # well formed: the server parsed it
+            elif name == b"transfer-encoding":
                 chunked = True
             elif name == b"x-forwarded-for":
-                prior_forwarded = value.decode("latin-1")
+                prior_forwarded = value
             continue
-        if name == b"content-length":
-            length = int(value)
-        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        headers.append((name, value))
     if token is not None:
-        headers["Authorization"] = "Bearer " + token
-    headers["X-Request-ID"] = request_id
+        headers.append((b"authorization", b"Bearer " + token.encode("latin-1")))
+    headers.append((b"x-request-id", request_id.encode("latin-1")))
     if client_ip:
-        headers["X-Forwarded-For"] = (
-            f"{prior_forwarded}, {client_ip}" if prior_forwarded else client_ip
+        ip = client_ip.encode("latin-1")
+        headers.append(
+            (b"x-forwarded-for", prior_forwarded + b", " + ip if prior_forwarded else ip)
         )
     return headers, length, chunked
 
@@ -181,7 +230,7 @@ async def forward(
     token: str | None,
     request_id: str,
     client_ip: str | None,
-    response_headers: list[tuple[bytes, bytes]],
+    response_headers: Headers,
     max_body_bytes: int,
 ) -> None:
     """Send the request in ``scope`` to ``upstream`` and relay its answer through ``send``.
@@ -194,78 +243,87 @@ async def forward(
             details={"service": upstream.name, "circuit": "open"},
             headers={"Retry-After": str(upstream.breaker.retry_after(now))},
         )
-    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-    target = upstream.base_url + raw_path.decode("latin-1")
+    target: bytes = scope.get("raw_path") or scope["path"].encode()
+    if upstream.prefix:
+        target = upstream.prefix + target
     if scope["query_string"]:
-        target += "?" + scope["query_string"].decode("latin-1")
-    url = URL(target, encoded=True)
+        target += b"?" + scope["query_string"]
     headers, length, chunked = _headers(scope, token, request_id, client_ip)
 
-    data: bytes | AsyncIterator[bytes] | None = None
+    body: bytes | AsyncIterator[bytes] | None = None
+    streamed_length: int | None = None
     replayable = True
     if length is not None or chunked:
         if length is not None and length > max_body_bytes:
             raise PayloadTooLargeError(details={"max_bytes": max_body_bytes})
-        first, more = await _read_body(receive, max_body_bytes)
+        try:
+            first, more = await _read_body(receive, max_body_bytes)
+        except ClientDisconnected:
+            return
         if more:
-            data = _stream_body(receive, first, max_body_bytes)
+            body = _stream_body(receive, first, max_body_bytes)
+            streamed_length = length
             replayable = False
         else:
-            data = first
+            body = first
 
-    assert upstream.session is not None
+    pool = upstream.pool
+    assert pool is not None
     attempts = 2 if method in _IDEMPOTENT and replayable else 1
     for attempt in range(attempts):
         try:
-            response = await upstream.session.request(
-                method, url, headers=headers, data=data, allow_redirects=False
+            response = await pool.request(
+                method, target, headers, body, content_length=streamed_length
             )
             break
-        except PayloadTooLargeError:
-            raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+        except ClientDisconnected:
+            return  # mid-body: the upstream connection was closed, nobody to answer
+        except ReadTimeout:
             upstream.breaker.record_failure(time.monotonic())
             raise GatewayTimeoutError(details={"service": upstream.name}) from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            if attempt + 1 < attempts and not isinstance(exc, aiohttp.ClientConnectorError):
-                continue  # a reused connection the service had closed: try a fresh one
+        except ConnectionDropped as exc:
+            if exc.reused and attempt + 1 < attempts:
+                continue  # a kept-alive connection the service had closed: a fresh one
+            raise _unavailable(upstream, exc) from None
+        except ConnectFailed as exc:
+            raise _unavailable(upstream, exc) from None
+        except MalformedResponse as exc:
             upstream.breaker.record_failure(time.monotonic())
-            logger.warning("upstream %s unreachable: %s", upstream.name, exc)
-            raise ServiceUnavailableError(
-                f"The {upstream.name} service is unavailable.",
-                details={"service": upstream.name},
-            ) from None
+            logger.warning("upstream %s answered badly: %s", upstream.name, exc)
+            raise UpstreamError(details={"service": upstream.name}) from None
     upstream.breaker.record_success()
 
-    headers_out = [
-        (name.lower(), value)
-        for name, value in response.raw_headers
-        if name.lower() not in _RESPONSE_SKIP
-    ]
+    status = response.status
+    headers_out = [(n, v) for n, v in response.headers if n not in _RESPONSE_SKIP]
     headers_out.extend(response_headers)
-    length_out = response.content_length
     try:
+        length_out = response.content_length()
         if method == "HEAD":
-            await send(
-                {"type": "http.response.start", "status": response.status, "headers": headers_out}
-            )
+            await send({"type": "http.response.start", "status": status, "headers": headers_out})
             await send({"type": "http.response.body", "body": b""})
         elif length_out is not None and length_out <= _READ_WHOLE_LIMIT:
             try:
-                body = await response.read()
-            except (aiohttp.ClientError, TimeoutError):
+                data = await response.read()
+            except UpstreamFailure as exc:
+                logger.warning("upstream %s answer failed: %s", upstream.name, exc)
                 raise UpstreamError(details={"service": upstream.name}) from None
-            await send(
-                {"type": "http.response.start", "status": response.status, "headers": headers_out}
-            )
-            await send({"type": "http.response.body", "body": body})
+            await send({"type": "http.response.start", "status": status, "headers": headers_out})
+            await send({"type": "http.response.body", "body": data})
         else:
             headers_out = [(n, v) for n, v in headers_out if n != b"content-length"]
-            await send(
-                {"type": "http.response.start", "status": response.status, "headers": headers_out}
-            )
-            async for chunk in response.content.iter_any():
+            await send({"type": "http.response.start", "status": status, "headers": headers_out})
+            # A failure from here on cuts the client's answer short (the server closes
+            # the connection): the status has been sent already.
+            async for chunk in response.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
     finally:
         response.release()
+
+
+def _unavailable(upstream: Upstream, exc: Exception) -> ServiceUnavailableError:
+    upstream.breaker.record_failure(time.monotonic())
+    logger.warning("upstream %s unreachable: %s", upstream.name, exc)
+    return ServiceUnavailableError(
+        f"The {upstream.name} service is unavailable.", details={"service": upstream.name}
+    )

@@ -1,5 +1,6 @@
 """A forwarding-only ASGI proxy (no auth, no limits) with a choice of HTTP client, to
-measure the client library alone: ``aiohttp`` (what the gateway uses) or ``httpx``.
+measure the client library alone: ``pool`` (the gateway's :mod:`gateway.pool`, what it
+forwards with), ``aiohttp`` (what it used before) or ``httpx``.
 
     python bench/gateway/minimal_proxy.py --port 9002 \
         --upstream http://127.0.0.1:9001 --client httpx
@@ -14,6 +15,8 @@ import aiohttp
 import httpx
 import uvicorn
 
+from gateway.pool import ConnectionPool
+
 
 def make_app(upstream: str, client_name: str) -> Any:
     state: dict[str, Any] = {}
@@ -23,7 +26,10 @@ def make_app(upstream: str, client_name: str) -> Any:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
-                    if client_name == "aiohttp":
+                    if client_name == "pool":
+                        host, port = upstream.removeprefix("http://").split(":")
+                        state["client"] = ConnectionPool(host, int(port))
+                    elif client_name == "aiohttp":
                         state["client"] = aiohttp.ClientSession(
                             connector=aiohttp.TCPConnector(limit=256), auto_decompress=False
                         )
@@ -34,12 +40,16 @@ def make_app(upstream: str, client_name: str) -> Any:
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     client = state["client"]
-                    await (client.close() if client_name == "aiohttp" else client.aclose())
+                    await (client.aclose() if client_name == "httpx" else client.close())
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         url = upstream + scope["path"]
         client = state["client"]
-        if client_name == "aiohttp":
+        if client_name == "pool":
+            answer = await client.request("GET", scope["raw_path"], [])
+            body, status = await answer.read(), answer.status
+            answer.release()
+        elif client_name == "aiohttp":
             async with client.get(url) as response:
                 body = await response.read()
                 status = response.status
@@ -65,7 +75,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
-    parser.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp")
+    parser.add_argument("--client", choices=("pool", "aiohttp", "httpx"), default="aiohttp")
     args = parser.parse_args()
     uvicorn.run(
         make_app(args.upstream, args.client),

@@ -359,7 +359,7 @@ def main() -> int:
                     )
                 )
                 fleet.stop(process)
-            for client in ("aiohttp", "httpx"):
+            for client in ("pool", "aiohttp", "httpx"):
                 port = free_port()
                 process = fleet.start(
                     f"minimal-{client}",
