@@ -12,18 +12,15 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
-from gateway.demo import DEMO_ACCOUNTS
 from services.realtime.feeds import HistoryReply, HistoryRequest, RunCompleted
-from services.realtime.tests.support import StreamClient, publish_tick, stream, tick
+from services.realtime.tests.support import StreamClient, mint_token, publish_tick, stream, tick
 from services.recommendations import events as publisher
 from shared.messaging import Bus, Delivered, Event, connect_bus
-from tests.conftest import login
 from tests.infra import TestInfra
 from tests.platform import Platform, Process, wait_ready
 
 pytestmark = pytest.mark.e2e
 
-ACCOUNTS = {role: (username, password) for role, username, password in DEMO_ACCOUNTS}
 ALERTS = "/api/v1/ws/alerts"
 
 
@@ -48,6 +45,13 @@ async def second_node(platform: Platform) -> AsyncIterator[Process]:
     proc.stop()
 
 
+def user(platform: Platform, role: str = "viewer") -> dict[str, str]:
+    """Headers for a fresh user of ``role`` (a token signed with the gateway's key, as
+    the gateway issues them): tests do not share users, so they share no limits."""
+    key_file = platform.environments["gateway"]["GATEWAY_JWT_PRIVATE_KEY_FILE"]
+    return mint_token(key_file, f"{role}-{uuid.uuid4().hex[:12]}", role)
+
+
 async def rule(gateway: httpx.AsyncClient, headers: dict[str, str], **body: object) -> dict:
     response = await gateway.post("/api/v1/alerts", json=body, headers=headers)
     assert response.status_code == 201, response.text
@@ -61,9 +65,10 @@ async def alerts_of(client: StreamClient, count: int) -> list[dict]:
     return found
 
 
-async def test_rules_are_validated_and_private(gateway: httpx.AsyncClient) -> None:
-    viewer = await login(gateway, *ACCOUNTS["viewer"])
-    analyst = await login(gateway, *ACCOUNTS["analyst"])
+async def test_rules_are_validated_and_private(
+    platform: Platform, gateway: httpx.AsyncClient
+) -> None:
+    viewer, analyst = user(platform), user(platform, "analyst")
     ticker = unique_ticker()
     for body, field in (
         ({"condition": "percent_move_up"}, "threshold"),
@@ -112,8 +117,7 @@ async def test_rules_are_validated_and_private(gateway: httpx.AsyncClient) -> No
 async def test_an_alert_fires_once_per_crossing_on_every_socket_of_its_owner_only(
     platform: Platform, gateway: httpx.AsyncClient, second_node: Process, bus: Bus
 ) -> None:
-    viewer = await login(gateway, *ACCOUNTS["viewer"])
-    analyst = await login(gateway, *ACCOUNTS["analyst"])
+    viewer, analyst = user(platform), user(platform, "analyst")
     mine, theirs = unique_ticker(), unique_ticker()
     created = await rule(
         gateway, viewer, ticker=mine, condition="price_above", threshold="100", cooldown_seconds=0
@@ -150,7 +154,7 @@ async def test_an_alert_fires_once_per_crossing_on_every_socket_of_its_owner_onl
 async def test_a_reconnecting_client_gets_what_it_missed_in_order(
     platform: Platform, gateway: httpx.AsyncClient, bus: Bus
 ) -> None:
-    viewer = await login(gateway, *ACCOUNTS["viewer"])
+    viewer = user(platform)
     ticker = unique_ticker()
     await rule(
         gateway,
@@ -194,7 +198,7 @@ async def test_a_reconnecting_client_gets_what_it_missed_in_order(
 async def test_moving_average_rules_use_market_history(
     platform: Platform, gateway: httpx.AsyncClient, bus: Bus
 ) -> None:
-    viewer = await login(gateway, *ACCOUNTS["viewer"])
+    viewer = user(platform)
     ticker = unique_ticker()
 
     async def history(request: HistoryRequest, _: Delivered) -> HistoryReply:
@@ -236,7 +240,7 @@ async def test_a_recommendation_change_fires_once(
 ) -> None:
     """Events built with the publisher's own model (services/recommendations/events.py), on
     its stream: also the contract test of realtime's consumer model."""
-    viewer = await login(gateway, *ACCOUNTS["viewer"])
+    viewer = user(platform)
     ticker = unique_ticker()
     await rule(gateway, viewer, ticker=ticker, condition="recommendation_change")
 

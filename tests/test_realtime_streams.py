@@ -57,6 +57,7 @@ async def bus(seeded: TestInfra) -> AsyncIterator[Bus]:
 
 
 async def token(gateway: httpx.AsyncClient, role: str = "viewer") -> dict[str, str]:
+    """A real login through the gateway (the demo account of ``role``)."""
     return await login(gateway, *ACCOUNTS[role])
 
 
@@ -93,7 +94,7 @@ async def test_subscribe_gets_snapshot_then_live_quotes(
 
     responder = await bus.serve("market.rpc.quotes", QuotesRequest, quotes, queue=None)
     try:
-        headers = await token(gateway)
+        headers = await token(gateway)  # the demo viewer; other tests use their own users
         async with stream(stream_url(platform), "/api/v1/ws/prices", headers=headers) as client:
             hello = await client.next()
             assert hello["type"] == "connected" and hello["limits"]["subscriptions"] == 50
@@ -137,8 +138,8 @@ async def test_subscribe_gets_snapshot_then_live_quotes(
         await responder.unsubscribe()
 
 
-async def test_pong_and_protocol_errors(platform: Platform, gateway: httpx.AsyncClient) -> None:
-    headers = await token(gateway)
+async def test_pong_and_protocol_errors(platform: Platform) -> None:
+    headers = mint_token(key_file(platform), f"pong-{uuid.uuid4().hex[:8]}")
     async with stream(stream_url(platform), "/api/v1/ws/prices", headers=headers) as client:
         await client.next()
         await client.ws.send("not json")

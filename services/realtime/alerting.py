@@ -216,6 +216,14 @@ class RuleEvaluator:
             if first:
                 await self._hub.acquire([rule.ticker])
 
+    async def _refresh(self, rule_id: UUID, stored: AlertRule | None) -> None:
+        """Take the stored copy of a rule unless ours has a newer armed state: this node
+        may already have decided later ticks than the ones the database has seen."""
+        local = self._rules.get(rule_id)
+        if stored is not None and local is not None and local.newer_state_than(stored):
+            return
+        await self._apply(rule_id, stored)
+
     async def reload(self) -> None:
         async with self._pool.acquire() as conn:
             rules = await repository.list_active(conn)
@@ -223,7 +231,7 @@ class RuleEvaluator:
         for rule_id in [r for r in self._rules if r not in fresh]:
             await self._apply(rule_id, None)
         for rule_id, rule in fresh.items():
-            await self._apply(rule_id, rule)
+            await self._refresh(rule_id, rule)
 
     async def _reload_loop(self) -> None:
         while True:
@@ -253,7 +261,9 @@ class RuleEvaluator:
                 continue
             # Assume the transition locally now, so the next tick does not queue it again;
             # the database has the last word (_work).
-            updated = rule.fired(now) if decision is Decision.FIRE else rule.rearmed()
+            updated = (
+                rule.fired(now, tick.ts) if decision is Decision.FIRE else rule.rearmed(tick.ts)
+            )
             rules[rule.id] = self._rules[rule.id] = updated
             try:
                 self._queue.put_nowait(_Transition(decision, rule, obs))
@@ -269,7 +279,7 @@ class RuleEvaluator:
                 logger.exception("alert transition failed (%s); reloading the rule", exc)
                 with contextlib.suppress(OSError, asyncpg.PostgresError):
                     async with self._pool.acquire() as conn:
-                        await self._apply(
+                        await self._refresh(
                             transition.rule.id, await repository.get(conn, transition.rule.id)
                         )
 
@@ -279,7 +289,7 @@ class RuleEvaluator:
             async with self._pool.acquire() as conn:
                 if not await repository.rearm(conn, rule.id, obs.ts):
                     # A newer tick changed it already (on another node): take the stored state.
-                    await self._apply(rule.id, await repository.get(conn, rule.id))
+                    await self._refresh(rule.id, await repository.get(conn, rule.id))
             return
         alert = None
         async with self._pool.acquire() as conn:
@@ -300,7 +310,7 @@ class RuleEvaluator:
                     )
             if won is None:
                 # Another node fired it (or it cooled down meanwhile): take the stored state.
-                await self._apply(rule.id, await repository.get(conn, rule.id))
+                await self._refresh(rule.id, await repository.get(conn, rule.id))
         if alert is not None:
             self.fired += 1
             await publish_alert(self._bus, alert)

@@ -61,6 +61,7 @@ class AlertRule:
     armed: bool
     last_fired_at: datetime | None
     created_at: datetime
+    state_tick: int | None = None  # the tick (epoch ms) of the last armed/disarmed change
 
     @property
     def on_ticks(self) -> bool:
@@ -71,11 +72,15 @@ class AlertRule:
             seconds=self.cooldown_seconds
         )
 
-    def fired(self, now: datetime) -> AlertRule:
-        return replace(self, armed=False, last_fired_at=now)
+    def fired(self, now: datetime, tick: int | None = None) -> AlertRule:
+        return replace(self, armed=False, last_fired_at=now, state_tick=tick)
 
-    def rearmed(self) -> AlertRule:
-        return replace(self, armed=True)
+    def rearmed(self, tick: int | None = None) -> AlertRule:
+        return replace(self, armed=True, state_tick=tick)
+
+    def newer_state_than(self, other: AlertRule) -> bool:
+        """Whether this copy's armed state comes from a later tick than ``other``'s."""
+        return (self.state_tick or 0) > (other.state_tick or 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from services.realtime.domain import AlertRule, Condition
 
 _COLUMNS = (
     "id, owner_id, ticker, condition, threshold, window_days, cooldown_seconds,"
-    " active, armed, last_fired_at, created_at"
+    " active, armed, last_fired_at, created_at, state_tick"
 )
 
 
