@@ -46,6 +46,11 @@ def _alert(row: asyncpg.Record) -> StoredAlert:
 # -- rules -------------------------------------------------------------------------------
 
 
+async def lock_owner_rules(conn: asyncpg.Connection, owner_id: str) -> None:
+    """Serialise changes to one owner's rules until the transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"alert-rules:{owner_id}")
+
+
 async def list_for_owner(conn: asyncpg.Connection, owner_id: str) -> list[AlertRule]:
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM alert_rules WHERE owner_id = $1 ORDER BY created_at, id",

@@ -63,7 +63,7 @@ async def create_rule(
     _check_shape(data.condition, data.threshold, data.window_days)
     async with pool.acquire() as conn, conn.transaction():
         # Serialise one owner's creations so the quota cannot be overrun by a burst.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"alert-rules:{owner_id}")
+        await repository.lock_owner_rules(conn, owner_id)
         if await repository.count_for_owner(conn, owner_id) >= MAX_RULES_PER_USER:
             raise AlertRuleQuotaError(
                 f"You can keep at most {MAX_RULES_PER_USER} alert rules.",
