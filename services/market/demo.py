@@ -13,18 +13,26 @@ Either way it is safe to run again: data already there is kept.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 
 import asyncpg
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.market.repository import loads
 from services.market.service import loading
 
-DEMO_SIZE_VARIABLE = "MARKET_DEMO_UNIVERSE_SIZE"
-DEMO_YEARS_VARIABLE = "MARKET_DEMO_UNIVERSE_YEARS"
 DEMO_SEED = 20_240_101
+
+
+class DemoSettings(BaseSettings):
+    """``MARKET_DEMO_UNIVERSE_SIZE`` / ``_YEARS``: the universe seed_demo loads itself."""
+
+    model_config = SettingsConfigDict(env_prefix="MARKET_DEMO_", extra="ignore", frozen=True)
+
+    universe_size: int = Field(default=150, ge=13, le=20_000)
+    universe_years: int = Field(default=3, ge=2, le=30)
 
 
 def _say(message: str) -> None:
@@ -60,7 +68,6 @@ async def seed_demo(conn: asyncpg.Connection, *, wait_timeout: float = 1800.0) -
                 _say("simulated universe loaded")
             return
         break
-    size = int(os.environ.get(DEMO_SIZE_VARIABLE, "150"))
-    years = int(os.environ.get(DEMO_YEARS_VARIABLE, "3"))
-    spec = loading.universe_spec(size, years, DEMO_SEED)
+    settings = DemoSettings()
+    spec = loading.universe_spec(settings.universe_size, settings.universe_years, DEMO_SEED)
     await loading.load_universe_on(conn, spec, report=_say)

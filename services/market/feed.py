@@ -37,8 +37,6 @@ from shared.messaging import Bus, MessagingUnavailableError
 
 logger = logging.getLogger("services.market.feed")
 
-FEED_LOCK = "bourse.market.feed"
-
 
 @dataclass
 class FeedStats:
@@ -112,16 +110,11 @@ class Feed:
             try:
                 if await ready():
                     async with self._pool.acquire() as lock_conn:
-                        got = await lock_conn.fetchval(
-                            "SELECT pg_try_advisory_lock(hashtext($1))", FEED_LOCK
-                        )
-                        if got:
+                        if await feed_state.try_lead(lock_conn):
                             try:
                                 await self._lead()
                             finally:
-                                await lock_conn.execute(
-                                    "SELECT pg_advisory_unlock(hashtext($1))", FEED_LOCK
-                                )
+                                await feed_state.stop_leading(lock_conn)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -21,9 +21,8 @@ from services.market import schemas
 from services.market.background import EOD_TAG
 from services.market.cached_reads import CachedRoute, request_key
 from services.market.deps import authorize, pool_of
-from services.market.domain import TICKER_PATTERN
+from services.market.domain import SORTABLE, TICKER_PATTERN, StockFilter
 from services.market.errors import InvalidImportError
-from services.market.repository.securities import SORT_EXPRESSIONS, StockFilter
 from services.market.service import imports as import_service
 from services.market.service import market as market_service
 from services.market.service import stocks as stock_service
@@ -78,10 +77,8 @@ async def _cached(
 def _sort(raw: str) -> tuple[str, bool]:
     descending = raw.startswith("-")
     name = raw.lstrip("-+")
-    if name not in SORT_EXPRESSIONS:
-        raise ValidationFailedError(
-            f"Cannot sort by {name!r}.", details={"sortable": sorted(SORT_EXPRESSIONS)}
-        )
+    if name not in SORTABLE:
+        raise ValidationFailedError(f"Cannot sort by {name!r}.", details={"sortable": SORTABLE})
     return name, descending
 
 

@@ -57,3 +57,17 @@ class Quote:
         if not self.previous_close:
             return None
         return round((self.price / self.previous_close - 1.0) * 100.0, 4)
+
+
+# What /stocks sorts and filters by (the repository maps each to its SQL expression).
+SORTABLE = ("ticker", "name", "price", "change_percent", "volume", "market_cap")
+RANGE_FILTERS = ("price", "change_percent", "volume", "market_cap")
+
+
+@dataclass(frozen=True)
+class StockFilter:
+    sector: str | None = None
+    industry: str | None = None
+    exchange: str | None = None
+    search: str | None = None
+    ranges: tuple[tuple[str, float | None, float | None], ...] = ()  # (name, min, max)

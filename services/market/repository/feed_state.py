@@ -8,6 +8,18 @@ from datetime import date
 
 import asyncpg
 
+FEED_LOCK = "bourse.market.feed"
+
+
+async def try_lead(conn: asyncpg.Connection) -> bool:
+    """Take the session-level lock only the replica running the feed holds."""
+    got: bool = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", FEED_LOCK)
+    return got
+
+
+async def stop_leading(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", FEED_LOCK)
+
 
 @dataclass(frozen=True)
 class FeedSecurity:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import asyncpg
 
-from services.market.domain import Quote, Security
+from services.market.domain import SORTABLE, Quote, Security, StockFilter
 
 _SECURITY_COLUMNS = (
     "s.ticker, s.name, s.exchange, s.sector, s.industry, s.currency, s.status,"
@@ -28,15 +27,7 @@ SORT_EXPRESSIONS: dict[str, str] = {
     "market_cap": "q.price * s.shares_outstanding",
 }
 _TEXT_SORTS = frozenset({"ticker", "name"})
-
-
-@dataclass(frozen=True)
-class StockFilter:
-    sector: str | None = None
-    industry: str | None = None
-    exchange: str | None = None
-    search: str | None = None
-    ranges: tuple[tuple[str, float | None, float | None], ...] = ()  # (expression name, min, max)
+assert set(SORT_EXPRESSIONS) == set(SORTABLE)
 
 
 def security_from(row: asyncpg.Record) -> Security:

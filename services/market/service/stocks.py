@@ -12,14 +12,13 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from services.market.domain import Quote, Security
+from services.market.domain import Quote, Security, StockFilter
 from services.market.domain import adjustment as adj
 from services.market.domain.analysis import HISTORY_DAYS, analyse
 from services.market.domain.bars import resample
 from services.market.errors import InvalidDateRangeError, StockNotFoundError
 from services.market.repository import bars as bars_repo
 from services.market.repository import securities, stats
-from services.market.repository.securities import StockFilter
 from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
 
 Interval = Literal["daily", "weekly", "monthly"]
