@@ -2,7 +2,8 @@
 
 Middleware, outermost first: request id and access log (shared) -> security headers ->
 CORS (when configured) -> gzip -> the edge (route policy, authentication, rate limits,
-forwarding; :mod:`gateway.middleware`) -> the gateway's own routes.
+forwarding; :mod:`gateway.middleware`) -> the gateway's own routes. In front of all of
+it, :mod:`gateway.front` serves forwarded requests with the same steps in one function.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
 
+from gateway import front
 from gateway.config import GatewaySettings
 from gateway.edge import edge_extension
 from gateway.identity.routes import router as identity_router
@@ -31,17 +33,6 @@ def migrations() -> list[Migration]:
     )
 
 
-def _without_native_telemetry(app: FastAPI) -> None:
-    """Turn off FastAPI's built-in OpenTelemetry hooks. With them on, every request asks
-    OpenTelemetry for its global providers (which reads ``os.environ``): about a tenth of
-    the gateway's CPU per request, measured with py-spy (docs/performance.md). The
-    platform exports Prometheus metrics instead. ``create_part_app`` does not pass FastAPI's
-    ``telemetry=`` argument, so the config dict FastAPI keeps is updated in place."""
-    config = getattr(app, "_telemetry", None)
-    if isinstance(config, dict):
-        config.update(tracing=False, metrics=False, logs=False)
-
-
 def create_app(settings: GatewaySettings) -> FastAPI:
     app = create_part_app(
         name=NAME,
@@ -58,7 +49,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         r for r in app.router.routes if getattr(r, "path", None) not in _DEFAULT_DOC_ROUTES
     ]
     app.docs_url = app.redoc_url = None
-    _without_native_telemetry(app)
     # Appended after the shared RequestContextMiddleware, so each sits inside it.
     app.user_middleware.append(
         Middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
@@ -84,4 +74,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
     app.user_middleware.append(Middleware(GzipWhenAccepted, minimum_size=1024))
     app.user_middleware.append(Middleware(EdgeMiddleware))
+    front.install(
+        app, service=NAME, hsts_seconds=settings.hsts_seconds, cors=bool(settings.cors_origins)
+    )
     return app

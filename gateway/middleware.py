@@ -99,6 +99,83 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+async def _limit(
+    edge: Edge, rule_class: str, principal: Principal | None, client_ip: str | None
+) -> Decision | None:
+    if edge.limiter is None:
+        return None
+    if principal is None or rule_class == "public":
+        quota = edge.quotas["public"]
+        key = edge.limiter.key("public", "ip", client_ip or "unknown")
+    else:
+        quota = edge.quotas[rule_class]
+        key = edge.limiter.key(rule_class, principal.rate_key)
+    return await edge.limiter.check([key], [quota])
+
+
+async def admit(
+    edge: Edge,
+    method: str,
+    path: str,
+    token: str | None,
+    api_key: str | None,
+    client_ip: str | None,
+    headers_out: list[tuple[bytes, bytes]],
+    *,
+    websocket: bool,
+) -> tuple[Rule, Principal | None]:
+    """Steps 1-4 of the module docstring; raises the refusal. Rate-limit headers are
+    appended to ``headers_out`` as soon as they are known."""
+    try:
+        rule = edge.policy.match(method, path)
+    except NoRoute as exc:
+        decision = await _limit(edge, "public", None, client_ip)
+        if decision is not None:
+            headers_out.extend(decision.headers)
+        raise _no_route(path, exc) from None
+    if rule.websocket != websocket:
+        if websocket:
+            raise NotFoundError(f"No WebSocket at {path}.")
+        raise UpgradeRequiredError(headers={"Upgrade": "websocket"})
+    principal = await admit_rule(edge, rule, token, api_key, client_ip, headers_out)
+    return rule, principal
+
+
+async def admit_rule(
+    edge: Edge,
+    rule: Rule,
+    token: str | None,
+    api_key: str | None,
+    client_ip: str | None,
+    headers_out: list[tuple[bytes, bytes]],
+) -> Principal | None:
+    """Steps 2-4 for a matched ``rule``: the caller, charged and authorized."""
+    principal = None
+    if rule.access != "public":
+        try:
+            principal = await edge.authenticator.authenticate(token, api_key)
+            if principal is None:
+                raise AuthenticationError("A bearer token or an API key is required.")
+        except AuthenticationError:
+            # Failed authentications spend the client IP's public budget: guessing
+            # credentials costs the guesser, not the database.
+            decision = await _limit(edge, "public", None, client_ip)
+            if decision is not None:
+                headers_out.extend(decision.headers)
+                if not decision.allowed:
+                    raise RateLimitedError(details=_limit_details(decision)) from None
+            raise
+    if rule.rate_class != "login":  # the login route charges failures itself
+        decision = await _limit(edge, rule.rate_class, principal, client_ip)
+        if decision is not None:
+            headers_out.extend(decision.headers)
+            if not decision.allowed:
+                raise RateLimitedError(details=_limit_details(decision))
+    if principal is not None:
+        _authorize(rule, principal)
+    return principal
+
+
 class EdgeMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -113,70 +190,6 @@ class EdgeMiddleware:
             await self._websocket(edge, scope, receive, send)
         else:
             await self._http(edge, scope, receive, send)
-
-    async def _limit(
-        self, edge: Edge, rule_class: str, principal: Principal | None, client_ip: str | None
-    ) -> Decision | None:
-        if edge.limiter is None:
-            return None
-        if principal is None or rule_class == "public":
-            quota = edge.quotas["public"]
-            key = edge.limiter.key("public", "ip", client_ip or "unknown")
-        else:
-            quota = edge.quotas[rule_class]
-            key = edge.limiter.key(rule_class, principal.rate_key)
-        return await edge.limiter.check([key], [quota])
-
-    async def _admit(
-        self,
-        edge: Edge,
-        scope: Scope,
-        method: str,
-        path: str,
-        token: str | None,
-        api_key: str | None,
-        client_ip: str | None,
-        headers_out: list[tuple[bytes, bytes]],
-        *,
-        websocket: bool,
-    ) -> tuple[Rule, Principal | None]:
-        """Steps 1-4 of the module docstring; raises the refusal. Rate-limit headers are
-        appended to ``headers_out`` as soon as they are known."""
-        try:
-            rule = edge.policy.match(method, path)
-        except NoRoute as exc:
-            decision = await self._limit(edge, "public", None, client_ip)
-            if decision is not None:
-                headers_out.extend(decision.headers)
-            raise _no_route(path, exc) from None
-        if rule.websocket != websocket:
-            if websocket:
-                raise NotFoundError(f"No WebSocket at {path}.")
-            raise UpgradeRequiredError(headers={"Upgrade": "websocket"})
-        principal = None
-        if rule.access != "public":
-            try:
-                principal = await edge.authenticator.authenticate(token, api_key)
-                if principal is None:
-                    raise AuthenticationError("A bearer token or an API key is required.")
-            except AuthenticationError:
-                # Failed authentications spend the client IP's public budget: guessing
-                # credentials costs the guesser, not the database.
-                decision = await self._limit(edge, "public", None, client_ip)
-                if decision is not None:
-                    headers_out.extend(decision.headers)
-                    if not decision.allowed:
-                        raise RateLimitedError(details=_limit_details(decision)) from None
-                raise
-        if rule.rate_class != "login":  # the login route charges failures itself
-            decision = await self._limit(edge, rule.rate_class, principal, client_ip)
-            if decision is not None:
-                headers_out.extend(decision.headers)
-                if not decision.allowed:
-                    raise RateLimitedError(details=_limit_details(decision))
-        if principal is not None:
-            _authorize(rule, principal)
-        return rule, principal
 
     async def _http(self, edge: Edge, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {})
@@ -198,9 +211,8 @@ class EdgeMiddleware:
             if _unsafe_path(path):
                 raise NotFoundError(f"No route for {path}.")
             token, api_key = credentials_from_headers(scope["headers"])
-            rule, principal = await self._admit(
+            rule, principal = await admit(
                 edge,
-                scope,
                 scope["method"],
                 path,
                 token,
@@ -211,6 +223,7 @@ class EdgeMiddleware:
             )
             max_body = rule.max_body_bytes or edge.settings.max_body_bytes
             if rule.upstream is not None:
+                scope["route"] = rule  # its ``path`` is the template metrics are kept by
                 await forward(
                     edge.upstreams[rule.upstream],
                     scope,
@@ -243,8 +256,8 @@ class EdgeMiddleware:
             query_token, query_key, query = query_credentials(scope.get("query_string", b""))
             token = token or query_token
             api_key = api_key or query_key
-            rule, principal = await self._admit(
-                edge, scope, "GET", path, token, api_key, client_ip, [], websocket=True
+            rule, principal = await admit(
+                edge, "GET", path, token, api_key, client_ip, [], websocket=True
             )
             assert rule.upstream is not None
             upstream = edge.upstreams[rule.upstream]
@@ -339,13 +352,13 @@ class SecurityHeadersMiddleware:
                 )
             )
         self._docs_headers = [*self._COMMON, *extra]
-        self._api_headers = [*self._COMMON, *self._API_ONLY, *extra]
+        self.api_headers = [*self._COMMON, *self._API_ONLY, *extra]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        added = self._docs_headers if scope["path"] == "/docs" else self._api_headers
+        added = self._docs_headers if scope["path"] == "/docs" else self.api_headers
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -3,13 +3,16 @@ Prometheus metrics, ``/live``, ``/ready`` and ``/metrics``."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +37,77 @@ HTTP_LATENCY = Histogram(
 _QUIET_PATHS = frozenset({"/live", "/ready", "/metrics"})
 _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.lower().encode()
 
+# FastAPI's native OpenTelemetry hooks, off: the platform exports Prometheus metrics and
+# JSON logs, and with the hooks on every request asks OpenTelemetry for its global
+# providers (which reads ``os.environ``): about a tenth of the gateway's CPU per request,
+# measured with py-spy (docs/performance.md).
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+# Fresh request ids: 16 random hex characters per process, then a 16-hex counter. As
+# unique as ``uuid4().hex`` across processes in practice, same shape (32 hex characters),
+# without a ``urandom`` call and a UUID object per request.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def next_request_id() -> str:
+    """A fresh request id (32 hex characters)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
+
+def bind_request_id(scope: Scope) -> str:
+    """The request's id (from ``X-Request-ID`` when well formed, else a fresh one), bound
+    to the current task and stored in ``scope["state"]["request_id"]``."""
+    request_id = None
+    for name, value in scope["headers"]:
+        if name == _REQUEST_ID_HEADER_BYTES:
+            request_id = accept_request_id(value.decode("latin-1"))
+            break
+    if request_id is None:
+        request_id = next_request_id()
+    set_request_id(request_id)
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
+
+
+class RequestRecorder:
+    """Metrics and the access line of one service's answered requests. The metric
+    children are looked up once per (method, route, status), not on every request."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def record(self, method: str, template: str, path: str, status: int, elapsed: float) -> None:
+        """Count and time the request by route template; log it unless it is a probe."""
+        key = (method, template, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                HTTP_REQUESTS.labels(self.service, method, template, str(status)),
+                HTTP_LATENCY.labels(self.service, method, template),
+            )
+            if len(self._children) < 10_000:  # templates, not paths: small in practice
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
+        if path not in _QUIET_PATHS and access_log.isEnabledFor(logging.INFO):
+            duration_ms = elapsed * 1000
+            # makeRecord + handle: what Logger.info does, without looking for the caller's
+            # file and line (a stack walk per request) that the JSON lines do not show.
+            access_log.handle(
+                access_log.makeRecord(
+                    access_log.name,
+                    logging.INFO,
+                    __file__,
+                    0,
+                    "%s %s %s %.1fms",
+                    (method, path, status, duration_ms),
+                    None,
+                    extra={"status": status, "duration_ms": round(duration_ms, 2)},
+                )
+            )
+
 
 class RequestContextMiddleware:
     """Binds the request id (taken from ``X-Request-ID`` if well formed, else new),
@@ -45,25 +119,20 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, service: str) -> None:
         self.app = app
         self.service = service
+        self.recorder = RequestRecorder(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = None
-        for name, value in scope["headers"]:
-            if name == _REQUEST_ID_HEADER_BYTES:
-                incoming = value.decode("latin-1")
-                break
-        request_id = accept_request_id(incoming)
-        set_request_id(request_id)
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = bind_request_id(scope)
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
 
         started = time.perf_counter()
         status = 500
+        id_header = (_REQUEST_ID_HEADER_BYTES, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -71,29 +140,18 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 if not any(name == _REQUEST_ID_HEADER_BYTES for name, _ in headers):
-                    headers.append((_REQUEST_ID_HEADER_BYTES, request_id.encode()))
+                    headers.append(id_header)
                 message["headers"] = headers
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
-            path = scope["path"]
-            if path not in _QUIET_PATHS:
-                access_log.info(
-                    "%s %s %s %.1fms",
-                    method,
-                    path,
-                    status,
-                    elapsed * 1000,
-                    extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
-                )
+            self.recorder.record(
+                scope["method"], template, scope["path"], status, time.perf_counter() - started
+            )
 
 
 async def _metrics(_: Request) -> Response:
@@ -111,14 +169,18 @@ def create_service_app(
     lifespan: Lifespan,
     routers: Sequence[APIRouter],
     description: str = "",
+    telemetry: TelemetryConfig = NO_NATIVE_TELEMETRY,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
-    """A FastAPI app with Bourse's common behaviour; ``routers`` carry the part's API."""
+    """A FastAPI app with Bourse's common behaviour; ``routers`` carry the part's API.
+    ``telemetry`` is FastAPI's native OpenTelemetry configuration: off by default (see
+    :data:`NO_NATIVE_TELEMETRY`)."""
     app = FastAPI(
         title=title,
         version=version,
         description=description,
         lifespan=lifespan,
+        telemetry=telemetry,
         **fastapi_kwargs,
     )
     app.state.readiness_checks = {}

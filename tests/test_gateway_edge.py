@@ -156,3 +156,20 @@ async def test_circuit_opens_on_a_dead_service_and_says_so(
             assert "market" in health["failing"]
     finally:
         process.stop()
+
+
+async def test_forwarded_answers_carry_ids_and_are_measured_by_template(
+    gateway: httpx.AsyncClient,
+) -> None:
+    user = await new_user(gateway)
+    response = await gateway.get(
+        "/api/v1/stocks/ACME", headers={**user.headers, "X-Request-ID": "front-check-1"}
+    )
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "front-check-1"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["ratelimit-policy"].startswith('"read"')
+    fresh = await gateway.get("/api/v1/stocks/ACME", headers=user.headers)
+    assert len(fresh.headers["x-request-id"]) == 32
+    metrics = (await gateway.get("/metrics")).text
+    assert 'route="/api/v1/stocks/{ticker}"' in metrics
