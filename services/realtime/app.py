@@ -58,6 +58,7 @@ def streams_extension(
             routing=settings.tick_routing,
             snapshot_timeout=settings.snapshot_timeout_seconds,
             heartbeat=settings.heartbeat_seconds,
+            coalesce=settings.coalesce_ms / 1000,
         )
         realtime = Realtime(
             settings=settings,
@@ -72,7 +73,6 @@ def streams_extension(
             recommendations=RecommendationAlerts(
                 resources.pool, resources.bus, stream=settings.recommendation_stream
             ),
-            coalesce=settings.coalesce_ms / 1000,
         )
         await realtime.leases.start()
         await hub.start()

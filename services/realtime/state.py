@@ -22,4 +22,3 @@ class Realtime:
     evaluator: RuleEvaluator
     fanout: AlertFanout
     recommendations: RecommendationAlerts
-    coalesce: float = 0.0

@@ -29,7 +29,7 @@ from services.realtime.feeds import (
 )
 from services.realtime.streams import protocol
 from services.realtime.streams.metrics import StatsOwner, StreamStats
-from services.realtime.streams.session import Outbound
+from services.realtime.streams.session import Flusher, Outbound, Quote
 from shared.errors import AppError
 from shared.messaging import Bus, Delivered, Subscription
 
@@ -42,12 +42,12 @@ TickListener = Callable[[Tick], None]
 class Latest:
     """The latest quote of a ticker: its timestamp, the tick and its encoded message."""
 
-    __slots__ = ("data", "tick", "ts")
+    __slots__ = ("quote", "tick", "ts")
 
-    def __init__(self, tick: Tick, data: bytes) -> None:
+    def __init__(self, tick: Tick, quote: Quote) -> None:
         self.ts = tick.ts
         self.tick = tick
-        self.data = data
+        self.quote = quote
 
 
 class TickHub(StatsOwner):
@@ -60,6 +60,7 @@ class TickHub(StatsOwner):
         routing: Routing = "per_ticker",
         snapshot_timeout: float = 1.0,
         heartbeat: float = 15.0,
+        coalesce: float = 0.0,
         stats: StreamStats | None = None,
     ) -> None:
         self._bus = bus
@@ -67,6 +68,7 @@ class TickHub(StatsOwner):
         self._snapshot_timeout = snapshot_timeout
         self._heartbeat = heartbeat
         self.stats = stats or StreamStats()
+        self.flusher = Flusher(coalesce)  # writes every socket's frame, once per loop turn
         self._sessions: dict[str, set[Outbound]] = {}
         self._interest: dict[str, int] = {}
         self._nats: dict[str, Subscription] = {}
@@ -215,13 +217,13 @@ class TickHub(StatsOwner):
         current = self._latest.get(ticker)
         if current is not None and current.ts > tick.ts:
             return  # an older tick overtaken by a newer one: latest wins
-        data = protocol.encode_quote(tick)
+        quote = Quote(protocol.encode_quote(tick))  # once per tick, for every socket
         if self.routing == "wildcard" or ticker in self._interest:
-            self._latest[ticker] = Latest(tick, data)
+            self._latest[ticker] = Latest(tick, quote)
         sockets = self._sessions.get(ticker)
         if sockets:
             for socket in sockets:
-                socket.offer(ticker, data)
+                socket.offer(ticker, quote)
         for listener in self._listeners:
             listener(tick)
 
@@ -232,7 +234,9 @@ class TickHub(StatsOwner):
             if entry is None:
                 missing.append(ticker)
             else:
-                socket.offer_if_absent(ticker, protocol.encode_quote(entry.tick, snapshot=True))
+                socket.offer_if_absent(
+                    ticker, Quote(protocol.encode_quote(entry.tick, snapshot=True))
+                )
         return missing
 
     async def _snapshot_from_market(self, socket: Outbound, tickers: list[str]) -> None:
@@ -256,8 +260,8 @@ class TickHub(StatsOwner):
             if current is not None and current.ts >= quote.ts:
                 continue  # a live quote, as new or newer, was already routed to the socket
             if self.routing == "wildcard" or ticker in self._interest:
-                self._latest[ticker] = Latest(quote, protocol.encode_quote(quote))
-            socket.offer_if_absent(ticker, protocol.encode_quote(quote, snapshot=True))
+                self._latest[ticker] = Latest(quote, Quote(protocol.encode_quote(quote)))
+            socket.offer_if_absent(ticker, Quote(protocol.encode_quote(quote, snapshot=True)))
 
     # -- heartbeats and slow consumers ---------------------------------------------------
 

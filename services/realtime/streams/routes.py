@@ -84,9 +84,7 @@ async def prices(websocket: WebSocket) -> None:
     limits = realtime.limits.for_claims(claims)
     assert limits is not None
     hub, stats = realtime.hub, realtime.hub.stats
-    out = Outbound(
-        websocket, stats, max_lag=realtime.settings.max_lag_seconds, coalesce=realtime.coalesce
-    )
+    out = Outbound(websocket, stats, hub.flusher, max_lag=realtime.settings.max_lag_seconds)
     subscribed: dict[str, None] = {}
     stats.price_connections += 1
     hub.attach(out)
@@ -174,7 +172,13 @@ async def alerts(websocket: WebSocket) -> None:
         return
     owner = claims.subject
     stats = realtime.hub.stats
-    out = Outbound(websocket, stats, max_lag=realtime.settings.max_lag_seconds, max_control=1000)
+    out = Outbound(
+        websocket,
+        stats,
+        realtime.hub.flusher,
+        max_lag=realtime.settings.max_lag_seconds,
+        max_control=1000,
+    )
     replaying = True
     held: list[AlertFired] = []
     last_sent = last_id or 0

@@ -1,0 +1,182 @@
+"""The outbound side of a socket: frames written by the flusher, directly on the transport
+under our uvicorn protocol (and through ASGI ``send`` elsewhere), conflation while the
+transport is paused. Guards what the direct path relies on in uvicorn's internals (see
+``services.realtime.server.RealtimeWebSocketProtocol``)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.asyncio.client import connect
+
+from services.realtime.server import RealtimeWebSocketProtocol
+from services.realtime.streams.metrics import StreamStats
+from services.realtime.streams.session import (
+    FRAME_WRITER,
+    Flusher,
+    Outbound,
+    Quote,
+    text_frame,
+)
+
+
+def quote(ticker: str, price: float, pad: int = 0) -> Quote:
+    return Quote(
+        orjson.dumps({"type": "quote", "ticker": ticker, "price": price, "pad": "x" * pad})
+    )
+
+
+class App:
+    """Accepts, buffers what the test says, closes with 1001 on ``close``."""
+
+    def __init__(self) -> None:
+        self.direct: bool | None = None
+        self.stats = StreamStats()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        self.direct = FRAME_WRITER in scope.get("extensions", {})
+        await websocket.accept()
+        out = Outbound(websocket, self.stats, Flusher(), max_lag=5.0)
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                await out.stop()
+                return
+            command = message["text"]
+            if command == "batch":
+                out.send_control(b'{"type":"pong"}')
+                out.offer("A", quote("A", 1.0))
+                out.offer("A", quote("A", 2.0))  # conflated: replaces the unsent 1.0
+                out.offer("B", quote("B", 3.0))
+            elif command.startswith("big"):
+                out.offer("C", quote("C", 4.0, pad=int(command[3:])))
+            elif command == "close":
+                await out.close(1001, "going away")
+                return
+
+
+@asynccontextmanager
+async def serving(app: App, ws: Any) -> AsyncIterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, ws=ws, ws_per_message_deflate=False, log_config=None, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 - uvicorn.Server has no "started" event
+        await asyncio.sleep(0.01)
+    try:
+        yield f"ws://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.mark.parametrize(
+    ("ws", "direct"), [(RealtimeWebSocketProtocol, True), ("websockets-sansio", False)]
+)
+async def test_frames_reach_the_client(ws: Any, direct: bool) -> None:
+    app = App()
+    async with serving(app, ws) as url, connect(url, max_size=None) as client:
+        await client.send("batch")
+        frame = orjson.loads(await client.recv())
+        assert [(m["type"], m.get("ticker"), m.get("price")) for m in frame] == [
+            ("pong", None, None),
+            ("quote", "A", 2.0),
+            ("quote", "B", 3.0),
+        ]
+        for pad in (50, 200, 70_000):  # 7-bit, 16-bit and 64-bit payload lengths
+            await client.send(f"big{pad}")
+            (message,) = orjson.loads(await client.recv())
+            assert len(message["pad"]) == pad
+        await client.send("close")
+        with pytest.raises(Exception):  # noqa: B017 - the close ends recv
+            await client.recv()
+        assert client.close_code == 1001
+    assert app.direct is direct
+    assert (app.stats.delivered, app.stats.frames, app.stats.conflated) == (5, 4, 1)
+
+
+def test_uvicorn_protocol_has_what_the_direct_path_uses() -> None:
+    # The attributes Outbound reads on the protocol object, and how they move.
+    loop = asyncio.new_event_loop()
+    try:
+        config = uvicorn.Config(App(), ws=RealtimeWebSocketProtocol)
+        config.load()
+        proto = RealtimeWebSocketProtocol(config, ServerState(), {}, _loop=loop)
+        assert isinstance(proto, WebSocketsSansIOProtocol)
+        assert isinstance(proto.writable, asyncio.Event) and proto.writable.is_set()
+        assert proto.close_sent is False and proto.disconnected is False
+        proto.pause_writing()
+        assert not proto.writable.is_set()
+        proto.resume_writing()
+        assert proto.writable.is_set()
+    finally:
+        loop.close()
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class FakeWire:
+    def __init__(self) -> None:
+        self.transport = FakeTransport()
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.close_sent = False
+        self.disconnected = False
+
+
+class FakeWebSocket:
+    def __init__(self, wire: FakeWire) -> None:
+        self.scope = {"extensions": {FRAME_WRITER: wire}}
+
+
+async def test_a_paused_transport_conflates_then_gets_the_latest() -> None:
+    wire = FakeWire()
+    stats = StreamStats()
+    out = Outbound(FakeWebSocket(wire), stats, Flusher(), max_lag=5.0)  # type: ignore[arg-type]
+    shared = quote("A", 1.0)
+    out.offer("A", shared)
+    await asyncio.sleep(0)
+    assert wire.transport.written == [shared.alone()]  # the shared frame, as is
+    assert shared.alone() is shared.alone() and shared.alone() == text_frame(
+        b"[" + shared.data + b"]"
+    )
+    wire.writable.clear()  # as uvicorn's pause_writing does
+    for price in (2.0, 3.0, 4.0):
+        out.offer("A", quote("A", price))
+        await asyncio.sleep(0)
+    assert len(wire.transport.written) == 1 and stats.conflated == 2
+    assert out.lag(asyncio.get_running_loop().time() + 1) >= 1
+    wire.writable.set()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert len(wire.transport.written) == 2
+    assert orjson.loads(wire.transport.written[1][2:])[0]["price"] == 4.0
+    wire.close_sent = True  # after the close frame, nothing more is written
+    out.offer("A", quote("A", 5.0))
+    await asyncio.sleep(0)
+    assert len(wire.transport.written) == 2 and out.closing
