@@ -1,23 +1,16 @@
 """The market API end to end: every route through the gateway, on the demo universe the
-platform was seeded with (simulated), success and error cases, caching headers.
-
-``/market/quotes``, ``/market/status`` and ``POST /market/imports`` have no rule in the
-gateway's route table yet (gateway/policy.py is the gateway's; the rules are requested),
-so their tests call the market service directly, with a token the gateway issued.
-"""
+platform was seeded with (simulated), success and error cases, caching headers."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from gateway.demo import DEMO_ACCOUNTS
 from tests.conftest import login
-from tests.platform import Platform
 
 pytestmark = pytest.mark.e2e
 
@@ -206,27 +199,23 @@ async def test_market_overview_and_sectors(
     assert_error(await gateway.get("/api/v1/market/overview"), 401, "UNAUTHENTICATED")
 
 
-@pytest.fixture
-async def market(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=platform.processes["market"].url, timeout=10) as client:
-        yield client
-
-
 TICK_FIELDS = {"ticker", "price", "previous_close", "change", "change_percent", "volume", "ts"}
 
 
-async def test_quote_snapshot_and_status(market: httpx.AsyncClient, viewer: dict[str, str]) -> None:
-    quotes = (await market.get("/api/v1/market/quotes", headers=viewer)).json()
+async def test_quote_snapshot_and_status(
+    gateway: httpx.AsyncClient, viewer: dict[str, str]
+) -> None:
+    quotes = (await gateway.get("/api/v1/market/quotes", headers=viewer)).json()
     assert quotes["count"] == len(quotes["quotes"]) >= 100
     assert set(quotes["quotes"][0]) == TICK_FIELDS
-    status = (await market.get("/api/v1/market/status", headers=viewer)).json()
+    status = (await gateway.get("/api/v1/market/status", headers=viewer)).json()
     assert status["storage"] in {"native", "timescaledb"}
     assert status["universe_load"]["state"] == "complete"
     assert status["feed"] is not None
 
 
 async def test_import_needs_admin_and_reports_what_it_did(
-    gateway: httpx.AsyncClient, market: httpx.AsyncClient, viewer: dict[str, str]
+    gateway: httpx.AsyncClient, viewer: dict[str, str]
 ) -> None:
     admin = await login(gateway, *ACCOUNTS["admin"])
     csv_body = (
@@ -236,16 +225,16 @@ async def test_import_needs_admin_and_reports_what_it_did(
     )
     headers = {"Content-Type": "text/csv"}
     url = "/api/v1/market/imports"
-    forbidden = await market.post(
+    forbidden = await gateway.post(
         url, params={"ticker": "ACME"}, content=csv_body, headers={**viewer, **headers}
     )
     assert_error(forbidden, 403, "FORBIDDEN")
-    done = await market.post(
+    done = await gateway.post(
         url, params={"ticker": "ACME"}, content=csv_body, headers={**admin, **headers}
     )
     assert done.status_code == 200, done.text
     summary = done.json()
     assert summary["rows"] == 2 and summary["rejections"] == {"not_a_session": 1}
     assert summary["inserted"] + summary["unchanged"] + summary["updated"] == 1
-    bad = await market.post(url, content="x,y\n1,2\n", headers={**admin, **headers})
+    bad = await gateway.post(url, content="x,y\n1,2\n", headers={**admin, **headers})
     assert_error(bad, 422, "INVALID_IMPORT")
