@@ -24,7 +24,7 @@ class Quota:
     limit: int
     period_seconds: float
 
-    @property
+    @cached_property
     def period_us(self) -> int:
         return round(self.period_seconds * _US)
 

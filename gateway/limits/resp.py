@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 _CRLF = b"\r\n"
+_SHAS: dict[str, str] = {}  # script -> its SHA1, computed once
 
 
 class RedisUnavailable(ConnectionError):
@@ -232,7 +233,9 @@ class PipelinedRedis:
 
     async def evalsha(self, script: str, keys: list[str], args: list[int | str]) -> Any:
         """Run ``script`` by its SHA1, loading it on a ``NOSCRIPT`` miss."""
-        sha = hashlib.sha1(script.encode()).hexdigest()
+        sha = _SHAS.get(script)
+        if sha is None:
+            sha = _SHAS[script] = hashlib.sha1(script.encode()).hexdigest()
         try:
             return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
         except RedisReplyError as exc:
