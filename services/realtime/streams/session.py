@@ -228,21 +228,23 @@ class Outbound:
                 # the transport resumes writing.
                 self._in_flight = self._loop.create_task(self._until_writable(wire))
                 return
-        if not control and len(pending) == 1:
+        quotes = len(pending)
+        if not control and quotes == 1:
             for quote in pending.values():
                 data = quote.alone()
         else:
             messages = [*control, *(q.data for q in pending.values())]
             data = text_frame(b"[" + b",".join(messages) + b"]")
-        oldest = self._oldest
-        self._control, self._pending, self._oldest = [], {}, 0.0
+            control.clear()
+        pending.clear()  # reused, not replaced: no new containers per frame
+        oldest, self._oldest = self._oldest, 0.0
         if wire is not None:
             wire.transport.write(data)
         else:
             self._in_flight = self._loop.create_task(self._send_asgi(data))
         self.last_write = now
         stats = self.stats
-        stats.delivered += len(pending)
+        stats.delivered += quotes
         stats.frames += 1
         DELIVERY_LATENCY.observe(now - oldest)
 
