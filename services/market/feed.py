@@ -244,8 +244,9 @@ class Feed:
             )
             for i in dirty
         ]
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
             await quotes.write_quotes(conn, rows)
+            await quotes.rebuild_snapshot(conn)
         self.stats.flushes += 1
         self.stats.last_flush_ms = (time.perf_counter() - started) * 1000
 

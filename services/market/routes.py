@@ -292,13 +292,13 @@ async def get_analysis(request: Request, ticker: TickerPath) -> Response:
     ticker = ticker.upper()
 
     async def build() -> bytes:
-        security, quote, result = await stock_service.analysis(pool, ticker)
+        security, live_price, result = await stock_service.analysis(pool, ticker)
         return _json(
             {
                 "ticker": security.ticker,
                 "name": security.name,
                 "sector": security.sector,
-                "live_price": quote.price if quote else None,
+                "live_price": live_price,
                 "adjusted": True,
                 **result,
             }

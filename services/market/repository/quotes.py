@@ -132,3 +132,39 @@ async def session_quotes(
         session,
     )
     return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+
+_SNAPSHOT = """
+WITH q AS (
+    SELECT ticker, price, COALESCE(NULLIF(previous_close, 0), price) AS previous, volume,
+           (extract(epoch FROM updated_at) * 1000)::bigint AS ts
+    FROM latest_quotes
+)
+INSERT INTO quote_snapshot (id, as_of, count, body)
+SELECT 1, COALESCE(max(ts), 0), count(*), convert_to(json_build_object(
+    'as_of', COALESCE(max(ts), 0),
+    'count', count(*),
+    'quotes', COALESCE(json_agg(json_build_object(
+        'ticker', ticker,
+        'price', round(price::numeric, 4),
+        'previous_close', round(previous::numeric, 4),
+        'change', round((price - previous)::numeric, 4),
+        'change_percent', round(((price / previous - 1) * 100)::numeric, 4),
+        'volume', volume,
+        'ts', ts) ORDER BY ticker COLLATE "C"), '[]'::json))::text, 'UTF8')
+FROM q
+ON CONFLICT (id) DO UPDATE SET as_of = EXCLUDED.as_of, count = EXCLUDED.count,
+    body = EXCLUDED.body
+"""
+
+
+async def rebuild_snapshot(conn: asyncpg.Connection) -> None:
+    """Re-encode every latest quote into ``quote_snapshot`` (call it in the transaction
+    that changed ``latest_quotes``)."""
+    await conn.execute(_SNAPSHOT)
+
+
+async def read_snapshot(conn: asyncpg.Connection) -> bytes | None:
+    """The pre-encoded snapshot of every latest quote (None before the first build)."""
+    body: bytes | None = await conn.fetchval("SELECT body FROM quote_snapshot WHERE id = 1")
+    return body

@@ -4,7 +4,6 @@ reads built on them (overview, sectors)."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 import asyncpg
 import numpy as np
@@ -120,9 +119,31 @@ async def index_series(
     return np.array(row[0], dtype="datetime64[D]"), np.array(row[1], dtype=np.float64)
 
 
-async def security_stats_row(conn: asyncpg.Connection, security_id: int) -> dict[str, Any] | None:
-    row = await conn.fetchrow("SELECT * FROM security_stats WHERE security_id = $1", security_id)
-    return dict(row) if row else None
+async def index_and_strength(
+    conn: asyncpg.Connection, security_id: int, ticker: str, start: date, end: date
+) -> tuple[
+    npt.NDArray[np.datetime64], npt.NDArray[np.float64], float | None, float | None, float | None
+]:
+    """The index's (days, levels) from ``start`` to ``end``, the security's relative
+    strength percentiles (universe, sector) and its live price, in one round trip."""
+    row = await conn.fetchrow(
+        "SELECT i.days, i.levels, t.rs_universe, t.rs_sector, q.price"
+        " FROM (SELECT array_agg(day) AS days, array_agg(level) AS levels FROM ("
+        "   SELECT day, level FROM market_index WHERE day BETWEEN $2 AND $3 ORDER BY day) x) i"
+        " LEFT JOIN security_stats t ON t.security_id = $1"
+        " LEFT JOIN latest_quotes q ON q.ticker = $4",
+        security_id,
+        start,
+        end,
+        ticker,
+    )
+    assert row is not None
+    if row["days"] is None:
+        days, levels = np.empty(0, dtype="datetime64[D]"), np.empty(0)
+    else:
+        days = np.array(row["days"], dtype="datetime64[D]")
+        levels = np.array(row["levels"], dtype=np.float64)
+    return days, levels, row["rs_universe"], row["rs_sector"], row["price"]
 
 
 _PERIOD_COLUMNS = ("1w", "1m", "3m", "6m", "ytd", "1y")

@@ -193,6 +193,7 @@ async def _load(
         await loads.progress(conn, load_id, rows_loaded=loaded, phase="statistics")
         last_session = calendar.to_date(spec.sessions[-1])
         await quotes.quotes_from_bars(conn, last_session)
+        await quotes.rebuild_snapshot(conn)
         await refresh_derived(conn, since=calendar.to_date(spec.sessions[0]), until=last_session)
         await bars_repo.analyze_small_tables(conn)
         await loads.finish(conn, load_id)

@@ -8,8 +8,6 @@ from datetime import date
 from typing import Any
 
 import asyncpg
-import numpy as np
-import orjson
 
 from services.market import events
 from services.market.domain import adjustment as adj
@@ -38,32 +36,15 @@ def quote_payload(q: QuoteRow) -> dict[str, Any]:
 
 
 async def quote_snapshot(pool: asyncpg.Pool) -> bytes:
-    """Every latest quote, encoded once as JSON bytes (ordered by ticker)."""
+    """Every latest quote as JSON bytes, encoded by the database when the quotes changed
+    (``quote_snapshot``): one row read, nothing to encode here."""
     async with pool.acquire() as conn:
-        columns = await quotes.all_quotes(conn)
-    price = np.array(columns.price, dtype=np.float64)
-    previous = np.array(
-        [p if p else q for p, q in zip(columns.previous_close, columns.price, strict=True)],
-        dtype=np.float64,
-    )
-    change = np.round(price - previous, 4).tolist()
-    percent = np.round((price / previous - 1.0) * 100.0, 4).tolist()
-    ts = columns.ts
-    price_r = np.round(price, 4).tolist()
-    previous_r = np.round(previous, 4).tolist()
-    items = [
-        {
-            "ticker": columns.ticker[i],
-            "price": price_r[i],
-            "previous_close": previous_r[i],
-            "change": change[i],
-            "change_percent": percent[i],
-            "volume": columns.volume[i],
-            "ts": ts[i],
-        }
-        for i in sorted(range(len(columns)), key=columns.ticker.__getitem__)
-    ]
-    return orjson.dumps({"as_of": max(ts, default=0), "count": len(items), "quotes": items})
+        body = await quotes.read_snapshot(conn)
+        if body is None:
+            async with conn.transaction():
+                await quotes.rebuild_snapshot(conn)
+            body = await quotes.read_snapshot(conn)
+    return body or b'{"as_of":0,"count":0,"quotes":[]}'
 
 
 async def quotes_reply(pool: asyncpg.Pool, tickers: list[str]) -> events.QuotesReply:

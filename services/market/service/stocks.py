@@ -181,21 +181,20 @@ async def _security(conn: asyncpg.Connection, ticker: str) -> Security:
 
 async def analysis(
     pool: asyncpg.Pool, ticker: str
-) -> tuple[Security, Quote | None, dict[str, Any]]:
-    """The technical analysis of ``ticker`` over its adjusted daily history."""
+) -> tuple[Security, float | None, dict[str, Any]]:
+    """The technical analysis of ``ticker`` over its adjusted daily history, with its live
+    price (None without a quote)."""
+    end = date.today()
+    start = end - timedelta(days=HISTORY_DAYS)
     async with pool.acquire() as conn:
-        found = await securities.get_security(conn, ticker)
+        found = await bars_repo.history_by_ticker(conn, ticker, start, end, actions=True)
         if found is None:
             raise StockNotFoundError(ticker)
-        security, quote = found
+        security, bars, actions = found
         assert security.security_id is not None
-        end = date.today()
-        start = end - timedelta(days=HISTORY_DAYS)
-        bars, actions = await bars_repo.daily_history_and_actions(
-            conn, security.security_id, start, end
+        market_days, market_levels, rs_universe, rs_sector, live = await stats.index_and_strength(
+            conn, security.security_id, ticker, start, end
         )
-        market_days, market_levels = await stats.index_series(conn, start, end)
-        row = await stats.security_stats_row(conn, security.security_id)
 
     def compute() -> dict[str, Any]:
         (high, low, close), volume = adj.adjust(
@@ -209,8 +208,8 @@ async def analysis(
             volume,
             market_days=market_days,
             market_levels=market_levels,
-            rs_universe=row["rs_universe"] if row else None,
-            rs_sector=row["rs_sector"] if row else None,
+            rs_universe=rs_universe,
+            rs_sector=rs_sector,
         )
 
-    return security, quote, await asyncio.to_thread(compute)
+    return security, live, await asyncio.to_thread(compute)

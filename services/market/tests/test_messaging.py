@@ -61,6 +61,14 @@ async def test_feed_publishes_ticks_keeps_quotes_and_closes_the_session(
             q.ticker: q for q in (await market_service.quotes_reply(pool, list(last_volume))).quotes
         }
         assert len(quotes) == len(last_volume)
+        # The pre-encoded snapshot was rebuilt with the rows, in the same transaction.
+        snapshot = {
+            q["ticker"]: q
+            for q in orjson.loads(await market_service.quote_snapshot(pool))["quotes"]
+        }
+        for ticker, quote in quotes.items():
+            assert snapshot[ticker]["price"] == pytest.approx(quote.price)
+            assert snapshot[ticker]["volume"] == quote.volume
         async with pool.acquire() as conn:
             row = await conn.fetchrow("SELECT min(session), max(session) FROM latest_quotes")
             assert row[0] == row[1] == session

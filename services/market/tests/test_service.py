@@ -180,8 +180,8 @@ async def test_history_errors(pool: asyncpg.Pool) -> None:
 
 
 async def test_analysis_has_every_indicator_with_parameters(pool: asyncpg.Pool) -> None:
-    security, quote, result = await stocks.analysis(pool, "ACME")
-    assert security.ticker == "ACME" and quote is not None
+    security, live_price, result = await stocks.analysis(pool, "ACME")
+    assert security.ticker == "ACME" and live_price is not None and live_price > 0
     assert set(result["returns"]) == {"1d", "1w", "1m", "3m", "6m", "ytd", "1y"}
     assert all(v is not None for v in result["returns"].values())
     assert [(m["type"], m["period"]) for m in result["moving_averages"]] == [
