@@ -9,6 +9,7 @@ then drain NATS).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import socket
 import sys
@@ -46,7 +47,17 @@ class RealtimeWebSocketProtocol(WebSocketsSansIOProtocol):
     in websockets' ``ServerProtocol`` (it only tracks fragmentation and closing), and they
     are sent uncompressed, so permessage-deflate is off (``serve``). Handshake, client
     frames, pings and the closing handshake stay uvicorn's.
+
+    Per-connection memory (an idle socket cost 38 KB; docs/performance.md): the inbound
+    queue is an :class:`Inbox` instead of an ``asyncio.Queue`` (four deques, ~3 KB), and
+    the parsed handshake request and response (their headers, ~3 KB) are dropped once the
+    socket is accepted — uvicorn reads ``response`` only to accept and ``request`` never
+    after ``handle_connect``.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = cast(Any, Inbox())
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -54,6 +65,40 @@ class RealtimeWebSocketProtocol(WebSocketsSansIOProtocol):
             # The app's task is created but has not run: it sees the extension.
             extensions: dict[str, Any] = cast(dict[str, Any], self.scope["extensions"])
             extensions[FRAME_WRITER] = self
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            self.request = self.response = cast(Any, None)
+
+
+class Inbox:
+    """What uvicorn's protocol uses of its ``asyncio.Queue`` (``put_nowait``, ``get``,
+    ``empty``) for its one reader, the app's ``receive``: a list and a future."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
 
 
 class RealtimeServer(uvicorn.Server):

@@ -36,7 +36,7 @@ class LatencyHistogram:
         cumulative, buckets = 0, []
         for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
             cumulative += count
-            buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
         return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=self.total)
 
 

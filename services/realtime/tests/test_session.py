@@ -6,6 +6,8 @@ transport is paused. Guards what the direct path relies on in uvicorn's internal
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +22,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 from websockets.asyncio.client import connect
 
-from services.realtime.server import RealtimeWebSocketProtocol
+from services.realtime.server import Inbox, RealtimeWebSocketProtocol
 from services.realtime.streams.metrics import StreamStats
 from services.realtime.streams.session import (
     FRAME_WRITER,
@@ -127,6 +129,33 @@ def test_uvicorn_protocol_has_what_the_direct_path_uses() -> None:
         assert proto.writable.is_set()
     finally:
         loop.close()
+
+
+def test_uvicorn_uses_only_what_our_protocol_replaces() -> None:
+    # RealtimeWebSocketProtocol swaps the queue for an Inbox and drops request/response
+    # after accepting: uvicorn must use no more of them than that.
+    source = inspect.getsource(WebSocketsSansIOProtocol)
+    assert set(re.findall(r"self\.queue\.(\w+)", source)) <= {"put_nowait", "get", "empty"}
+    methods = {
+        name: inspect.getsource(getattr(WebSocketsSansIOProtocol, name))
+        for name, value in vars(WebSocketsSansIOProtocol).items()
+        if inspect.isfunction(value)
+    }
+    assert {n for n, src in methods.items() if "self.request" in src} <= {"handle_connect"}
+    assert {n for n, src in methods.items() if "self.response" in src} <= {
+        "handle_connect",
+        "send",
+    }
+
+
+async def test_inbox_hands_items_to_its_reader_in_order() -> None:
+    inbox = Inbox()
+    reader = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)
+    inbox.put_nowait(1)
+    inbox.put_nowait(2)
+    assert await reader == 1
+    assert not inbox.empty() and await inbox.get() == 2 and inbox.empty()
 
 
 class FakeTransport:
