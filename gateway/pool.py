@@ -37,6 +37,8 @@ Errors (all :class:`UpstreamFailure`)::
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import ssl
 import time
 from collections import deque
@@ -49,6 +51,7 @@ Headers = list[tuple[bytes, bytes]]
 
 _HIGH_WATER = 256 * 1024  # buffered response bytes at which reading pauses
 _NO_BODY_STATUSES = frozenset({204, 304})
+_DNS_SECONDS = 300.0
 
 
 class UpstreamFailure(Exception):
@@ -361,6 +364,8 @@ class ConnectionPool:
         self._count = 0  # open connections, idle or in use
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        self._address: str | None = None  # ``host`` resolved, until ``_address_expires``
+        self._address_expires = 0.0
 
     @property
     def open_connections(self) -> int:
@@ -446,6 +451,20 @@ class ConnectionPool:
             self._discard(conn)
             raise
         return conn
+
+    async def _resolve(self) -> str:
+        """``host`` as an address. Resolved once per ``_DNS_SECONDS``: a burst of new
+        connections must not queue a name lookup each in the loop's thread pool (on a
+        loaded machine that alone overran the connect timeout)."""
+        if self._address is not None and time.monotonic() < self._address_expires:
+            return self._address
+        try:
+            address = str(ipaddress.ip_address(self.host))
+        except ValueError:
+            infos = await self._loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            address = str(infos[0][4][0])
+        self._address, self._address_expires = address, time.monotonic() + _DNS_SECONDS
+        return address
 
     def _release(self, conn: _Connection) -> None:
         conn.busy = False
