@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from gateway.demo import DEMO_ACCOUNTS
 from services.realtime.feeds import QuotesReply, QuotesRequest, Tick
 from services.realtime.streams import protocol
+from services.realtime.streams.limits import ConnectionLeases
 from services.realtime.tests.support import (
     StalledReader,
     mint_token,
@@ -28,6 +29,7 @@ from services.realtime.tests.support import (
     tick,
 )
 from shared.messaging import Bus, Delivered, connect_bus
+from shared.redis import connect_redis
 from tests.conftest import login
 from tests.infra import TestInfra
 from tests.platform import Platform, Process, wait_ready
@@ -344,3 +346,19 @@ async def test_shutdown_tells_clients_to_reconnect(platform: Platform) -> None:
     log = node.log_text()
     assert "Shutting down" in log and "NATS connection closed" in log
     assert "Traceback" not in log
+
+
+async def test_leases_of_open_sockets_are_renewed(infra: TestInfra) -> None:
+    # A node renews its sockets' leases before they expire, so an old socket still counts;
+    # renewal goes by chunks of 500, so hold more than one chunk.
+    redis = connect_redis(infra.redis_url, prefix=f"{infra.redis_prefix}leases-{uuid.uuid4()}:")
+    leases = ConnectionLeases(redis, ttl=3.0)
+    await leases.start()
+    try:
+        held = [await leases.take("user-1", 501) for _ in range(501)]
+        assert all(held)
+        await asyncio.sleep(4.0)  # past the ttl: only renewal keeps them
+        assert await leases.take("user-1", 501) is None
+    finally:
+        await leases.stop()
+        await redis.client.aclose()

@@ -39,7 +39,7 @@ return 1
 _RENEW = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-for i = 1, #ARGV do
+for i = 1, #KEYS do
   local key = KEYS[i]
   redis.call('ZADD', key, 'XX', now_ms + tonumber(ARGV[1]), ARGV[i + 1])
   redis.call('PEXPIRE', key, tonumber(ARGV[1]))
