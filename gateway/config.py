@@ -80,6 +80,8 @@ class GatewaySettings(BaseServiceSettings):
     rate_limit_public: Quota = "300/60s"  # per client IP, anonymous routes
     rate_limit_login_ip: Quota = "20/60s"  # failed logins per client IP
     rate_limit_login_user: Quota = "10/600s"  # failed logins per username
+    # How long a limiter call may wait for Redis before the local fallback takes over.
+    rate_limit_redis_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
     # Peers whose X-Forwarded-For is believed (CIDRs): your load balancer, not the world.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

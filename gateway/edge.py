@@ -136,7 +136,11 @@ def edge_extension(
                 max_connections=settings.upstream_max_connections,
             )
         limiter = (
-            RateLimiter(settings.redis_url, prefix=settings.redis_prefix)
+            RateLimiter(
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                timeout=settings.rate_limit_redis_timeout_seconds,
+            )
             if settings.rate_limit_enabled
             else None
         )
