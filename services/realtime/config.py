@@ -36,8 +36,9 @@ class RealtimeSettings(ServiceSettings):
     # to tcp_wmem's max, often 4 MB). Bounded, it caps per-socket kernel memory and lets
     # a stalled reader show up as back-pressure within a second instead of megabytes later.
     socket_send_buffer: int = Field(default=65536, ge=0)
-    # Wait this long after a socket's first buffered message before writing a frame, so
-    # more quotes share it (0: write as soon as the previous write went out).
+    # 0: the node's flusher writes every due socket's frame at the end of the event-loop
+    # turn; more: this long after the first message buffered since the last flush, so more
+    # quotes share a frame (latency for fewer frames).
     coalesce_ms: float = Field(default=0.0, ge=0, le=100)
     # Full reload of the alert rules, besides the change notifications between nodes.
     rules_reload_seconds: float = Field(default=60.0, gt=0)

@@ -3,7 +3,7 @@
 - ``protocol``  the JSON messages (client actions, server messages); pure.
 - ``hub``       one node's tick routing: shared NATS subscriptions, latest-value cache,
                 snapshot on subscribe, fan-out to sessions.
-- ``session``   one socket's bounded, conflating outbound buffer and its writer.
+- ``session``   one socket's bounded, conflating outbound buffer; the node's flusher.
 - ``limits``    per-role limits and the cluster-wide count of a user's sockets (Redis).
 - ``handshake`` authentication of the upgrade request.
 - ``routes``    the two endpoints.
