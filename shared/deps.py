@@ -12,13 +12,16 @@ from shared.jwt import Claims
 from shared.runtime import Resources
 
 
-def get_resources(request: Request) -> Resources:
+# ``async def``: FastAPI runs plain ``def`` dependencies in its thread pool, a thread hop
+# on every request for what is an attribute lookup.
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
-    return get_resources(request).pool
+async def get_pool(request: Request) -> asyncpg.Pool:
+    resources: Resources = request.app.state.resources
+    return resources.pool
 
 
 DbPool = Annotated[asyncpg.Pool, Depends(get_pool)]

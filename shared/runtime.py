@@ -74,6 +74,9 @@ async def open_resources(
                 RemoteJwks(settings.jwks_url, client=http),
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
+                # Verified tokens are remembered until they expire: one signature check
+                # per token instead of one per request.
+                cache_size=10_000,
             )
             app.state.token_verifier = verifier
         resources = Resources(pool=pool, redis=redis, bus=bus, http=http, verifier=verifier)

@@ -142,6 +142,8 @@ def start_platform(
         )
         for part in PARTS
     }
+    # The simulated feed at its default 2,000 ticks/s would take a core from the tests.
+    environments["market"].setdefault("MARKET_FEED_RATE", "200")
     processes = {part.name: start_part(part, environments[part.name], log_dir) for part in PARTS}
     platform = Platform(processes, environments, log_dir)
     try:
