@@ -7,7 +7,9 @@ registers the readiness checks for each. :func:`serve` is a part's ``__main__``.
 
 from __future__ import annotations
 
+import gc
 import logging
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -17,6 +19,7 @@ from typing import TypeVar
 
 import asyncpg
 import httpx
+import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from shared.db import Migration, create_pool, migrate
@@ -102,17 +105,33 @@ def _describe(migration: Migration) -> tuple[str, int, str]:
 S = TypeVar("S", bound=BaseServiceSettings)
 
 
+# Young-generation threshold raised from 700: a request allocates enough containers that
+# the default collects many times a second, and full collections over a large heap stalled
+# the event loop for tens of milliseconds (measured: p99 at 1,000 req/s).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+class PartServer(uvicorn.Server):
+    """uvicorn's server, freezing what start-up allocated out of the collector's sight."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # What is alive now (modules, the app, pools) lives as long as the process:
+        # frozen, it is never walked again; collections see only per-request garbage.
+        gc.collect()
+        gc.freeze()
+
+
 def serve(name: str, settings_cls: type[S], create_app: Callable[[S], FastAPI]) -> None:
     """Run a part with uvicorn (uvloop + httptools); exit 2 on bad configuration."""
-    import uvicorn
-
     try:
         settings = load_settings(settings_cls)
     except SettingsError as exc:
         sys.stderr.write(f"{name}: {exc}\n")
         raise SystemExit(2) from None
     configure_logging(name, settings.log_level, settings.log_format)
-    uvicorn.run(
+    gc.set_threshold(*GC_THRESHOLDS)
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -122,6 +141,7 @@ def serve(name: str, settings_cls: type[S], create_app: Callable[[S], FastAPI]) 
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    PartServer(config).run()
 
 
 Extension = Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]
