@@ -6,7 +6,6 @@ Everything runs under a random prefix, so concurrent runs on one server do not m
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +28,7 @@ from shared.messaging import (
     RequestTimeoutError,
     connect_bus,
 )
+from shared.tests.support import wait_until
 
 NATS_URL = os.environ.get("BOURSE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 STREAM = "EVENTS"
@@ -54,19 +54,6 @@ class Happened(BaseModel):
 
 def happened(what: str) -> Event[Happened]:
     return Event[Happened](event_type="thing.happened", source="test", data=Happened(what=what))
-
-
-async def wait_until(check: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="module")

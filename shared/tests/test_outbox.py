@@ -8,10 +8,9 @@ stream live under a random prefix.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 
 import asyncpg
@@ -39,6 +38,7 @@ from shared.messaging import (
     connect_bus,
     enqueue,
 )
+from shared.tests.support import wait_until
 
 ADMIN_URL = os.environ.get(
     "BOURSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -54,19 +54,6 @@ class Changed(BaseModel):
 
 def changed(n: int) -> Event[Changed]:
     return Event[Changed](event_type="thing.changed", source="test", data=Changed(n=n))
-
-
-async def wait_until(check: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
