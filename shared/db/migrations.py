@@ -4,7 +4,10 @@ A service keeps its migrations as files ``NNNN_short_name.sql`` in a package
 (``services/market/migrations/0001_securities.sql``). :func:`migrate` applies the
 ones not yet recorded in ``<schema>.schema_migrations``, each in its own
 transaction, under an advisory lock so two instances starting together do not race.
-Running it again changes nothing; editing an applied file is refused (checksum).
+Running it again changes nothing; editing an applied file is refused (checksum), unless
+the service lists the earlier text's checksum as accepted (``previous_checksums``): only for
+an edit that cannot change what a database that applied the earlier text holds (for example
+a fix to a branch that always failed there).
 """
 
 from __future__ import annotations
@@ -29,21 +32,37 @@ class Migration:
     version: int
     name: str
     sql: str
+    # Checksums of earlier texts of this file that count as applied (see the module doc).
+    previous_checksums: frozenset[str] = frozenset()
 
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def load_migrations(package: str, *, source: str = "service") -> list[Migration]:
-    """Read the ``NNNN_name.sql`` files of ``package``, ordered by version."""
+def load_migrations(
+    package: str,
+    *,
+    source: str = "service",
+    previous_checksums: dict[int, frozenset[str]] | None = None,
+) -> list[Migration]:
+    """Read the ``NNNN_name.sql`` files of ``package``, ordered by version;
+    ``previous_checksums`` (by version) are earlier texts accepted as applied."""
+    accepted = previous_checksums or {}
     found: list[Migration] = []
     for entry in resources.files(package).iterdir():
         match = _FILE_NAME.match(entry.name)
         if not match:
             continue
+        version = int(match.group(1))
         found.append(
-            Migration(source, int(match.group(1)), match.group(2), entry.read_text("utf-8"))
+            Migration(
+                source,
+                version,
+                match.group(2),
+                entry.read_text("utf-8"),
+                accepted.get(version, frozenset()),
+            )
         )
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
@@ -82,7 +101,10 @@ async def migrate(
         for migration in migrations:
             row = applied.get((migration.source, migration.version))
             if row is not None:
-                if row["checksum"] != migration.checksum:
+                if (
+                    row["checksum"] != migration.checksum
+                    and row["checksum"] not in migration.previous_checksums
+                ):
                     raise MigrationError(
                         f"{schema}: migration {migration.source}/{migration.version:04d}_"
                         f"{migration.name} was edited after it was applied; add a new one instead"

@@ -52,6 +52,22 @@ async def test_edited_migration_is_refused(infra: TestInfra, scratch_schema: str
         await conn.close()
 
 
+async def test_an_accepted_earlier_text_counts_as_applied(
+    infra: TestInfra, scratch_schema: str
+) -> None:
+    conn = await open_connection(infra.admin_url)
+    try:
+        (old,) = _set("CREATE TABLE a (id int)")
+        await migrate(conn, scratch_schema, [old])
+        edited = Migration("test", 1, "step_1", "CREATE TABLE a (id int) -- fixed", frozenset())
+        with pytest.raises(MigrationError, match="edited"):
+            await migrate(conn, scratch_schema, [edited])
+        accepting = Migration("test", 1, "step_1", edited.sql, frozenset({old.checksum}))
+        assert await migrate(conn, scratch_schema, [accepting]) == []
+    finally:
+        await conn.close()
+
+
 async def test_failed_migration_leaves_nothing_half_done(
     infra: TestInfra, scratch_schema: str
 ) -> None:
