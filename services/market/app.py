@@ -16,11 +16,19 @@ NAME = "market"
 SCHEMA = "market"
 
 
+# 0002 was fixed in its TimescaleDB branch only (it could not find the extension's functions,
+# so it never applied with the extension): databases that applied the first text, all on the
+# native path, hold exactly what the fixed text builds.
+_PREVIOUS_CHECKSUMS = {
+    2: frozenset({"781b2b07c519e571ad56d0e2cdb9fddcb2c5bf5528e12cc7d490f0717de92fc6"}),
+}
+
+
 def migrations() -> list[Migration]:
     """The market schema's migrations, then the shared outbox's."""
-    return load_migrations("services.market.migrations") + load_migrations(
-        "shared.messaging.migrations", source="outbox"
-    )
+    return load_migrations(
+        "services.market.migrations", previous_checksums=_PREVIOUS_CHECKSUMS
+    ) + load_migrations("shared.messaging.migrations", source="outbox")
 
 
 def create_app(settings: MarketSettings) -> FastAPI:

@@ -37,6 +37,12 @@ ALTER TABLE latest_quotes SET (fillfactor = 50);
 DO $storage$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
+        -- The extension's functions live in its own schema (public by default), which is
+        -- not on the migration's search path: add it for this transaction only.
+        PERFORM set_config('search_path', current_setting('search_path') || ', '
+            || (SELECT quote_ident(n.nspname) FROM pg_extension e
+                JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'timescaledb'),
+            true);
         CREATE TABLE daily_bars (
             security_id integer          NOT NULL,
             day         date             NOT NULL,
