@@ -263,16 +263,18 @@ class Feed:
             state.price[traded],
             state.volume[traded],
         )
-        async with self._pool.acquire() as conn, conn.transaction():
-            counts = await bars_repo.merge(conn, bars)
-            await complete_eod(
-                conn,
-                session=session,
-                inserted=counts.inserted,
-                updated=counts.updated,
-                securities_count=len(traded),
-                source="feed",
-            )
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                counts = await bars_repo.merge(conn, bars)
+                await complete_eod(
+                    conn,
+                    session=session,
+                    inserted=counts.inserted,
+                    updated=counts.updated,
+                    securities_count=len(traded),
+                    source="feed",
+                )
+            await bars_repo.refresh_periods(conn, session, session)
         logger.info("session %s closed: %d bars stored", session, len(traded))
         closes = state.price.copy()
         ticks.new_session(state, closes)

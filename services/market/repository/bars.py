@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 import asyncpg
@@ -302,6 +302,34 @@ async def merge(conn: asyncpg.Connection, bars: BarArrays) -> MergeCounts:
     inserted = len(bars) - existing
     updated = written - inserted
     return MergeCounts(inserted, updated, len(bars) - inserted - updated)
+
+
+async def refresh_periods(conn: asyncpg.Connection, first: date, last: date) -> None:
+    """After bars from ``first`` to ``last`` were merged (and committed): on TimescaleDB,
+    re-materialise the weekly and monthly buckets holding them. The continuous aggregates
+    include bars not yet materialised, but a change to a period already materialised would
+    otherwise show only after the next refresh by the policy (up to an hour). Only the
+    invalidated buckets are recomputed. Must run outside a transaction; nothing to do on
+    the native path (plain views)."""
+    if await storage(conn) != "timescaledb":
+        return
+    schema = await conn.fetchval(
+        "SELECT quote_ident(extnamespace::regnamespace::text) FROM pg_extension"
+        " WHERE extname = 'timescaledb'"
+    )
+    week_start = first - timedelta(days=first.weekday())
+    week_end = last - timedelta(days=last.weekday()) + timedelta(days=7)
+    month_start = first.replace(day=1)
+    month_end = (last.replace(day=1) + timedelta(days=32)).replace(day=1)
+    for view, start, end in (
+        ("weekly_bars", week_start, week_end),
+        ("monthly_bars", month_start, month_end),
+    ):
+        # CALL takes no bind parameters for these "any" arguments: ISO dates only.
+        await conn.execute(
+            f"CALL {schema}.refresh_continuous_aggregate('{view}',"
+            f" DATE '{start.isoformat()}', DATE '{end.isoformat()}')"
+        )
 
 
 async def analyze(conn: asyncpg.Connection) -> None:

@@ -158,21 +158,24 @@ async def import_bars(
     )
     inserted = updated = 0
     if len(accepted):
-        async with pool.acquire() as conn, conn.transaction():
-            counts = await bars_repo.merge(conn, accepted)
-            inserted, updated = counts.inserted, counts.updated
+        first = accepted.day.min().item()
+        last = accepted.day.max().item()
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                counts = await bars_repo.merge(conn, accepted)
+                inserted, updated = counts.inserted, counts.updated
+                if inserted or updated:
+                    await complete_eod(
+                        conn,
+                        session=last,
+                        since=first,
+                        inserted=inserted,
+                        updated=updated,
+                        securities_count=len(set(accepted.security_id.tolist())),
+                        source=incoming.source,
+                    )
             if inserted or updated:
-                first = accepted.day.min().item()
-                last = accepted.day.max().item()
-                await complete_eod(
-                    conn,
-                    session=last,
-                    since=first,
-                    inserted=inserted,
-                    updated=updated,
-                    securities_count=len(set(accepted.security_id.tolist())),
-                    source=incoming.source,
-                )
+                await bars_repo.refresh_periods(conn, first, last)
     unknown = sorted({incoming.tickers[i] for i in range(n) if reasons[i] == "unknown_ticker"})
     return ImportSummary(
         source=incoming.source,
