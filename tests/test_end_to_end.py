@@ -178,7 +178,8 @@ async def test_health_names_redis_when_it_is_unreachable(platform: Platform) -> 
                     if (await client.get("/live")).status_code == 200:
                         break
                 except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
+                    pass
+                await asyncio.sleep(0.1)
             response = await client.get("/api/v1/health")
         assert response.status_code == 503, response.text
         report = response.json()

@@ -39,7 +39,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
-from services.market.domain import Security, calendar  # noqa: E402
+from services.market.domain import calendar  # noqa: E402
 from services.market.domain import simulator as sim  # noqa: E402
 from services.market.repository import actions as actions_repo  # noqa: E402
 from services.market.repository import bars as bars_repo  # noqa: E402
@@ -136,26 +136,7 @@ async def load_phase(dsn: str, size: int, years: int) -> tuple[list[str], dict[s
         spec = loading.universe_spec(size, years, 20_240_101)
         started = time.perf_counter()
         universe = sim.build_universe(spec)
-        listed, delisted = sim.listing_dates(universe)
-        ids = await securities.insert_securities(
-            conn,
-            [
-                Security(
-                    ticker=s.ticker,
-                    name=s.name,
-                    exchange=s.exchange,
-                    sector=s.sector,
-                    industry=s.industry,
-                    currency="USD",
-                    status="delisted" if gone else "listed",
-                    shares_outstanding=None,
-                    data_source=sim.DATA_SOURCE,
-                    listed_on=on,
-                    delisted_on=gone,
-                )
-                for s, on, gone in zip(universe.securities, listed, delisted, strict=True)
-            ],
-        )
+        ids = await securities.insert_securities(conn, loading.simulated_securities(universe))
         id_of = np.array([ids[s.ticker] for s in universe.securities], dtype=np.int32)
         factors = sim.factor_paths(spec)
         chunks: list[bars_repo.BarArrays] = []
@@ -269,7 +250,9 @@ async def load_phase(dsn: str, size: int, years: int) -> tuple[list[str], dict[s
             ok=conn_info["first_start_estimate_s"] <= 300,
         )
         tickers = [
-            s.ticker for s, gone in zip(universe.securities, delisted, strict=True) if gone is None
+            s.ticker
+            for s, gone in zip(universe.securities, sim.listing_dates(universe)[1], strict=True)
+            if gone is None
         ]
         return tickers, conn_info
     finally:

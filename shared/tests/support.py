@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from shared.messaging import Bus, connect_bus
 
 
 async def wait_until(check: Callable[[], object], timeout: float = 5.0) -> None:
@@ -19,3 +24,18 @@ async def wait_until(check: Callable[[], object], timeout: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+NATS_URL = os.environ.get("BOURSE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@asynccontextmanager
+async def bus_with_stream(name: str, stream: str, subjects: list[str]) -> AsyncIterator[Bus]:
+    """A bus under a fresh random prefix with an in-memory ``stream``, deleted on exit."""
+    bus = await connect_bus(NATS_URL, name=name, prefix=f"t{uuid.uuid4().hex[:10]}")
+    try:
+        await bus.ensure_stream(stream, subjects, storage="memory")
+        yield bus
+    finally:
+        await bus.delete_stream(stream)
+        await bus.close()

@@ -6,8 +6,6 @@ Everything runs under a random prefix, so concurrent runs on one server do not m
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
@@ -28,9 +26,8 @@ from shared.messaging import (
     RequestTimeoutError,
     connect_bus,
 )
-from shared.tests.support import wait_until
+from shared.tests.support import NATS_URL, bus_with_stream, wait_until
 
-NATS_URL = os.environ.get("BOURSE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 STREAM = "EVENTS"
 
 
@@ -58,13 +55,8 @@ def happened(what: str) -> Event[Happened]:
 
 @pytest.fixture(scope="module")
 async def bus() -> AsyncIterator[Bus]:
-    bus = await connect_bus(NATS_URL, name="test-messaging", prefix=f"t{uuid.uuid4().hex[:10]}")
-    try:
-        await bus.ensure_stream(STREAM, ["demo.events.>"], storage="memory")
+    async with bus_with_stream("test-messaging", STREAM, ["demo.events.>"]) as bus:
         yield bus
-    finally:
-        await bus.delete_stream(STREAM)
-        await bus.close()
 
 
 @pytest.fixture(autouse=True)

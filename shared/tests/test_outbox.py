@@ -38,12 +38,11 @@ from shared.messaging import (
     connect_bus,
     enqueue,
 )
-from shared.tests.support import wait_until
+from shared.tests.support import NATS_URL, bus_with_stream, wait_until
 
 ADMIN_URL = os.environ.get(
     "BOURSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-NATS_URL = os.environ.get("BOURSE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 SCHEMA = "svc"
 STREAM = "OUTBOX"
 
@@ -81,13 +80,8 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(scope="module")
 async def bus() -> AsyncIterator[Bus]:
-    bus = await connect_bus(NATS_URL, name="test-outbox", prefix=f"t{uuid.uuid4().hex[:10]}")
-    try:
-        await bus.ensure_stream(STREAM, ["demo.>"], storage="memory")
+    async with bus_with_stream("test-outbox", STREAM, ["demo.>"]) as bus:
         yield bus
-    finally:
-        await bus.delete_stream(STREAM)
-        await bus.close()
 
 
 @pytest.fixture(autouse=True)

@@ -51,6 +51,27 @@ def universe_spec(
     return sim.UniverseSpec(size=size, sessions=calendar.sessions(start, end), seed=seed)
 
 
+def simulated_securities(universe: sim.Universe) -> list[Security]:
+    """The securities rows of a simulated universe, with their listing dates."""
+    listed, delisted = sim.listing_dates(universe)
+    return [
+        Security(
+            ticker=s.ticker,
+            name=s.name,
+            exchange=s.exchange,
+            sector=s.sector,
+            industry=s.industry,
+            currency="USD",
+            status="delisted" if gone is not None else "listed",
+            shares_outstanding=None,
+            data_source=sim.DATA_SOURCE,
+            listed_on=on,
+            delisted_on=gone,
+        )
+        for s, on, gone in zip(universe.securities, listed, delisted, strict=True)
+    ]
+
+
 async def universe_present(conn: asyncpg.Connection) -> bool:
     return await securities.count_securities(conn) > 0
 
@@ -123,26 +144,7 @@ async def _load(
             f"generating and loading {spec.size:,} simulated securities x {spec.days:,} sessions"
             f" ({total:,} daily bars)"
         )
-        listed, delisted = sim.listing_dates(universe)
-        ids = await securities.insert_securities(
-            conn,
-            [
-                Security(
-                    ticker=s.ticker,
-                    name=s.name,
-                    exchange=s.exchange,
-                    sector=s.sector,
-                    industry=s.industry,
-                    currency="USD",
-                    status="delisted" if gone is not None else "listed",
-                    shares_outstanding=None,
-                    data_source=sim.DATA_SOURCE,
-                    listed_on=on,
-                    delisted_on=gone,
-                )
-                for s, on, gone in zip(universe.securities, listed, delisted, strict=True)
-            ],
-        )
+        ids = await securities.insert_securities(conn, simulated_securities(universe))
         id_of = np.array([ids[s.ticker] for s in universe.securities], dtype=np.int32)
         await bars_repo.ensure_partitions(conn, bars_repo.years_of(spec.sessions))
         await bars_repo.drop_primary_key(conn)
