@@ -101,6 +101,10 @@ def universe_loader(settings: MarketSettings) -> Extension:
             async with resources.pool.acquire() as conn:
                 present = await loading.universe_present(conn)
                 last = await loads.latest(conn)
+                if present and last is not None and last.state == "complete":
+                    # Derived data emptied by a migration (0004 rebuilt the index):
+                    # recompute it from the bars before serving.
+                    await loading.ensure_derived(conn)
             if not present or (last is not None and last.state != "complete"):
                 spec = loading.universe_spec(
                     settings.universe_size, settings.universe_years, settings.universe_seed
