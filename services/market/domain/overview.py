@@ -73,7 +73,8 @@ def _breadth(change: F64) -> dict[str, int]:
 def overview(u: UniverseColumns, *, previous_index_level: float | None) -> dict[str, Any]:
     """Breadth, the live index, gainers / losers / most active, new 52-week highs / lows."""
     change = u.change_percent
-    finite = np.flatnonzero(np.isfinite(change))
+    # Movers are securities that traded today: a quote without volume has not moved.
+    finite = np.flatnonzero(np.isfinite(change) & (u.volume > 0))
     by_change = finite[np.argsort(change[finite], kind="stable")]
     gainers = [int(i) for i in by_change[::-1][:MOVERS] if change[i] > 0]
     losers = [int(i) for i in by_change[:MOVERS] if change[i] < 0]

@@ -16,8 +16,17 @@ return then applies, so split- and dividend-adjusted closes reproduce ``exp(r)``
 (up to rounding to cents). Splits happen after the price has risen past a per-security
 threshold, 1-for-10 reverse splits when it sinks below $1; about half of the universe pays
 quarterly dividends (utilities and REITs most, biotech least); a few securities list during
-the window and a few are delisted. Volume follows a per-security base turnover, rises with
-the size of the day's move and scales with the share count after a split.
+the window and a few are delisted.
+
+Calibration (sources and checks in ``docs/market.md``, "The simulator's calibration"):
+each security's market capitalisation on its last session is fixed in advance from the
+rank-size curve of the US market (:data:`CAP_BY_RANK`: about $3.6T for the largest name,
+$55-65T in total for 6,000 securities); the share count is that cap over the last close,
+restated for every split before it. Idiosyncratic volatility falls with size (mega caps
+~0.45x the sector's, micro caps up to 1.8x). Daily volume = shares outstanding that day x
+the security's base turnover (log-normal around 0.5 % a day) x a fat-tailed factor that
+rises with the size of the day's move, at least one round lot and at most half the shares
+outstanding.
 """
 
 from __future__ import annotations
@@ -78,6 +87,29 @@ _SECTOR_PROFILE: dict[str, tuple[float, float, float, float, float]] = {
     "Consumer Staples": (0.05, 0.65, 0.8, 0.20, 0.75),
     "Utilities": (0.04, 0.50, 0.8, 0.16, 0.92),
 }
+
+# The rank-size curve of US listed equity market capitalisation, for a universe of 6,000
+# (rank, cap in USD), interpolated log-log; a universe of n securities takes its caps at
+# the ranks (k + 0.5) x 6000 / n. Anchored on the market of 2024-2025: the three largest
+# names at $3-4T, the tenth near $1T, the 1,000th (the Russell 1000's cut-off) near $6B,
+# the 3,000th near $400M, micro caps below.
+CAP_BY_RANK: tuple[tuple[float, float], ...] = (
+    (1.0, 3.6e12),
+    (3.0, 3.0e12),
+    (10.0, 0.9e12),
+    (50.0, 1.8e11),
+    (100.0, 1.0e11),
+    (500.0, 1.5e10),
+    (1000.0, 6.0e9),
+    (2000.0, 1.5e9),
+    (3000.0, 4.0e8),
+    (4500.0, 1.0e8),
+    (6000.0, 1.5e7),
+)
+CAP_CURVE_SIZE = 6000
+MEDIAN_TURNOVER = 0.005  # daily, fraction of shares outstanding
+MAX_TURNOVER = 0.5  # a day never trades more than half the company
+ROUND_LOT = 100
 
 _SYLLABLES = [
     "al",
@@ -177,8 +209,8 @@ class Universe:
     dividend_yield: F64  # annual; 0 for non-payers
     dividend_phase: I64
     split_threshold: F64
-    shares0: F64
-    turnover: F64
+    final_cap: F64  # market capitalisation on the last session (USD)
+    turnover: F64  # base daily turnover, fraction of shares outstanding
 
     @property
     def delisted(self) -> npt.NDArray[np.bool_]:
@@ -248,11 +280,16 @@ def build_universe(spec: UniverseSpec) -> Universe:
         lo = first_day[gone] + 250
         last_day[gone] = lo + (rng.random(int(gone.sum())) * (days - 20 - lo)).astype(np.int64)
     biotech = np.array([s.industry == "Biotechnology" for s in securities])
-    idio = profile[:, 3] * np.exp(rng.normal(0.0, 0.25, n))
+    cap = caps_by_rank(n)[rng.permutation(n)]
+    delisted = last_day < days - 1
+    cap[delisted] *= 0.2  # companies that go away are mostly small ones
+    # Smaller companies are more volatile: ~0.45x the sector's idiosyncratic vol at $3T,
+    # 1x at $10B, up to 1.8x for micro caps.
+    size_vol = np.clip((cap / 1e10) ** -0.14, 0.45, 1.8)
+    idio = profile[:, 3] * size_vol * np.exp(rng.normal(0.0, 0.2, n))
     idio[biotech] *= 1.5
     payer = rng.random(n) < np.where(biotech, 0.03, profile[:, 4])
     dividend_yield = np.where(payer, rng.uniform(0.005, 0.05, n), 0.0)
-    cap = np.exp(rng.normal(math.log(2e9), 1.6, n)).clip(5e7, 2.5e12)
     start_price = np.exp(rng.normal(math.log(35.0), 0.9, n)).clip(3.0, 800.0)
     return Universe(
         spec=spec,
@@ -268,8 +305,17 @@ def build_universe(spec: UniverseSpec) -> Universe:
         dividend_yield=dividend_yield,
         dividend_phase=rng.integers(0, 63, n),
         split_threshold=rng.uniform(250.0, 900.0, n),
-        shares0=(cap / start_price).round(-3).clip(1e5, None),
-        turnover=np.exp(rng.normal(math.log(0.006), 0.6, n)),
+        final_cap=cap,
+        turnover=np.exp(rng.normal(math.log(MEDIAN_TURNOVER), 0.6, n)).clip(0.0005, 0.05),
+    )
+
+
+def caps_by_rank(n: int) -> F64:
+    """The market caps of a universe of ``n`` securities, largest first (:data:`CAP_BY_RANK`)."""
+    ranks = (np.arange(n) + 0.5) * CAP_CURVE_SIZE / max(n, 1) + 0.5
+    anchors = np.array(CAP_BY_RANK)
+    return np.asarray(
+        np.exp(np.interp(np.log(ranks), np.log(anchors[:, 0]), np.log(anchors[:, 1])))
     )
 
 
@@ -381,15 +427,15 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
     high = np.maximum(np.round(top * np.exp(0.45 * total_sd * range_z), 2), top)
     low_raw = bottom * np.exp(-0.45 * total_sd * low_z)
     low = np.minimum(np.round(low_raw, 2), bottom).clip(0.01, None)
-    shares0 = universe.shares0[idx][:, None]
+    # Shares: the cap fixed for the last session over that session's close, restated for
+    # every split before it (splits are the only change of share count modelled).
+    rows_n = np.arange(n)
+    final_shares = np.maximum(np.round(universe.final_cap[idx] / close[rows_n, last], -3), 10_000.0)
+    shares = final_shares[:, None] * shares_factor / shares_factor[rows_n, last][:, None]
     move = np.abs(returns) / total_sd
-    volume = (
-        shares0
-        * shares_factor
-        * universe.turnover[idx][:, None]
-        * np.exp(0.45 * move + 0.35 * vol_z - 0.2)
-    )
-    volume = np.round(volume, -2).astype(np.int64)
+    volume = shares * universe.turnover[idx][:, None] * np.exp(0.45 * move + 0.35 * vol_z - 0.2)
+    volume = np.clip(np.round(volume, -2), ROUND_LOT, np.floor(MAX_TURNOVER * shares))
+    volume = volume.astype(np.int64)
 
     day_index = np.arange(days)
     mask = (day_index[None, :] >= first[:, None]) & (day_index[None, :] <= last[:, None])
@@ -403,7 +449,7 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
         close=close[rows, cols],
         volume=volume[rows, cols],
         actions=priced,
-        shares_outstanding=(universe.shares0[idx] * cumulative_shares).round(-3).astype(np.int64),
+        shares_outstanding=final_shares.astype(np.int64),
     )
 
 

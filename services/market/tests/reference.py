@@ -21,6 +21,7 @@ Conventions (those documented in ``docs/market.md``):
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import date
 
@@ -39,11 +40,20 @@ class MarketFrames:
     quotes: pd.DataFrame  # index = ticker: price, previous_close
 
 
+async def read_table(conn: asyncpg.Connection, query: str) -> pd.DataFrame:
+    """The rows of ``query`` as a DataFrame, through COPY ... CSV (millions of rows)."""
+    buffer = io.BytesIO()
+
+    async def write(chunk: bytes) -> None:
+        buffer.write(chunk)
+
+    await conn.copy_from_query(query, output=write, format="csv", header=True)
+    buffer.seek(0)
+    return pd.read_csv(buffer)
+
+
 async def read_frames(conn: asyncpg.Connection) -> MarketFrames:
-    bars = await conn.fetch("SELECT security_id, day, close, volume FROM market.daily_bars")
-    frame = pd.DataFrame(
-        [tuple(r) for r in bars], columns=["security_id", "day", "close", "volume"]
-    )
+    frame = await read_table(conn, "SELECT security_id, day, close, volume FROM market.daily_bars")
     frame["day"] = pd.to_datetime(frame["day"])
     closes = frame.pivot(index="day", columns="security_id", values="close").sort_index()
     volumes = frame.pivot(index="day", columns="security_id", values="volume").sort_index()

@@ -1,84 +1,38 @@
 """The universe figures the service serves agree with an independent recomputation.
 
-A universe of its own (150 securities x 4 years: splits, reverse splits, dividends, listings
-and delistings) is loaded as in production; the sector returns, both index variants and
-every beta the service serves are then recomputed from the raw bars, corporate actions and
-share counts by ``reference.py`` (pandas, written apart from the numpy code) and must agree
-to the served rounding.
+A universe of its own (``reference_universe``: 150 securities x 4 years with splits,
+reverse splits, dividends, listings and delistings) is loaded as in production; the sector
+returns, both index variants and every beta the service serves are then recomputed from
+the raw bars, corporate actions and share counts by ``reference.py`` (pandas, written apart
+from the numpy code) and must agree to the served rounding.
 """
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import asyncpg
 import numpy as np
 import pandas as pd
 import pytest
 
-from bourse.parts import MARKET
-from services.market.app import migrations
-from services.market.service import loading, stocks
 from services.market.service import market as market_service
+from services.market.service import stocks
 from services.market.tests import reference as ref
-from shared.db import (
-    create_pool,
-    drop_database,
-    ensure_database,
-    ensure_service_schema,
-    migrate,
-    open_connection,
-    service_dsn,
-)
-from tests.infra import TestInfra
-
-SIZE, YEARS, SEED = 150, 4, 20240101
-
-
-@pytest.fixture(scope="module")
-async def universe(infra: TestInfra) -> AsyncIterator[tuple[str, ref.MarketFrames]]:
-    database = f"{infra.database}_recon"
-    await ensure_database(infra.admin_server_url, database)
-    await ensure_service_schema(
-        infra.admin_server_url, database=database, role=MARKET.db_role, schema=MARKET.schema
-    )
-    dsn = service_dsn(infra.admin_server_url, database=database, role=MARKET.db_role)
-    conn = await open_connection(dsn)
-    try:
-        await migrate(conn, MARKET.schema, migrations())
-        await loading.load_universe_on(conn, loading.universe_spec(SIZE, YEARS, SEED))
-        frames = await ref.read_frames(conn)
-    finally:
-        await conn.close()
-    try:
-        yield dsn, frames
-    finally:
-        await drop_database(infra.admin_server_url, database)
-
-
-@pytest.fixture
-async def pool(universe: tuple[str, ref.MarketFrames]) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(universe[0], schema="market", application_name="test-recon")
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def test_the_universe_has_what_the_figures_must_survive(
-    universe: tuple[str, ref.MarketFrames],
+    reference_universe: tuple[str, ref.MarketFrames],
 ) -> None:
-    frames = universe[1]
+    frames = reference_universe[1]
     assert len(frames.splits) >= 3, "no splits: the reconciliation would not test them"
     assert len(frames.dividends) >= 50
     assert (frames.securities["status"] == "delisted").any()
 
 
 async def test_sector_returns_agree_with_the_recomputation(
-    pool: asyncpg.Pool, universe: tuple[str, ref.MarketFrames]
+    reference_pool: asyncpg.Pool, reference_universe: tuple[str, ref.MarketFrames]
 ) -> None:
-    served = await market_service.sectors(pool)
-    expected = ref.sector_returns(universe[1])
+    served = await market_service.sectors(reference_pool)
+    expected = ref.sector_returns(reference_universe[1])
     compared = 0
     for sector in served["sectors"]:
         for served_key, column in (
@@ -95,12 +49,12 @@ async def test_sector_returns_agree_with_the_recomputation(
 
 
 async def test_both_index_variants_agree_with_the_recomputation(
-    pool: asyncpg.Pool, universe: tuple[str, ref.MarketFrames]
+    reference_pool: asyncpg.Pool, reference_universe: tuple[str, ref.MarketFrames]
 ) -> None:
-    served = await market_service.index_history(pool, None, None)
+    served = await market_service.index_history(reference_pool, None, None)
     levels = pd.DataFrame(served["levels"]).set_index("date")
     levels.index = pd.to_datetime(levels.index)
-    expected = ref.index_levels(universe[1])
+    expected = ref.index_levels(reference_universe[1])
     assert list(levels.index) == list(expected.index)
     np.testing.assert_allclose(levels["price_return"], expected["price_return"], rtol=1e-9)
     np.testing.assert_allclose(levels["total_return"], expected["total_return"], rtol=1e-9)
@@ -110,15 +64,15 @@ async def test_both_index_variants_agree_with_the_recomputation(
 
 
 async def test_every_beta_agrees_with_the_recomputation(
-    pool: asyncpg.Pool, universe: tuple[str, ref.MarketFrames]
+    reference_pool: asyncpg.Pool, reference_universe: tuple[str, ref.MarketFrames]
 ) -> None:
-    frames = universe[1]
+    frames = reference_universe[1]
     benchmark = ref.index_levels(frames)["total_return"]
     prices = ref.total_return_prices(frames)
     listed = frames.securities[frames.securities["status"] == "listed"]
     checked = 0
     for security_id, ticker in listed["ticker"].items():
-        _, _, result = await stocks.analysis(pool, ticker)
+        _, _, result = await stocks.analysis(reference_pool, ticker)
         served = result["beta"]["value"]
         series = prices[security_id].dropna()
         if len(series) < 30:
