@@ -4,6 +4,7 @@ into a database of its own and prints, next to an independent pandas recomputati
 index, index weights around splits, and betas.
 
     .venv/bin/python bench/market/figures.py [--size 1000] [--years 10] [--seed 20240101]
+        [--betas 300] [--plausibility]
 
 Run it before and after a change to the figures to record what changed on the same data.
 Needs the PostgreSQL the tests use (``BOURSE_TEST_DATABASE_URL`` or the local one).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import time
@@ -31,6 +33,7 @@ from services.market.app import migrations  # noqa: E402
 from services.market.service import loading, stocks  # noqa: E402
 from services.market.service import market as market_service  # noqa: E402
 from services.market.tests import reference as ref  # noqa: E402
+from services.market.tests import test_plausibility as plausible  # noqa: E402
 from shared.db import (  # noqa: E402
     create_pool,
     drop_database,
@@ -65,7 +68,7 @@ def _served_sectors(served: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["sector", "period"])
 
 
-async def main(size: int, years: int, seed: int, betas: int) -> None:
+async def main(size: int, years: int, seed: int, betas: int, plausibility: bool) -> None:
     database = f"bourse_figures_{uuid.uuid4().hex[:8]}"
     await ensure_database(ADMIN, database)
     await ensure_service_schema(ADMIN, database=database, role=MARKET.db_role, schema=MARKET.schema)
@@ -83,6 +86,13 @@ async def main(size: int, years: int, seed: int, betas: int) -> None:
             await conn.close()
         pool = await create_pool(dsn, schema="market", application_name="figures")
         try:
+            if plausibility:
+                async with pool.acquire() as conn:
+                    figures = await plausible.check_plausibility(conn, pool)
+                out("\nPlausibility of the whole universe:")
+                out(json.dumps(figures, indent=2))
+                plausible.assert_plausible(figures)
+                out("every plausibility check passes")
             served = await market_service.sectors(pool)
             tickers = frames.securities[frames.securities["status"] == "listed"]["ticker"]
             analyses = {}
@@ -163,5 +173,8 @@ if __name__ == "__main__":
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--seed", type=int, default=20240101)
     parser.add_argument("--betas", type=int, default=300)
+    parser.add_argument(
+        "--plausibility", action="store_true", help="run the plausibility checks on it too"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.size, args.years, args.seed, args.betas))
+    asyncio.run(main(args.size, args.years, args.seed, args.betas, args.plausibility))

@@ -252,12 +252,14 @@ def _encode_json(series: stock_service.PriceSeries, start: date, end: date) -> b
     return _json({**_header(series, start, end), "bars": _rows(series)})
 
 
-_CSV_HEAD = b"date,open,high,low,close,volume\n"
+# The JSON bar's fields, in its order: the CSV carries the same (last_day empty for daily).
+_CSV_HEAD = b"date,open,high,low,close,volume,last_day\n"
 
 
 def _csv_lines(series: stock_service.PriceSeries, lo: int, hi: int) -> bytes:
     return "".join(
-        f"{r['date']},{r['open']},{r['high']},{r['low']},{r['close']},{int(r['volume'])}\n"
+        f"{r['date']},{r['open']},{r['high']},{r['low']},{r['close']},{int(r['volume'])},"
+        f"{r['last_day'] or ''}\n"
         for r in _rows(series, lo, hi)
     ).encode()
 

@@ -184,6 +184,7 @@ class Analysis(BaseModel):
     last_close: float | None
     live_price: float | None
     adjusted: bool = True
+    history: Indicator = Field(description="The adjusted history the indicators run over")
     returns: dict[str, float | None] = Field(description="Fractions over 1d 1w 1m 3m 6m ytd 1y")
     moving_averages: list[Indicator]
     rsi: Indicator
@@ -193,6 +194,8 @@ class Analysis(BaseModel):
     volatility: Indicator
     max_drawdown: Indicator
     beta: Indicator
+    sharpe_ratio: Indicator
+    sortino_ratio: Indicator
     range_52w: Indicator
     relative_strength: Indicator
     average_volume: Indicator

@@ -280,17 +280,29 @@ def build_universe(spec: UniverseSpec) -> Universe:
         lo = first_day[gone] + 250
         last_day[gone] = lo + (rng.random(int(gone.sum())) * (days - 20 - lo)).astype(np.int64)
     biotech = np.array([s.industry == "Biotechnology" for s in securities])
-    cap = caps_by_rank(n)[rng.permutation(n)]
     delisted = last_day < days - 1
-    cap[delisted] *= 0.2  # companies that go away are mostly small ones
-    # Smaller companies are more volatile: ~0.45x the sector's idiosyncratic vol at $3T,
-    # 1x at $10B, up to 1.8x for micro caps.
-    size_vol = np.clip((cap / 1e10) ** -0.14, 0.45, 1.8)
+    # A provisional size (a random rank of the cap curve) sets the volatility: smaller
+    # companies are more volatile, ~0.45x the sector's idiosyncratic vol at $3T, 1x at
+    # $10B, up to 1.8x for micro caps.
+    provisional = caps_by_rank(n)[rng.permutation(n)]
+    size_vol = np.clip((provisional / 1e10) ** -0.14, 0.45, 1.8)
     idio = profile[:, 3] * size_vol * np.exp(rng.normal(0.0, 0.2, n))
     idio[biotech] *= 1.5
     payer = rng.random(n) < np.where(biotech, 0.03, profile[:, 4])
     dividend_yield = np.where(payer, rng.uniform(0.005, 0.05, n), 0.0)
     start_price = np.exp(rng.normal(math.log(35.0), 0.9, n)).clip(3.0, 800.0)
+    beta_market = (profile[:, 1] + rng.normal(0.0, 0.25, n)).clip(0.15, 2.4)
+    beta_sector = profile[:, 2] * rng.uniform(0.6, 1.3, n)
+    drift = rng.normal(0.0, 0.0002, n)
+    # The final caps follow the curve exactly, ranked by provisional size x what the
+    # security's path makes of it: the winners of the window end large, the losers small
+    # (ranking at random would give a company that lost 99 % a huge cap at the start).
+    growth = _log_growth(
+        spec, sector_index, beta_market, beta_sector, idio, drift, first_day, last_day
+    )
+    cap = np.empty(n)
+    cap[np.argsort(-(np.log(provisional) + growth), kind="stable")] = caps_by_rank(n)
+    cap[delisted] *= 0.2  # companies that go away are mostly small ones
     return Universe(
         spec=spec,
         securities=securities,
@@ -298,16 +310,68 @@ def build_universe(spec: UniverseSpec) -> Universe:
         first_day=first_day,
         last_day=last_day,
         start_price=start_price,
-        beta_market=(profile[:, 1] + rng.normal(0.0, 0.25, n)).clip(0.15, 2.4),
-        beta_sector=(profile[:, 2] * rng.uniform(0.6, 1.3, n)),
+        beta_market=beta_market,
+        beta_sector=beta_sector,
         idio_vol=idio,
-        drift=rng.normal(0.0, 0.0002, n),
+        drift=drift,
         dividend_yield=dividend_yield,
         dividend_phase=rng.integers(0, 63, n),
         split_threshold=rng.uniform(250.0, 900.0, n),
         final_cap=cap,
         turnover=np.exp(rng.normal(math.log(MEDIAN_TURNOVER), 0.6, n)).clip(0.0005, 0.05),
     )
+
+
+def _idiosyncratic(idio_vol: F64, z: F64) -> F64:
+    """GARCH(1,1) idiosyncratic returns of unit-variance innovations ``z`` [n, days]."""
+    var_lr = (idio_vol**2) / 252.0
+    alpha, beta = 0.05, 0.93
+    omega = var_lr * (1.0 - alpha - beta)
+    out = np.empty_like(z)
+    var = var_lr.copy()
+    prev = np.zeros(len(idio_vol))
+    for t in range(z.shape[1]):
+        var = omega + alpha * prev**2 + beta * var
+        prev = np.sqrt(var) * z[:, t]
+        out[:, t] = prev
+    return out
+
+
+def _idio_innovations(seed: int, i: int, days: int) -> tuple[np.random.Generator, F64]:
+    """The security's generator and its first draw, the idiosyncratic innovations."""
+    rng = np.random.default_rng([seed, 3, int(i)])
+    return rng, _unit_t(rng, 4.0, days)
+
+
+def _log_growth(
+    spec: UniverseSpec,
+    sector_index: I64,
+    beta_market: F64,
+    beta_sector: F64,
+    idio_vol: F64,
+    drift: F64,
+    first_day: I64,
+    last_day: I64,
+    chunk: int = 500,
+) -> F64:
+    """Each security's total log return over its life: the sum of the same daily returns
+    :func:`simulate_bars` draws (before dividends and the one-cent floor)."""
+    factors = factor_paths(spec)
+    days = spec.days
+    out = np.empty(spec.size)
+    day_index = np.arange(days)
+    for start in range(0, spec.size, chunk):
+        idx = np.arange(start, min(start + chunk, spec.size))
+        z = np.array([_idio_innovations(spec.seed, i, days)[1] for i in idx])
+        returns = (
+            drift[idx][:, None]
+            + beta_market[idx][:, None] * factors.market
+            + beta_sector[idx][:, None] * factors.sector[sector_index[idx]]
+            + _idiosyncratic(idio_vol[idx], z)
+        )
+        alive = (day_index > first_day[idx][:, None]) & (day_index <= last_day[idx][:, None])
+        out[idx] = np.where(alive, returns, 0.0).sum(axis=1)
+    return out
 
 
 def caps_by_rank(n: int) -> F64:
@@ -341,8 +405,7 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
     vol_z = np.empty((n, days))
     split_u = np.empty((n, days))
     for row, i in enumerate(idx):
-        rng = np.random.default_rng([seed, 3, int(i)])
-        idio_z[row] = _unit_t(rng, 4.0, days)
+        rng, idio_z[row] = _idio_innovations(seed, int(i), days)
         gap_z[row] = rng.standard_normal(days)
         range_z[row] = np.abs(rng.standard_normal(days))
         low_z[row] = np.abs(rng.standard_normal(days))
@@ -353,15 +416,7 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
     beta_m = universe.beta_market[idx][:, None]
     beta_s = universe.beta_sector[idx][:, None]
     idio_var_lr = (universe.idio_vol[idx] ** 2) / 252.0
-    alpha, beta = 0.05, 0.93
-    omega = idio_var_lr * (1.0 - alpha - beta)
-    idio = np.empty((n, days))
-    var = idio_var_lr.copy()
-    prev = np.zeros(n)
-    for t in range(days):
-        var = omega + alpha * prev**2 + beta * var
-        prev = np.sqrt(var) * idio_z[:, t]
-        idio[:, t] = prev
+    idio = _idiosyncratic(universe.idio_vol[idx], idio_z)
     sector_ret = factors.sector[sector_k]
     returns = universe.drift[idx][:, None] + beta_m * factors.market + beta_s * sector_ret + idio
     total_sd = np.sqrt(

@@ -80,25 +80,30 @@ async def read_frames(conn: asyncpg.Connection) -> MarketFrames:
     return MarketFrames(closes, volumes, securities, splits, dividends, quotes)
 
 
+def _later_product(events: pd.DataFrame) -> pd.DataFrame:
+    """For each day, the product of ``events`` (a day x security frame of factors, 1 where
+    nothing happens) over the days strictly after it."""
+    through = events.iloc[::-1].cumprod().iloc[::-1]
+    return through.shift(-1).fillna(1.0)
+
+
+def _events(m: MarketFrames, rows: pd.DataFrame, values: pd.Series) -> pd.DataFrame:
+    events = pd.DataFrame(1.0, index=m.closes.index, columns=m.closes.columns)
+    for sid, ex, value in zip(rows["security_id"], rows["ex_date"], values, strict=True):
+        events.loc[ex, sid] = events.loc[ex, sid] * value
+    return events
+
+
 def split_adjusted(m: MarketFrames) -> pd.DataFrame:
-    out = m.closes.copy()
-    for row in m.splits.itertuples():
-        before = out.index < row.ex_date
-        out.loc[before, row.security_id] = out.loc[before, row.security_id] / row.ratio
-    return out
+    return m.closes / _later_product(_events(m, m.splits, m.splits["ratio"]))
 
 
 def total_return_prices(m: MarketFrames) -> pd.DataFrame:
-    out = split_adjusted(m)
-    for row in m.dividends.itertuples():
-        raw = m.closes[row.security_id].dropna()
-        previous = raw[raw.index < row.ex_date]
-        if previous.empty:
-            continue
-        factor = 1.0 - row.amount / previous.iloc[-1]
-        before = out.index < row.ex_date
-        out.loc[before, row.security_id] = out.loc[before, row.security_id] * factor
-    return out
+    # The raw close of the session before each ex-date (bars are contiguous per security).
+    previous = m.closes.shift(1).stack()
+    keys = pd.MultiIndex.from_arrays([m.dividends["ex_date"], m.dividends["security_id"]])
+    factors = 1.0 - m.dividends["amount"].to_numpy() / previous.reindex(keys).to_numpy()
+    return split_adjusted(m) * _later_product(_events(m, m.dividends, pd.Series(factors)))
 
 
 def index_levels(m: MarketFrames, base: float = 1000.0) -> pd.DataFrame:
@@ -210,3 +215,16 @@ def beta(asset: pd.Series, benchmark: pd.Series, window: int = 252) -> float:
 
 def as_date(ts: pd.Timestamp) -> date:
     return ts.date()
+
+
+def sharpe_sortino(
+    close: pd.Series, window: int = 252, risk_free: float = 0.0
+) -> tuple[float, float]:
+    """(Sharpe, Sortino) of the last ``window`` simple daily returns, empyrical's
+    conventions: Sharpe = mean / std (ddof 1) x sqrt(252); Sortino = mean x 252 /
+    (root mean square of the negative excess returns x sqrt(252))."""
+    daily_rf = (1.0 + risk_free) ** (1.0 / 252) - 1.0
+    excess = close.pct_change().dropna().iloc[-window:] - daily_rf
+    sharpe = excess.mean() / excess.std() * np.sqrt(252)
+    downside = np.sqrt((excess.clip(upper=0.0) ** 2).mean()) * np.sqrt(252)
+    return float(sharpe), float(excess.mean() * 252 / downside)

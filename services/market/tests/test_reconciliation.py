@@ -9,10 +9,13 @@ from the numpy code) and must agree to the served rounding.
 
 from __future__ import annotations
 
+from datetime import date
+
 import asyncpg
 import numpy as np
 import pandas as pd
 import pytest
+import talib
 
 from services.market.service import market as market_service
 from services.market.service import stocks
@@ -79,5 +82,51 @@ async def test_every_beta_agrees_with_the_recomputation(
             assert served is None
             continue
         assert served == pytest.approx(ref.beta(series, benchmark), abs=1e-5), ticker
+        checked += 1
+    assert checked >= 100
+
+
+async def test_every_indicator_agrees_with_ta_lib_over_the_whole_history(
+    reference_pool: asyncpg.Pool, reference_universe: tuple[str, ref.MarketFrames]
+) -> None:
+    frames = reference_universe[1]
+    listed = frames.securities[frames.securities["status"] == "listed"]
+    checked = 0
+    for ticker in listed["ticker"]:
+        _, _, result = await stocks.analysis(reference_pool, ticker)
+        # The whole adjusted history, as the prices route serves it.
+        series = await stocks.price_history(
+            reference_pool,
+            ticker,
+            start=date(1900, 1, 1),
+            end=result["as_of"],
+            interval="daily",
+            adjusted=True,
+        )
+        close, high, low = series.close, series.high, series.low
+        assert result["history"]["sessions"] == len(close)
+        if len(close) < 300:
+            continue
+        averages = {(m["type"], m["period"]): m["value"] for m in result["moving_averages"]}
+        for period in (20, 50, 200):
+            assert averages[("SMA", period)] == pytest.approx(
+                talib.SMA(close, period)[-1], abs=1e-4
+            )
+            assert averages[("EMA", period)] == pytest.approx(
+                talib.EMA(close, period)[-1], abs=1e-4
+            ), (ticker, period)
+        assert result["rsi"]["value"] == pytest.approx(talib.RSI(close, 14)[-1], abs=1e-4)
+        line, signal, histogram = talib.MACD(close, 12, 26, 9)
+        assert result["macd"]["macd"] == pytest.approx(line[-1], abs=1e-6)
+        assert result["macd"]["signal"] == pytest.approx(signal[-1], abs=1e-6)
+        assert result["macd"]["histogram"] == pytest.approx(histogram[-1], abs=1e-6)
+        bands = talib.BBANDS(close, 20, 2.0, 2.0)
+        for name, band in zip(("upper", "middle", "lower"), bands, strict=True):
+            assert result["bollinger_bands"][name] == pytest.approx(band[-1], abs=1e-4)
+        atr = talib.ATR(high, low, close, 14)[-1]
+        assert result["atr"]["value"] == pytest.approx(atr, abs=1e-4)
+        sharpe, sortino = ref.sharpe_sortino(pd.Series(close))
+        assert result["sharpe_ratio"]["value"] == pytest.approx(sharpe, abs=1e-5)
+        assert result["sortino_ratio"]["value"] == pytest.approx(sortino, abs=1e-5)
         checked += 1
     assert checked >= 100
