@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import talib  # noqa: E402
 
 from bourse.parts import MARKET  # noqa: E402
 from services.market.app import migrations  # noqa: E402
@@ -87,8 +88,11 @@ async def main(size: int, years: int, seed: int, betas: int, plausibility: bool)
         pool = await create_pool(dsn, schema="market", application_name="figures")
         try:
             if plausibility:
-                async with pool.acquire() as conn:
-                    figures = await plausible.check_plausibility(conn, pool)
+                conn = await open_connection(dsn)
+                try:
+                    figures = await plausible.check_plausibility(conn, pool, frames)
+                finally:
+                    await conn.close()
                 out("\nPlausibility of the whole universe:")
                 out(json.dumps(figures, indent=2))
                 plausible.assert_plausible(figures)
@@ -148,6 +152,23 @@ async def main(size: int, years: int, seed: int, betas: int, plausibility: bool)
             f"\nWeight of {ticker} on {day}, the session before its {split:g}-for-1 split:"
             f" as-traded price x today's shares {naive * 100:.3f}%,"
             f" market value {true * 100:.3f}%"
+        )
+
+    # EMA200 over the last three years only (what the analysis read before issue 10) against
+    # EMA200 over the whole adjusted history.
+    adjusted = ref.total_return_prices(frames)
+    start = adjusted.index[-1] - pd.Timedelta(days=3 * 366)
+    gaps = []
+    for security_id in adjusted.columns:
+        series = adjusted[security_id].dropna()
+        recent = series[series.index >= start]
+        if len(series) > len(recent) >= 200:
+            whole = talib.EMA(series.to_numpy(), 200)[-1]
+            gaps.append(abs(talib.EMA(recent.to_numpy(), 200)[-1] / whole - 1.0))
+    if gaps:
+        out(
+            f"\nEMA200 over the last 3 years vs over the whole history, {len(gaps)} securities:"
+            f" median gap {np.median(gaps) * 100:.3f}%, max {max(gaps) * 100:.3f}%"
         )
 
     total = levels["total_return"]

@@ -26,15 +26,6 @@ P99_TURNOVER = (0.015, 0.10)
 MAX_TURNOVER = 0.5
 
 
-def bar_violations(bars: pd.DataFrame) -> dict[str, int]:
-    return {
-        "high below open or close": int((bars["high"] < bars[["open", "close"]].max(axis=1)).sum()),
-        "low above open or close": int((bars["low"] > bars[["open", "close"]].min(axis=1)).sum()),
-        "non-positive low": int((bars["low"] <= 0).sum()),
-        "no volume": int((bars["volume"] <= 0).sum()),
-    }
-
-
 def turnover(m: ref.MarketFrames) -> pd.DataFrame:
     """Each bar's volume in today's shares (split-adjusted) over today's shares outstanding."""
     volume = m.volumes.astype(float).copy()
@@ -44,15 +35,26 @@ def turnover(m: ref.MarketFrames) -> pd.DataFrame:
     return volume / m.securities["shares"].reindex(volume.columns)
 
 
-async def check_plausibility(conn: asyncpg.Connection, pool: asyncpg.Pool) -> dict[str, Any]:
+async def check_plausibility(
+    conn: asyncpg.Connection, pool: asyncpg.Pool, frames: ref.MarketFrames | None = None
+) -> dict[str, Any]:
     """Every check over the whole universe in ``conn``'s database; returns the figures."""
-    m = await ref.read_frames(conn)
-    rows = await conn.fetch("SELECT open, high, low, close, volume FROM market.daily_bars")
-    bars = pd.DataFrame(
-        [tuple(r) for r in rows], columns=["open", "high", "low", "close", "volume"]
+    m = frames if frames is not None else await ref.read_frames(conn)
+    row = await conn.fetchrow(
+        "SELECT count(*),"
+        " count(*) FILTER (WHERE high < greatest(open, close)),"
+        " count(*) FILTER (WHERE low > least(open, close)),"
+        " count(*) FILTER (WHERE low <= 0),"
+        " count(*) FILTER (WHERE volume <= 0)"
+        " FROM market.daily_bars"
     )
-    figures: dict[str, Any] = {"bars": len(bars), "securities": len(m.securities)}
-    figures["violations"] = bar_violations(bars)
+    figures: dict[str, Any] = {"bars": row[0], "securities": len(m.securities)}
+    figures["violations"] = {
+        "high below open or close": row[1],
+        "low above open or close": row[2],
+        "non-positive low": row[3],
+        "no volume": row[4],
+    }
 
     t = turnover(m).stack().dropna()
     figures["turnover"] = {
