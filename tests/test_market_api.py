@@ -188,7 +188,10 @@ async def test_analysis(gateway: httpx.AsyncClient, viewer: dict[str, str]) -> N
     assert body["ticker"] == "ACME" and body["adjusted"] is True
     assert {m["period"] for m in body["moving_averages"]} == {20, 50, 200}
     assert body["macd"]["fast_period"] == 12 and body["rsi"]["period"] == 14
-    assert body["beta"]["benchmark"] == "universe index"
+    assert body["beta"]["benchmark"] == "universe index, total return"
+    assert body["history"]["sessions"] > 700  # the whole adjusted history of the demo
+    assert body["sharpe_ratio"]["risk_free_rate"] == body["sortino_ratio"]["risk_free_rate"] == 0
+    assert all(m["warm_up_sessions"] == m["period"] for m in body["moving_averages"])
     assert_error(
         await gateway.get("/api/v1/stocks/ZZZZ/analysis", headers=viewer), 404, "STOCK_NOT_FOUND"
     )

@@ -120,7 +120,8 @@ def analyse(
         },
         "beta": {
             "window": st.WINDOW_52W,
-            "benchmark": "universe index, total return (GET /api/v1/market/index)",
+            "benchmark": "universe index, total return",
+            "benchmark_history": "/api/v1/market/index",
             "returns": "simple daily returns of adjusted closes, OLS slope",
             "value": _round(beta),
         },
