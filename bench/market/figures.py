@@ -135,13 +135,14 @@ async def main(size: int, years: int, seed: int, betas: int, plausibility: bool)
         )
 
     worst: tuple[float, str, Any, float, float, float] | None = None
+    split_px = ref.split_adjusted(frames)
     for row in frames.splits.itertuples():
         days = frames.closes.index[frames.closes.index < row.ex_date]
         if len(days) == 0:
             continue
         day = days[-1]
         naive = ref.naive_weights(frames, day)[row.security_id]
-        true = ref.true_weights(frames, day)[row.security_id]
+        true = ref.true_weights(frames, day, split_px)[row.security_id]
         ratio = naive / true
         if worst is None or ratio > worst[0]:
             ticker = frames.securities.loc[row.security_id, "ticker"]
@@ -173,13 +174,13 @@ async def main(size: int, years: int, seed: int, betas: int, plausibility: bool)
 
     total = levels["total_return"]
     diffs = []
-    split_px = ref.total_return_prices(frames)
+    total_px = ref.total_return_prices(frames)
     id_of = {t: i for i, t in frames.securities["ticker"].items()}
     for ticker, result in analyses.items():
         served_beta = result.get("beta", {}).get("value")
         if served_beta is None:
             continue
-        recomputed = ref.beta(split_px[id_of[ticker]].dropna(), total)
+        recomputed = ref.beta(total_px[id_of[ticker]].dropna(), total)
         diffs.append(abs(served_beta - recomputed))
     if diffs:
         out(

@@ -134,9 +134,12 @@ def naive_weights(m: MarketFrames, day: pd.Timestamp) -> pd.Series:
     return value / value.sum()
 
 
-def true_weights(m: MarketFrames, day: pd.Timestamp) -> pd.Series:
+def true_weights(
+    m: MarketFrames, day: pd.Timestamp, split_px: pd.DataFrame | None = None
+) -> pd.Series:
     """Market value on ``day`` (split-adjusted price x today's shares) over the total."""
-    value = split_adjusted(m).loc[day] * m.securities["shares"].reindex(m.closes.columns)
+    prices = split_adjusted(m) if split_px is None else split_px
+    value = prices.loc[day] * m.securities["shares"].reindex(m.closes.columns)
     return value / value.sum()
 
 
