@@ -211,15 +211,22 @@ async def ensure_derived(conn: asyncpg.Connection) -> None:
     (a migration emptied it); a no-op otherwise."""
     if await stats.latest_index_day(conn) is not None:
         return
-    first = await bars_repo.first_day(conn)
-    if first is None:
+    # One replica rebuilds (the loader's lock); the others start without waiting.
+    if not await loads.try_lock(conn):
         return
-    say = logger.info
-    say("rebuilding the universe index and statistics from the bars")
-    started = time.perf_counter()
-    async with conn.transaction():
-        await refresh_derived(conn, since=first)
-    say(f"universe index and statistics rebuilt in {time.perf_counter() - started:.1f}s")
+    try:
+        if await stats.latest_index_day(conn) is not None:
+            return
+        first = await bars_repo.first_day(conn)
+        if first is None:
+            return
+        logger.info("rebuilding the universe index and statistics from the bars")
+        started = time.perf_counter()
+        async with conn.transaction():
+            await refresh_derived(conn, since=first)
+        logger.info("universe index and statistics rebuilt in %.1fs", time.perf_counter() - started)
+    finally:
+        await loads.unlock(conn)
 
 
 async def refresh_derived(
