@@ -24,6 +24,7 @@ from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
 Interval = Literal["daily", "weekly", "monthly"]
 
 SMALL_SERIES = 2000  # bars adjusted on the event loop; longer series go to a thread
+BETA_INDEX_DAYS = 400  # calendar days of index an analysis reads: 252 sessions and margin
 
 
 async def list_stocks(
@@ -202,8 +203,9 @@ async def analysis(
             raise StockNotFoundError(ticker)
         security, bars, actions = found
         assert security.security_id is not None
+        # Beta needs the index over its window only (252 sessions), not the whole history.
         market_days, market_levels, rs_universe, rs_sector, live = await stats.index_and_strength(
-            conn, security.security_id, ticker, start, end
+            conn, security.security_id, ticker, end - timedelta(days=BETA_INDEX_DAYS), end
         )
 
     def compute() -> dict[str, Any]:
