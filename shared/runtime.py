@@ -22,7 +22,7 @@ import httpx
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
-from shared.db import Migration, create_pool, migrate
+from shared.db import Migration, create_pool, migrate, ping
 from shared.http import create_service_app
 from shared.jwt import RemoteJwks, TokenVerifier
 from shared.log import configure_logging
@@ -85,7 +85,7 @@ async def open_resources(
         resources = Resources(pool=pool, redis=redis, bus=bus, http=http, verifier=verifier)
         app.state.resources = resources
         app.state.readiness_checks = {
-            "postgres": lambda: pool.fetchval("SELECT 1"),
+            "postgres": lambda: ping(pool),
             "redis": redis.ping,
             "nats": bus.ping,
         }
