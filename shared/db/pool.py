@@ -27,11 +27,16 @@ async def create_pool(
     min_size: int = 1,
     max_size: int = 10,
     command_timeout: float = 30.0,
+    statement_timeout_ms: int = 15_000,
+    idle_in_transaction_timeout_ms: int = 60_000,
     **kwargs: Any,
 ) -> asyncpg.Pool:
     """Open a pool whose connections see ``schema`` first (then ``pg_catalog``).
 
-    ``json``/``jsonb`` columns are encoded and decoded with orjson.
+    ``json``/``jsonb`` columns are encoded and decoded with orjson. Every connection
+    carries ``statement_timeout`` and ``idle_in_transaction_session_timeout``, so no
+    query and no forgotten transaction holds a connection (and its locks) for long; a
+    statement cut by the server raises ``asyncpg.QueryCanceledError``.
     """
     pool = await asyncpg.create_pool(
         dsn,
@@ -39,7 +44,12 @@ async def create_pool(
         max_size=max_size,
         command_timeout=command_timeout,
         init=_init_connection,
-        server_settings={"search_path": schema, "application_name": application_name},
+        server_settings={
+            "search_path": schema,
+            "application_name": application_name,
+            "statement_timeout": str(statement_timeout_ms),
+            "idle_in_transaction_session_timeout": str(idle_in_transaction_timeout_ms),
+        },
         **kwargs,
     )
     assert pool is not None
