@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import jwt as pyjwt
@@ -289,7 +290,7 @@ async def test_api_keys_are_never_wider_than_their_owner(gateway: httpx.AsyncCli
     ],
 )
 async def test_mass_assignment_is_refused(
-    gateway: httpx.AsyncClient, method: str, path: str, body: dict
+    gateway: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
 ) -> None:
     user = await new_user(gateway)
     response = await gateway.request(method, path, json=body, headers=user.headers)

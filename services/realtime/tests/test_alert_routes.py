@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -23,10 +24,12 @@ async def realtime(
         yield running
 
 
-async def create_rule(app: InProcessApp, caller: dict[str, str], **fields: object) -> dict:
+async def create_rule(
+    app: InProcessApp, caller: dict[str, str], **fields: object
+) -> dict[str, Any]:
     response = await app.client.post("/api/v1/alerts", json={**RULE, **fields}, headers=caller)
     assert response.status_code == 201, response.text
-    body: dict = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 
