@@ -179,6 +179,8 @@ async def test_admins_list_users_with_a_cursor(gateway: httpx.AsyncClient) -> No
     analysts = await gateway.get("/api/v1/users", params={"role": "analyst"}, headers=admin)
     assert {u["role"] for u in analysts.json()["items"]} == {"analyst"}
     assert all("password" not in str(u) for u in analysts.json()["items"])
+    unknown = await gateway.get("/api/v1/users", params={"role": "root"}, headers=admin)
+    assert_envelope(unknown, 422, "VALIDATION_ERROR")
 
 
 async def test_api_key_lifecycle(gateway: httpx.AsyncClient) -> None:
