@@ -204,6 +204,11 @@ def test_a_skip_comment_must_name_the_rule_it_waives() -> None:
     assert rules_hit("services/alpha/routes.py", bare) == [(1, "route-touches-database")]
 
 
+def test_a_waiver_must_be_a_comment() -> None:
+    code = 'import asyncpg; HOW = "# lint-skip: route-touches-database"\n'
+    assert rules_hit("services/alpha/routes.py", code) == [(1, "route-touches-database")]
+
+
 def test_a_stale_or_misspelt_skip_comment_is_reported() -> None:
     stale = "import math  # lint-skip: impure-domain\n"
     assert [f.message for f in findings("services/alpha/domain.py", stale)] == [

@@ -16,7 +16,9 @@ not outlive their reason. (``# noqa`` is ruff's and rejects these names.)
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -28,15 +30,18 @@ SKIP_RE = re.compile(r"#\s*lint-skip:\s*(?P<names>[a-z0-9-]+(?:\s*,\s*[a-z0-9-]+
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One module: its path relative to the repository root, its tree and its lines."""
+    """One module: its path relative to the repository root, its tree and its comments
+    (by line number; a waiver in a string is not a waiver)."""
 
     path: PurePosixPath
     tree: ast.Module
-    lines: list[str]
+    comments: dict[int, str]
 
     @classmethod
     def parse(cls, path: PurePosixPath, text: str) -> SourceFile:
-        return cls(path, ast.parse(text, filename=str(path)), text.splitlines())
+        tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+        comments = {t.start[0]: t.string for t in tokens if t.type == tokenize.COMMENT}
+        return cls(path, ast.parse(text, filename=str(path)), comments)
 
     @property
     def top(self) -> str:
@@ -92,12 +97,12 @@ def lint(
     findings = []
     for rule in rules:
         for line, message in rule.check(source):
-            if rule.name in skips(_line(source, line)):
+            if rule.name in skips(source.comments.get(line, "")):
                 used.add((line, rule.name))
             else:
                 findings.append(Finding(source.path, line, rule.name, message))
-    for number, text in enumerate(source.lines, start=1):
-        for name in sorted(skips(text)):
+    for number, comment in sorted(source.comments.items()):
+        for name in sorted(skips(comment)):
             if name not in known:
                 findings.append(Finding(source.path, number, "lint-skip", f"unknown rule {name!r}"))
             elif name in ran and (number, name) not in used:
@@ -105,10 +110,6 @@ def lint(
                     Finding(source.path, number, "lint-skip", f"waives nothing: {name}")
                 )
     return findings
-
-
-def _line(source: SourceFile, number: int) -> str:
-    return source.lines[number - 1] if 0 < number <= len(source.lines) else ""
 
 
 def source_files(root: Path, packages: Iterable[str]) -> Iterator[SourceFile]:
