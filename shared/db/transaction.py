@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.db.pool import HOLDS_REQUEST_CONNECTION
 from shared.errors import ServiceUnavailableError
 
 logger = logging.getLogger("shared.db")
@@ -116,7 +117,7 @@ class RequestTransaction:
     """A request's unit of work: its one connection (acquired on first use) inside one
     transaction, and what to do once that transaction has committed."""
 
-    __slots__ = ("_after_commit", "_conn", "_pool", "_timeout", "_transaction")
+    __slots__ = ("_after_commit", "_conn", "_holds", "_pool", "_timeout", "_transaction")
 
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float) -> None:
         self._pool = pool
@@ -124,6 +125,7 @@ class RequestTransaction:
         self._conn: asyncpg.Connection | None = None
         self._transaction: Any = None
         self._after_commit: list[AfterCommit] = []
+        self._holds: Any = None
 
     async def connection(self) -> asyncpg.Connection:
         """The request's connection, in its open transaction (acquired on first call)."""
@@ -136,6 +138,8 @@ class RequestTransaction:
                 await self._pool.release(conn)
                 raise
             self._conn, self._transaction = conn, transaction
+            # From here on, the pool refuses this request a second connection.
+            self._holds = HOLDS_REQUEST_CONNECTION.set(True)
         return self._conn
 
     def after_commit(self, callback: AfterCommit) -> None:
@@ -146,6 +150,9 @@ class RequestTransaction:
         """Commit (then run the after-commit callbacks) or roll back, and release."""
         conn, transaction, callbacks = self._conn, self._transaction, self._after_commit
         self._conn, self._transaction, self._after_commit = None, None, []
+        if self._holds is not None:
+            HOLDS_REQUEST_CONNECTION.reset(self._holds)
+            self._holds = None
         if conn is not None:
             try:
                 if commit:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ import asyncpg
 import pytest
 
 from bourse.parts import PORTFOLIO
+from shared.db.pool import SecondConnectionError
 from shared.db.transaction import (
     DatabaseBusyError,
     DatabaseUnavailableError,
@@ -55,7 +57,10 @@ async def test_commits_when_the_block_ends_and_runs_after_commit_work(pool: asyn
     async with request_transaction(pool, acquire_timeout=1) as unit:
         await _insert(unit, pool, "a")
         unit.after_commit(after)
-        assert await _values(pool) == []  # not visible before the commit
+        # Not visible to others before the commit (looked at from outside the request:
+        # inside it, the pool refuses a second connection).
+        outside = asyncio.create_task(_values(pool), context=contextvars.Context())
+        assert await outside == []
     assert await _values(pool) == ["a"]
     assert seen == [["a"]]  # after-commit work saw the committed row
 
@@ -136,3 +141,19 @@ async def test_pools_carry_the_statement_and_idle_transaction_timeouts(
     async with pool.acquire() as conn:
         assert await conn.fetchval("SHOW statement_timeout") == "15s"
         assert await conn.fetchval("SHOW idle_in_transaction_session_timeout") == "1min"
+
+
+async def test_a_second_connection_inside_a_request_is_refused(pool: asyncpg.Pool) -> None:
+    with pytest.raises(SecondConnectionError):
+        async with request_transaction(pool, acquire_timeout=1) as unit:
+            await unit.connection()
+            async with pool.acquire():
+                pass
+    with pytest.raises(SecondConnectionError):
+        async with request_transaction(pool, acquire_timeout=1) as unit:
+            await unit.connection()
+            await pool.fetchval("SELECT 1")  # the pool's shortcuts acquire too
+    # Outside a request, and in a request that has not taken its connection, it may.
+    async with request_transaction(pool, acquire_timeout=1):
+        assert await pool.fetchval("SELECT 1") == 1
+    assert await pool.fetchval("SELECT 1") == 1
