@@ -77,15 +77,22 @@ class QueryTimeoutError(ServiceUnavailableError):
         super().__init__(message, **kwargs)
 
 
-def database_error(exc: BaseException) -> ServiceUnavailableError | None:
-    """The client's answer to a database failure raised anywhere in a request: a query
-    cut by ``statement_timeout`` (or asyncpg's own timeout) or a lost connection is a 503
-    with ``Retry-After``; anything else (a bug, a constraint) is not a dependency failure."""
+# What a request may raise from the database that is the dependency's failure, not the
+# request's: a statement cut by statement_timeout, a connection lost or refused mid-request.
+DATABASE_FAILURES: tuple[type[Exception], ...] = (
+    asyncpg.QueryCanceledError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def database_error(exc: Exception) -> ServiceUnavailableError:
+    """The client's answer to one of :data:`DATABASE_FAILURES`: a 503 with ``Retry-After``."""
     if isinstance(exc, asyncpg.QueryCanceledError):
         return QueryTimeoutError()
-    if isinstance(exc, CONNECTION_ERRORS) and not isinstance(exc, TimeoutError):
-        return DatabaseUnavailableError()
-    return None
+    return DatabaseUnavailableError()
 
 
 @asynccontextmanager
