@@ -28,6 +28,7 @@ from services.market.service import market as market_service
 from services.market.service import stocks as stock_service
 from shared.cache import CachedBody, ResponseCache, cached_response
 from shared.errors import ValidationFailedError, error_responses
+from shared.inputs import FiniteFloat
 
 router = APIRouter(prefix="/api/v1", tags=["market"])
 
@@ -86,8 +87,14 @@ def _fields(raw: str | None) -> list[str] | None:
     if raw is None:
         return None
     wanted = [f.strip() for f in raw.split(",") if f.strip()]
+    if not wanted:
+        raise ValidationFailedError(
+            "fields names no field: list one or more, comma-separated, or leave it out"
+            " for all of them.",
+            details={"field": "fields", "fields": list(schemas.STOCK_FIELDS)},
+        )
     unknown = [f for f in wanted if f not in schemas.STOCK_FIELDS]
-    if unknown or not wanted:
+    if unknown:
         raise ValidationFailedError(
             "Unknown fields.", details={"unknown": unknown, "fields": list(schemas.STOCK_FIELDS)}
         )
@@ -105,14 +112,14 @@ async def list_stocks(
     q: Annotated[
         str | None, Query(min_length=1, max_length=64, description="ticker prefix or name text")
     ] = None,
-    min_price: float | None = None,
-    max_price: float | None = None,
-    min_change_percent: float | None = None,
-    max_change_percent: float | None = None,
-    min_volume: float | None = None,
-    max_volume: float | None = None,
-    min_market_cap: float | None = None,
-    max_market_cap: float | None = None,
+    min_price: FiniteFloat | None = None,
+    max_price: FiniteFloat | None = None,
+    min_change_percent: FiniteFloat | None = None,
+    max_change_percent: FiniteFloat | None = None,
+    min_volume: FiniteFloat | None = None,
+    max_volume: FiniteFloat | None = None,
+    min_market_cap: FiniteFloat | None = None,
+    max_market_cap: FiniteFloat | None = None,
     sort: Annotated[
         str,
         Query(description="ticker, name, price, change_percent, volume, market_cap; -x descends"),

@@ -1,0 +1,128 @@
+"""Request input that could never be stored, refused by every route of every part.
+
+Validators let through values that PostgreSQL then refuses, and each became a 500 once it
+reached a query: NUL (U+0000) in text (``GET /stocks?q=%00``, a name in a JSON body; jsonb
+refuses ``\\u0000`` too) and lone UTF-16 surrogates (JSON ``"\\ud800"``), which have no UTF-8
+form. JSON bodies may also hold ``NaN``, ``Infinity`` or a literal too large for a double:
+Python's parser accepts them although JSON does not, and they filter and compute oddly.
+
+:func:`check_storable_input` closes that class for every route at once, whatever the route
+declares: the app factory (:func:`shared.http.create_service_app`) installs it as a
+dependency of every HTTP route, ahead of the route's own, so it runs before any parameter
+is used. It reads the raw input -- query string, path parameters, JSON and form bodies --
+and answers 422 in the envelope naming each offending field (``loc``, as validation errors
+do). The common case costs a substring test or one regular-expression scan of the body.
+
+Numbers in query and path parameters are text until the route's type parses them, so
+they are refused by type: declare them as :data:`FiniteFloat` (``tests/test_input_classes``
+walks every part's OpenAPI so that a new one cannot slip through).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field
+from starlette.requests import HTTPConnection, Request
+
+# A float that is a number: ``nan``, ``inf`` and literals beyond a double's range are a 422.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# What a JSON body must hold before it is worth walking: an escaped NUL or surrogate (a
+# valid pair is walked and passes), a non-finite literal, or a number long enough to
+# overflow a double (an exponent of three digits, or hundreds of digits).
+_JSON_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|NaN|Infinity|[eE][+-]?\d{3}|\d{300}")
+_JSON_TYPES = ("application/json", "+json")
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+Problem = dict[str, Any]
+
+
+def text_problem(text: str) -> str | None:
+    """Why PostgreSQL could not store ``text``, or None when it could."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "Text may not contain the NUL character (U+0000)."
+    return "Text may not contain an unpaired UTF-16 surrogate."
+
+
+def _problem(loc: tuple[str | int, ...], msg: str, kind: str) -> Problem:
+    return {"loc": loc, "msg": msg, "type": kind, "input": None}
+
+
+def _text(loc: tuple[str | int, ...], text: str) -> Iterator[Problem]:
+    msg = text_problem(text)
+    if msg is not None:
+        yield _problem(loc, msg, "unstorable_text")
+
+
+def _json_value(loc: tuple[str | int, ...], value: Any) -> Iterator[Problem]:
+    if isinstance(value, str):
+        yield from _text(loc, value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            yield _problem(loc, "Input should be a finite number", "finite_number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _text((*loc, key), key)
+            yield from _json_value((*loc, key), item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _json_value((*loc, index), item)
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def _body_problems(request: Request) -> list[Problem]:
+    content_type = _content_type(request)
+    if content_type.endswith(_JSON_TYPES):
+        body = await request.body()
+        if not _JSON_SUSPECT.search(body):
+            return []
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return []  # not JSON: the route's own parsing answers 422
+        return list(_json_value(("body",), parsed))
+    if content_type in _FORM_TYPES:
+        # A form route has parsed the form already (Starlette keeps it, not the bytes).
+        form = await request.form()
+        return [
+            p
+            for name, value in form.multi_items()
+            if isinstance(value, str)
+            for p in _text(("body", name), value)
+        ]
+    return []
+
+
+async def check_storable_input(connection: HTTPConnection) -> None:
+    """Refuse (422, each field named) a request whose query string, path parameters or
+    JSON/form body hold text PostgreSQL cannot store or a non-finite JSON number.
+    WebSocket handshakes pass: their few parameters are parsed by the stream itself."""
+    if not isinstance(connection, Request):
+        return
+    problems: list[Problem] = []
+    query: bytes = connection.scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in connection.query_params.multi_items():
+            problems.extend(_text(("query", name), value))
+    for name, value in connection.path_params.items():
+        if isinstance(value, str):
+            problems.extend(_text(("path", name), value))
+    problems.extend(await _body_problems(connection))
+    if problems:
+        raise RequestValidationError(problems)
+
+
+__all__ = ["FiniteFloat", "check_storable_input", "text_problem"]
