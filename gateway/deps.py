@@ -19,10 +19,11 @@ from gateway.edge import Edge, get_edge
 from gateway.identity import service as identity
 from gateway.identity.domain import User
 from shared.auth import roles_reach
-from shared.deps import DbConn, DbTransaction
+from shared.deps import CursorKeyDep, DbConn, DbTransaction
 from shared.errors import AuthenticationError, PermissionDeniedError
 
-__all__ = ["DbConn", "DbTransaction"]  # the request's one connection and its transaction
+# The request's one connection and its transaction; the key of pagination cursors.
+__all__ = ["CursorKeyDep", "DbConn", "DbTransaction"]
 
 EdgeDep = Annotated[Edge, Depends(get_edge)]
 

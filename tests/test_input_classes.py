@@ -10,6 +10,7 @@ end to end against the database.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,7 @@ import pytest
 from bourse.parts import GATEWAY, PARTS
 from gateway.identity import service as identity
 from shared.db import open_connection
+from shared.pagination import CursorCodec, CursorKey, CursorPosition
 from tests.infra import TestInfra
 from tests.inprocess import InProcessApp, running_app
 
@@ -117,6 +119,11 @@ class Operation:
             for p in self.parameters
             if p["in"] == location and json_type in _types(self.document, p.get("schema", {}))
         ]
+
+    def answers_pages(self) -> bool:
+        content = self.spec.get("responses", {}).get("200", {}).get("content", {})
+        schema = _resolve(self.document, content.get("application/json", {}).get("schema", {}))
+        return "next_cursor" in schema.get("properties", {})
 
     def body_fields(self, media: str, json_type: str) -> list[str]:
         content = self.spec.get("requestBody", {}).get("content", {})
@@ -280,3 +287,92 @@ async def test_a_nul_or_a_surrogate_in_a_portfolio_name_stores_nothing(
         assert good.status_code == 201, good.text
         listed = await portfolio.client.get("/api/v1/portfolio", headers=headers)
         assert [p["name"] for p in listed.json()["items"]] == ["\U0001f600"]
+
+
+# --- cursors: one signed codec, every list ---------------------------------------------
+
+
+class _OtherList(CursorPosition):
+    before: int
+
+
+def _unsigned(position: dict[str, Any]) -> str:
+    """A cursor as the old codec made them (base64 JSON): the right shape, no tag."""
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).rstrip(b"=").decode()
+
+
+# Forged positions of the shapes the lists used, with values of the wrong types.
+_FORGED = [
+    {"sort": "price", "value": "abc", "ticker": "AAPL"},
+    {"sort": "ticker", "value": 5, "ticker": ["A"]},
+    {"before": "x"},
+    {"before": 1e300},
+    {"username": 5},
+    {"published_at": 5, "id": "not-a-uuid"},
+]
+
+
+def _is_invalid_cursor(answer: httpx.Response) -> bool:
+    return answer.status_code == 422 and answer.json()["error_code"] == "INVALID_CURSOR"
+
+
+async def test_every_list_refuses_forged_and_foreign_cursors(
+    part: tuple[InProcessApp, dict[str, str]],
+) -> None:
+    running, headers = part
+    key: CursorKey = running.app.state.resources.cursor_key
+    foreign = CursorCodec("some.other.list", _OtherList).encode(key, _OtherList(before=10))
+    lists = [
+        op
+        for op in operations(running.app)
+        if op.method == "get" and "cursor" in op.params_of("query", "string")
+    ]
+    failures = []
+    for op in lists:
+        for cursor in [*map(_unsigned, _FORGED), foreign, "x", "a.b", "é.é", foreign + "A"]:
+            answer = await running.client.get(op.url(), params={"cursor": cursor}, headers=headers)
+            if not _is_invalid_cursor(answer):
+                failures.append((op, cursor, answer.status_code, answer.text[:200]))
+        # The cursors the list makes itself still lead to the next page.
+        first = await running.client.get(op.url(), params={"limit": 1}, headers=headers)
+        assert first.status_code == 200, (op, first.text)
+        if first.json()["next_cursor"]:
+            second = await running.client.get(
+                op.url(),
+                params={"limit": 1, "cursor": first.json()["next_cursor"]},
+                headers=headers,
+            )
+            assert second.status_code == 200, (op, second.text)
+            assert second.json()["items"] != first.json()["items"]
+    assert failures == []
+    # Every operation that answers a page (a next_cursor) is one of the lists tried here.
+    pages = [op for op in operations(running.app) if op.answers_pages()]
+    assert {repr(op) for op in pages} == {repr(op) for op in lists}
+
+
+async def test_a_cursor_from_another_deployment_is_refused(
+    infra: TestInfra, tmp_path: Path
+) -> None:
+    # Two gateways on the same data, one with the key kept in its schema and one with its
+    # own configured key: each refuses the other's cursors.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        running_app("gateway", infra, tmp_path / "a") as first,
+        running_app("gateway", infra, tmp_path / "b", cursor_key="k" * 40) as second,
+    ):
+        for gateway in (first, second):
+            for _ in range(2):
+                await admin_headers(GATEWAY.name, gateway, infra)  # two users at least
+        first_admin = await admin_headers(GATEWAY.name, first, infra)
+        second_admin = await admin_headers(GATEWAY.name, second, infra)
+        page = await first.client.get("/api/v1/users?limit=1", headers=first_admin)
+        cursor = page.json()["next_cursor"]
+        assert cursor
+        assert (
+            await first.client.get(f"/api/v1/users?limit=1&cursor={cursor}", headers=first_admin)
+        ).status_code == 200
+        foreign = await second.client.get(
+            f"/api/v1/users?limit=1&cursor={cursor}", headers=second_admin
+        )
+        assert _is_invalid_cursor(foreign), foreign.text

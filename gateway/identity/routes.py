@@ -12,12 +12,13 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Query
 from starlette.responses import Response
 
-from gateway.deps import ActiveAccount, ActiveAdmin, ClientIp, DbConn, EdgeDep
+from gateway.deps import ActiveAccount, ActiveAdmin, ClientIp, CursorKeyDep, DbConn, EdgeDep
 from gateway.edge import Edge
 from gateway.identity import login as passwords
 from gateway.identity import service
 from gateway.identity.domain import User
 from gateway.identity.schemas import (
+    USERS_CURSOR,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyList,
@@ -28,11 +29,11 @@ from gateway.identity.schemas import (
     UserCreate,
     UserList,
     UserOut,
+    UserPosition,
     UserUpdate,
 )
 from gateway.limits.login import LoginGuard
 from shared.errors import PermissionDeniedError, ValidationFailedError, error_responses
-from shared.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/api/v1")
 
@@ -172,16 +173,18 @@ async def change_my_password(
 async def list_users(
     _: ActiveAdmin,
     conn: DbConn,
+    cursor_key: CursorKeyDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
     role: Annotated[str | None, Query(pattern="^(viewer|analyst|admin)$")] = None,
 ) -> UserList:
     """Every user, ordered by username (cursor-paginated)."""
-    after = decode_cursor(cursor, keys=("username",))["username"] if cursor else None
+    after = USERS_CURSOR.decode(cursor_key, cursor).username if cursor else None
     users = await service.list_users(conn, after=after, limit=limit + 1, role=role)
-    next_cursor = (
-        encode_cursor({"username": users[limit - 1].username}) if len(users) > limit else None
-    )
+    next_cursor = None
+    if len(users) > limit:
+        last = UserPosition(username=users[limit - 1].username)
+        next_cursor = USERS_CURSOR.encode(cursor_key, last)
     return UserList(items=[UserOut.of(u) for u in users[:limit]], next_cursor=next_cursor)
 
 

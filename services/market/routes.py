@@ -27,6 +27,7 @@ from services.market.service import imports as import_service
 from services.market.service import market as market_service
 from services.market.service import stocks as stock_service
 from shared.cache import CachedBody, ResponseCache, cached_response
+from shared.deps import CursorKeyDep
 from shared.errors import ValidationFailedError, error_responses
 from shared.inputs import FiniteFloat
 
@@ -104,6 +105,7 @@ def _fields(raw: str | None) -> list[str] | None:
 @router.get("/stocks", response_model=schemas.StockPage, responses=_ERRORS)
 async def list_stocks(
     request: Request,
+    cursor_key: CursorKeyDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     sector: Annotated[str | None, Query(max_length=64)] = None,
@@ -152,7 +154,13 @@ async def list_stocks(
 
     async def build() -> bytes:
         rows, next_cursor = await stock_service.list_stocks(
-            pool, limit=limit, cursor=cursor, filters=filters, sort=sort_name, descending=descending
+            pool,
+            limit=limit,
+            cursor=cursor,
+            cursor_key=cursor_key,
+            filters=filters,
+            sort=sort_name,
+            descending=descending,
         )
         items = [
             schemas.StockSummary.of(s, q_).model_dump(include=set(chosen) if chosen else None)
