@@ -9,9 +9,10 @@ Python's parser accepts them although JSON does not, and they filter and compute
 :func:`check_storable_input` closes that class for every route at once, whatever the route
 declares: the app factory (:func:`shared.http.create_service_app`) installs it as a
 dependency of every HTTP route, ahead of the route's own, so it runs before any parameter
-is used. It reads the raw input -- query string, path parameters, JSON and form bodies --
-and answers 422 in the envelope naming each offending field (``loc``, as validation errors
-do). The common case costs a substring test or one regular-expression scan of the body.
+is used. It reads the raw input -- query string, path parameters, JSON and form bodies,
+any other body as text (a CSV import) -- and answers 422 in the envelope naming each
+offending field (``loc``, as validation errors do). The common case costs a substring
+test or one regular-expression scan of the body.
 
 Numbers in query and path parameters are text until the route's type parses them, so
 they are refused by type: declare them as :data:`FiniteFloat` (``tests/test_input_classes``
@@ -25,6 +26,7 @@ import math
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field
@@ -83,10 +85,26 @@ def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+async def _form_problems(request: Request) -> list[Problem]:
+    form = await request.form()
+    return [
+        p
+        for name, value in form.multi_items()
+        if isinstance(value, str)  # files are bytes; what a route stores of them is its own
+        for p in _text(("body", name), value)
+    ]
+
+
 async def _body_problems(request: Request) -> list[Problem]:
     content_type = _content_type(request)
-    if content_type.endswith(_JSON_TYPES):
+    try:
         body = await request.body()
+    except RuntimeError:
+        # A form route has parsed its form already: Starlette keeps the form, not the bytes.
+        return await _form_problems(request) if content_type in _FORM_TYPES else []
+    if not body:
+        return []
+    if content_type.endswith(_JSON_TYPES):
         if not _JSON_SUSPECT.search(body):
             return []
         try:
@@ -94,21 +112,32 @@ async def _body_problems(request: Request) -> list[Problem]:
         except ValueError:
             return []  # not JSON: the route's own parsing answers 422
         return list(_json_value(("body",), parsed))
-    if content_type in _FORM_TYPES:
-        # A form route has parsed the form already (Starlette keeps it, not the bytes).
-        form = await request.form()
-        return [
-            p
-            for name, value in form.multi_items()
-            if isinstance(value, str)
-            for p in _text(("body", name), value)
-        ]
-    return []
+    if content_type == "multipart/form-data":
+        return await _form_problems(request) if b"\x00" in body else []
+    if content_type == "application/x-www-form-urlencoded" and b"%00" in body:
+        # Parsed only when it may hold a NUL; a CSV posted as curl's default form type
+        # still reaches its route as bytes.
+        fields = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+        return [p for name, value in fields for p in _text(("body", name), value)]
+    # Every other body is text to the routes that read it (CSV imports): a raw NUL byte
+    # is refused wherever it is. (A route taking binary bodies would need an exemption.)
+    nul = body.find(b"\x00")
+    if nul < 0:
+        return []
+    line = body.count(b"\n", 0, nul) + 1
+    return [
+        _problem(
+            ("body",),
+            f"The body may not contain the NUL character (line {line}).",
+            "unstorable_text",
+        )
+    ]
 
 
 async def check_storable_input(connection: HTTPConnection) -> None:
     """Refuse (422, each field named) a request whose query string, path parameters or
-    JSON/form body hold text PostgreSQL cannot store or a non-finite JSON number.
+    body (JSON, form or other text) hold text PostgreSQL cannot store or whose JSON holds
+    a non-finite number.
     WebSocket handshakes pass: their few parameters are parsed by the stream itself."""
     if not isinstance(connection, Request):
         return

@@ -125,6 +125,11 @@ class Operation:
         schema = _resolve(self.document, content.get("application/json", {}).get("schema", {}))
         return "next_cursor" in schema.get("properties", {})
 
+    def text_bodies(self) -> list[str]:
+        """Media types of a body taken as raw text (not JSON, not a form)."""
+        content = self.spec.get("requestBody", {}).get("content", {})
+        return [media for media in content if not media.endswith("json") and "form" not in media]
+
     def body_fields(self, media: str, json_type: str) -> list[str]:
         content = self.spec.get("requestBody", {}).get("content", {})
         if media not in content:
@@ -196,7 +201,18 @@ async def test_every_json_and_form_text_field_refuses_what_postgresql_cannot_sto
             if not _names_field(answer, ["body", name], "unstorable_text"):
                 failures.append((op, name, answer.status_code, answer.text[:200]))
         if "\x00" not in bad:
-            continue  # form fields are percent-encoded UTF-8: no surrogate gets through
+            continue  # form fields and text bodies are UTF-8 bytes: no surrogate gets through
+        for media in op.text_bodies():
+            answer = await running.client.request(
+                op.method,
+                op.url(),
+                content=b"first line\n" + bad.encode(),
+                headers={**headers, "Content-Type": media},
+            )
+            if not _names_field(answer, ["body"], "unstorable_text"):
+                failures.append((op, media, answer.status_code, answer.text[:200]))
+            elif "line 2" not in answer.text:
+                failures.append((op, media, "no line", answer.text[:200]))
         for name in op.body_fields("application/x-www-form-urlencoded", "string"):
             answer = await running.client.request(
                 op.method,
@@ -269,6 +285,22 @@ async def test_an_empty_fields_list_is_a_422_that_says_what_to_do(market: InProc
         assert body["details"]["field"] == "fields"
         assert "ticker" in body["details"]["fields"]
         assert "leave it out" in body["message"]
+
+
+async def test_a_nul_in_an_imported_csv_is_a_422_naming_its_line(market: InProcessApp) -> None:
+    csv = (
+        b"<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>\n"
+        b"AAPL.US\x00,D,20240102,000000,1,2,0.5,1.5,100,0\n"
+    )
+    # As text/csv, and as curl's default form type: both reach the import as bytes.
+    for media in ("text/csv", "application/x-www-form-urlencoded"):
+        answer = await market.client.post(
+            "/api/v1/market/imports",
+            content=csv,
+            headers={**market.token("admin"), "Content-Type": media},
+        )
+        assert _names_field(answer, ["body"], "unstorable_text"), answer.text
+        assert "line 2" in answer.json()["details"]["errors"][0]["msg"]
 
 
 async def test_a_nul_or_a_surrogate_in_a_portfolio_name_stores_nothing(
