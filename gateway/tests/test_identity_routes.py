@@ -265,3 +265,34 @@ async def test_wrong_current_passwords_are_failed_logins_of_the_username(
         assert answer.status_code == 429, answer.text
         assert "Retry-After" in answer.headers
         assert (await password_login(gw.client, username)).status_code == 429
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+async def test_a_burst_of_key_creations_and_key_checks_all_complete(
+    gateway: InProcessApp, infra: TestInfra
+) -> None:
+    username = await make_user(infra)
+    caller = await bearer(gateway.client, username)
+    burst = 5 * gateway.settings.db_pool_max
+    async with asyncio.timeout(120):
+        created = await asyncio.gather(
+            *(
+                gateway.client.post(
+                    "/api/v1/api-keys", json={"name": f"k{i}", "scopes": ["read"]}, headers=caller
+                )
+                for i in range(burst)
+            )
+        )
+        assert [c.status_code for c in created] == [201] * burst
+        # Each key is checked by the edge (one connection, given back) before the route
+        # takes the request's own: never two at once.
+        checked = await asyncio.gather(
+            *(
+                gateway.client.get("/api/v1/users/me", headers={"X-API-Key": c.json()["key"]})
+                for c in created
+            )
+        )
+    assert [c.status_code for c in checked] == [200] * burst
+    assert {c.json()["username"] for c in checked} == {username}
