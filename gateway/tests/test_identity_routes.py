@@ -206,6 +206,17 @@ async def test_disabling_revokes_the_users_keys_and_sessions_for_good(
     assert refreshed.status_code == 401
     keys = (await client.get(f"/api/v1/api-keys?user_id={user_id}", headers=admin)).json()
     assert [k["revoked_at"] is not None for k in keys["items"]] == [True]
+    # One transaction: PostgreSQL's now() is the transaction's start, the same for both.
+    conn = await open_connection(infra.dsn_for(GATEWAY))
+    try:
+        stamps = await conn.fetch(
+            "SELECT revoked_at FROM api_keys WHERE user_id = $1"
+            " UNION ALL SELECT revoked_at FROM refresh_families WHERE user_id = $1",
+            uuid.UUID(user_id),
+        )
+    finally:
+        await conn.close()
+    assert len(stamps) == 2 and len({row["revoked_at"] for row in stamps}) == 1
 
 
 async def test_an_admin_cannot_make_a_key_for_a_disabled_user(
@@ -296,3 +307,29 @@ async def test_a_burst_of_key_creations_and_key_checks_all_complete(
         )
     assert [c.status_code for c in checked] == [200] * burst
     assert {c.json()["username"] for c in checked} == {username}
+
+
+async def test_a_key_request_racing_a_disabling_waits_for_it_and_is_refused(
+    gateway: InProcessApp, infra: TestInfra
+) -> None:
+    client = gateway.client
+    user = await bearer(client, await make_user(infra))
+    user_id = uuid.UUID(await user_id_of(client, user))
+    # A disabling in flight: the user's row is changed but not yet committed.
+    conn = await open_connection(infra.dsn_for(GATEWAY))
+    try:
+        disabling = conn.transaction()
+        await disabling.start()
+        await conn.execute("UPDATE users SET disabled = true WHERE id = $1", user_id)
+        request = asyncio.create_task(
+            client.post("/api/v1/api-keys", json={"name": "racing"}, headers=user)
+        )
+        await asyncio.sleep(0.5)
+        # Reading the row as it was (enabled) would have made the key already.
+        assert not request.done()
+        await disabling.commit()
+        answer = await asyncio.wait_for(request, 30)
+    finally:
+        await conn.close()
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error_code"] == "ACCOUNT_DISABLED"
