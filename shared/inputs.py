@@ -54,6 +54,10 @@ def text_problem(text: str) -> str | None:
     return "Text may not contain an unpaired UTF-16 surrogate."
 
 
+def _escape(found: re.Match[str]) -> str:
+    return f"\\u{ord(found.group()):04x}"
+
+
 def _problem(loc: tuple[str | int, ...], msg: str, kind: str) -> Problem:
     return {"loc": loc, "msg": msg, "type": kind, "input": None}
 
@@ -72,8 +76,11 @@ def _json_value(loc: tuple[str | int, ...], value: Any) -> Iterator[Problem]:
             yield _problem(loc, "Input should be a finite number", "finite_number")
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _text((*loc, key), key)
-            yield from _json_value((*loc, key), item)
+            # The key as the client wrote it, escaped: the error is rendered as JSON, and
+            # an unpaired surrogate has no UTF-8 form there either.
+            named = (*loc, _UNSTORABLE.sub(_escape, key))
+            yield from _text(named, key)
+            yield from _json_value(named, item)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _json_value((*loc, index), item)
@@ -109,9 +116,9 @@ async def _body_problems(request: Request, content_type: str) -> list[Problem]:
                 pass
         try:
             parsed = json.loads(body)  # what FastAPI parses
-        except ValueError:
-            return []  # not JSON: the route's own parsing answers 422
-        return list(_json_value(("body",), parsed))
+            return list(_json_value(("body",), parsed))
+        except (ValueError, RecursionError):
+            return []  # not JSON, or nested past parsing: the route's own parsing answers
     if content_type == "multipart/form-data":
         return await _form_problems(request) if b"\x00" in body else []
     if content_type == "application/x-www-form-urlencoded" and b"%00" in body:

@@ -28,7 +28,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -43,9 +43,9 @@ class InvalidCursorError(ValidationFailedError):
     error_code = "INVALID_CURSOR"
     default_message = "The cursor is not valid; start again without one."
 
-    def __init__(self, message: str | None = None, **kwargs: object) -> None:
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("details", {"field": "cursor"})
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, **kwargs)
 
 
 class CursorPosition(BaseModel):

@@ -239,6 +239,13 @@ async def test_every_number_parameter_and_field_refuses_non_finite_values(
                     )
                     if answer.status_code != 422:
                         failures.append((op, name, text, answer.status_code))
+            for name in op.params_of("path", json_type):
+                for text in _NUMBER_TEXTS:
+                    answer = await running.client.request(
+                        op.method, op.url({name: text}), headers=headers
+                    )
+                    if answer.status_code != 422:
+                        failures.append((op, name, text, answer.status_code))
         for name in op.body_fields("application/json", "number"):
             for literal in ("NaN", "Infinity", "-Infinity", "1e999"):
                 answer = await running.client.request(
