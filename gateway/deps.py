@@ -54,14 +54,19 @@ class Account:
         )
 
 
-async def active_account(principal: CurrentPrincipal, conn: DbConn) -> Account:
+_READS = frozenset({"GET", "HEAD"})
+
+
+async def active_account(request: Request, principal: CurrentPrincipal, conn: DbConn) -> Account:
     """For security-sensitive routes (keys, passwords, users): the caller's account must
-    be enabled now, not only when its token was issued (401 ``ACCOUNT_DISABLED``)."""
+    be enabled now, not only when its token was issued (401 ``ACCOUNT_DISABLED``); for a
+    change, it stays so until the change commits."""
     try:
         user_id = UUID(principal.user_id)
     except ValueError:
         raise AuthenticationError() from None
-    return Account(principal, await identity.active_account(conn, user_id))
+    for_change = request.method not in _READS
+    return Account(principal, await identity.active_account(conn, user_id, for_change=for_change))
 
 
 ActiveAccount = Annotated[Account, Depends(active_account)]

@@ -108,13 +108,17 @@ async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> User:
     return user
 
 
-async def active_account(conn: asyncpg.Connection, user_id: uuid.UUID) -> User:
+async def active_account(conn: asyncpg.Connection, user_id: uuid.UUID, *, for_change: bool) -> User:
     """The caller's account as the database has it now, for a security-sensitive route:
     :class:`AccountDisabledError` when it is disabled (or gone), whatever its still
-    unexpired token says. The row stays share-locked until the request's transaction
-    ends, so disabling the account waits for this request's change (and then revokes what
-    it made), or this request waits for the disabling and sees it."""
-    user = await repository.find_by_id_for_share(conn, user_id)
+    unexpired token says. ``for_change``: the row stays share-locked until the request's
+    transaction ends, so disabling the account waits for this request's change (and then
+    revokes what it made), or this request waits for the disabling and sees it; a read
+    takes no lock."""
+    if for_change:
+        user = await repository.find_by_id_for_share(conn, user_id)
+    else:
+        user = await repository.find_by_id(conn, user_id)
     if user is None or user.disabled:
         raise AccountDisabledError()
     return user
