@@ -15,9 +15,9 @@ cursor of the right shape with a value of the wrong type was a 500 on three list
   readable when debugging.
 - **The key** is the part's ``<P>_CURSOR_KEY`` setting when the operator sets one;
   otherwise a random 32-byte key the part keeps in its own schema (table ``cursor_key``,
-  made by the ``pagination`` migration), so every replica of a part signs alike and two
-  deployments never do. Changing the key ends outstanding cursors: clients get the 422
-  below and start the list again.
+  made by the ``pagination`` migration, read by :mod:`shared.db.cursor_key`), so every
+  replica of a part signs alike and two deployments never do. Changing the key ends
+  outstanding cursors: clients get the 422 below and start the list again.
 
 Every failure -- not base64, bad tag, wrong schema -- is one ``422 INVALID_CURSOR``.
 """
@@ -30,7 +30,6 @@ import hashlib
 import hmac
 from typing import Any, Generic, TypeVar
 
-import asyncpg
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.errors import ValidationFailedError
@@ -115,11 +114,3 @@ class CursorCodec(Generic[P]):
         except ValidationError:
             # Signed by us but not of this schema: made by an older version of the list.
             raise InvalidCursorError() from None
-
-
-async def load_cursor_key(conn: asyncpg.Connection) -> CursorKey:
-    """The key the part keeps in its schema (see the module docstring)."""
-    secret: bytes | None = await conn.fetchval("SELECT key FROM cursor_key")
-    if secret is None:
-        raise RuntimeError("cursor_key is empty: the pagination migration did not run")
-    return CursorKey(secret)

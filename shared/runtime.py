@@ -22,12 +22,13 @@ import httpx
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
-from shared.db import Migration, create_pool, migrate
+from shared.db import Migration, create_pool, migrate, ping
+from shared.db.cursor_key import stored_cursor_secret
 from shared.http import create_service_app
 from shared.jwt import RemoteJwks, TokenVerifier
 from shared.log import configure_logging
 from shared.messaging import Bus, OutboxRelay, connect_bus
-from shared.pagination import CursorKey, load_cursor_key
+from shared.pagination import CursorKey
 from shared.redis import RedisNamespace, connect_redis
 from shared.settings import BaseServiceSettings, ServiceSettings, SettingsError, load_settings
 
@@ -78,7 +79,7 @@ async def open_resources(
             if settings.cursor_key is not None:
                 cursor_key = CursorKey(settings.cursor_key.get_secret_value().encode())
             else:
-                cursor_key = await load_cursor_key(conn)
+                cursor_key = CursorKey(await stored_cursor_secret(conn))
         for migration in applied:
             logger.info("applied migration %s/%04d_%s", *_describe(migration))
         bus = await connect_bus(settings.nats_url, name=name, prefix=settings.nats_prefix)
@@ -104,7 +105,7 @@ async def open_resources(
         )
         app.state.resources = resources
         app.state.readiness_checks = {
-            "postgres": lambda: pool.fetchval("SELECT 1"),
+            "postgres": lambda: ping(pool),
             "redis": redis.ping,
             "nats": bus.ping,
         }
@@ -124,9 +125,13 @@ def _describe(migration: Migration) -> tuple[str, int, str]:
 S = TypeVar("S", bound=BaseServiceSettings)
 
 
-# Young-generation threshold raised from 700: a request allocates enough containers that
-# the default collects many times a second, and full collections over a large heap stalled
-# the event loop for tens of milliseconds (measured: p99 at 1,000 req/s).
+# The cyclic GC's thresholds for every part (CPython's default: 700, 10, 10). A request
+# allocates enough containers that the default collects many times a second, and full
+# collections over a large heap stalled the event loop for tens of milliseconds (measured:
+# p99 at 1,000 req/s). On a realtime node each socket holds a few hundred tracked objects
+# and each tick allocates a dozen containers: with the defaults a benchmark run made 11 full
+# collections of up to 0.39 s of CPU each, with these 2 of at most 0.11 s
+# (docs/performance.md). Cycles are still collected, less often.
 GC_THRESHOLDS = (50_000, 20, 100)
 
 

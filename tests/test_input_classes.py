@@ -166,7 +166,7 @@ async def test_every_text_parameter_refuses_nul(
     part: tuple[InProcessApp, dict[str, str]],
 ) -> None:
     running, headers = part
-    failures = []
+    failures: list[tuple[Any, ...]] = []
     for op in operations(running.app):
         for name in op.params_of("query", "string"):
             answer = await running.client.request(
@@ -188,7 +188,7 @@ async def test_every_json_and_form_text_field_refuses_what_postgresql_cannot_sto
     part: tuple[InProcessApp, dict[str, str]], bad: str
 ) -> None:
     running, headers = part
-    failures = []
+    failures: list[tuple[Any, ...]] = []
     for op in operations(running.app):
         for name in op.body_fields("application/json", "string"):
             # json.dumps writes the surrogate as the escape a client would send.
@@ -229,7 +229,7 @@ async def test_every_number_parameter_and_field_refuses_non_finite_values(
     part: tuple[InProcessApp, dict[str, str]],
 ) -> None:
     running, headers = part
-    failures = []
+    failures: list[tuple[Any, ...]] = []
     for op in operations(running.app):
         for json_type in ("number", "integer"):
             for name in op.params_of("query", json_type):
@@ -341,7 +341,7 @@ def _unsigned(position: dict[str, Any]) -> str:
 
 
 # Forged positions of the shapes the lists used, with values of the wrong types.
-_FORGED = [
+_FORGED: list[dict[str, Any]] = [
     {"sort": "price", "value": "abc", "ticker": "AAPL"},
     {"sort": "ticker", "value": 5, "ticker": ["A"]},
     {"before": "x"},
@@ -366,7 +366,7 @@ async def test_every_list_refuses_forged_and_foreign_cursors(
         for op in operations(running.app)
         if op.method == "get" and "cursor" in op.params_of("query", "string")
     ]
-    failures = []
+    failures: list[tuple[Any, ...]] = []
     for op in lists:
         for cursor in [*map(_unsigned, _FORGED), foreign, "x", "a.b", "é.é", foreign + "A"]:
             answer = await running.client.get(op.url(), params={"cursor": cursor}, headers=headers)

@@ -33,6 +33,7 @@ from gateway.identity.schemas import (
     UserUpdate,
 )
 from gateway.limits.login import LoginGuard
+from shared.auth import Role
 from shared.errors import PermissionDeniedError, ValidationFailedError, error_responses
 
 router = APIRouter(prefix="/api/v1")
@@ -176,7 +177,7 @@ async def list_users(
     cursor_key: CursorKeyDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-    role: Annotated[str | None, Query(pattern="^(viewer|analyst|admin)$")] = None,
+    role: Annotated[Role | None, Query()] = None,
 ) -> UserList:
     """Every user, ordered by username (cursor-paginated)."""
     after = USERS_CURSOR.decode(cursor_key, cursor).username if cursor else None

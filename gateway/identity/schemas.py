@@ -9,9 +9,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.identity.domain import USERNAME_PATTERN, ApiKey, User
+from shared.auth import Role
 from shared.pagination import CursorCodec, CursorPosition
 
-Role = Literal["viewer", "analyst", "admin"]
 Scope = Literal["read", "write"]
 
 
