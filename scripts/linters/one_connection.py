@@ -30,9 +30,12 @@ def _names_a_pool(annotation: ast.expr | None) -> bool:
             return True
         if isinstance(node, ast.Attribute) and node.attr in _POOL_NAMES:
             return True
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if any(name in node.value.split(".") for name in _POOL_NAMES):
-                return True
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and any(name in node.value.split(".") for name in _POOL_NAMES)
+        ):
+            return True
     return False
 
 
