@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from gateway import front
 from gateway.config import GatewaySettings
 from gateway.edge import edge_extension
+from gateway.identity.passwords import PasswordSlots
 from gateway.identity.routes import router as identity_router
 from gateway.middleware import EdgeMiddleware, GzipWhenAccepted, SecurityHeadersMiddleware
 from gateway.routes import outside_router, router
@@ -45,6 +46,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         title="Bourse",
         description="Self-hostable backend for stock-investment analysis.",
         extensions=[edge_extension(settings)],
+    )
+    app.state.password_slots = PasswordSlots(
+        settings.password_hash_concurrency, settings.password_hash_wait_seconds
     )
     # The platform's document (merged with the services') replaces FastAPI's defaults.
     app.router.routes = [

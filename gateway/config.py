@@ -55,6 +55,10 @@ class GatewaySettings(BaseServiceSettings):
     refresh_token_ttl_seconds: int = Field(default=14 * 86400, ge=300, le=90 * 86400)
     # Two refreshes racing with the same token within this window both succeed.
     refresh_reuse_grace_seconds: int = Field(default=10, ge=0, le=60)
+    # Argon2 is CPU work: at most this many password hashes at once per process, a login
+    # waiting for a slot (holding no database connection) at most the wait, then 503.
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    password_hash_wait_seconds: float = Field(default=30.0, gt=0, le=300)
     # Tokens the gateway mints for API-key requests (what services see).
     internal_token_ttl_seconds: int = Field(default=60, ge=10, le=300)
     # How long an API key's lookup is trusted: revocation takes effect within this.
