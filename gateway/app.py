@@ -17,6 +17,7 @@ from gateway.config import GatewaySettings
 from gateway.edge import edge_extension
 from gateway.identity.routes import router as identity_router
 from gateway.middleware import EdgeMiddleware, GzipWhenAccepted, SecurityHeadersMiddleware
+from gateway.pipeline.wire import GatewayHttpProtocol, HeadLimits, protocol_class
 from gateway.routes import outside_router, router
 from shared.db import Migration, load_migrations
 from shared.runtime import create_part_app
@@ -30,6 +31,18 @@ def migrations() -> list[Migration]:
     """The identity schema's migrations, then the shared outbox's."""
     return load_migrations("gateway.migrations") + load_migrations(
         "shared.messaging.migrations", source="outbox"
+    )
+
+
+def http_protocol(settings: GatewaySettings) -> type[GatewayHttpProtocol]:
+    """The HTTP protocol the gateway is served with: uvicorn's, with bounded heads."""
+    return protocol_class(
+        HeadLimits(
+            line_bytes=settings.max_header_line_bytes,
+            head_bytes=settings.max_header_bytes,
+            count=settings.max_header_count,
+            url_bytes=settings.max_url_bytes,
+        )
     )
 
 
