@@ -238,7 +238,7 @@ class EdgeMiddleware:
                 return
             state["principal"] = principal
             state["client_ip"] = client_ip
-            await self.app(scope, _limited_receive(scope, receive, max_body), send_tracking)
+            await self.app(scope, await _body_within(scope, receive, max_body), send_tracking)
         except AppError as error:
             if started:
                 raise
@@ -311,22 +311,37 @@ def _limit_details(decision: Decision) -> dict[str, Any]:
     }
 
 
-def _limited_receive(scope: Scope, receive: Receive, max_bytes: int) -> Receive:
-    """``receive`` that refuses a body over ``max_bytes`` (for the gateway's own routes)."""
+async def _body_within(scope: Scope, receive: Receive, max_bytes: int) -> Receive:
+    """The request body read whole (the gateway's own routes take small JSON or form
+    bodies), refused with 413 as soon as it passes ``max_bytes``, and replayed to the
+    app. Read here, not inside the app: an error raised while FastAPI reads the body
+    becomes its generic 400."""
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
             raise PayloadTooLargeError(details={"max_bytes": max_bytes})
+    chunks = []
     seen = 0
-
-    async def wrapped() -> Message:
-        nonlocal seen
+    while True:
         message = await receive()
-        seen += len(message.get("body", b""))
+        if message["type"] != "http.request":
+            break  # a disconnect: the app sees it in its turn
+        chunk = message.get("body", b"")
+        seen += len(chunk)
         if seen > max_bytes:
             raise PayloadTooLargeError(details={"max_bytes": max_bytes})
-        return message
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    replay: Message | None = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-    return wrapped
+    async def replayed() -> Message:
+        nonlocal replay
+        if replay is not None:
+            message, replay = replay, None
+            return message
+        return await receive()
+
+    return replayed
 
 
 class SecurityHeadersMiddleware:
