@@ -273,7 +273,7 @@ class EdgeMiddleware:
                     scope, receive, send, session=upstream.session, url=url, headers=headers
                 )
             except UpstreamRefused as refused:
-                raise _refusal(refused.status, upstream.name) from None
+                raise _refusal(refused, upstream.name) from None
             except OSError as exc:  # aiohttp's connection errors are OSErrors
                 logger.warning("realtime websocket unreachable: %s", exc)
                 raise ServiceUnavailableError(
@@ -282,6 +282,20 @@ class EdgeMiddleware:
                 ) from None
         except AppError as error:
             await deny(scope, receive, send, error)
+
+
+class ServiceRefusal(AppError):
+    """A service's own refusal of a WebSocket handshake (a 4xx in the envelope), passed
+    on to the client with its status, code, message and details."""
+
+    def __init__(self, status: int, envelope: dict[str, Any]) -> None:
+        details = envelope.get("details")
+        super().__init__(
+            str(envelope.get("message") or self.default_message),
+            details=details if isinstance(details, dict | list) else {},
+        )
+        self.status_code = status  # type: ignore[misc]  # the service's, per instance
+        self.error_code = str(envelope["error_code"])  # type: ignore[misc]
 
 
 _REFUSALS: dict[int, type[AppError]] = {
@@ -293,12 +307,15 @@ _REFUSALS: dict[int, type[AppError]] = {
 }
 
 
-def _refusal(status: int, service: str) -> AppError:
-    """The upstream refused the handshake: pass the meaning of its status on."""
-    error_class = _REFUSALS.get(status, UpstreamError)
+def _refusal(refused: UpstreamRefused, service: str) -> AppError:
+    """The upstream refused the handshake: a 4xx it explained reaches the client as it
+    is; otherwise the meaning of its status is passed on."""
+    if 400 <= refused.status < 500 and refused.envelope is not None:
+        return ServiceRefusal(refused.status, refused.envelope)
+    error_class = _REFUSALS.get(refused.status, UpstreamError)
     return error_class(
         f"The {service} service refused the connection.",
-        details={"service": service, "status": status},
+        details={"service": service, "status": refused.status},
     )
 
 

@@ -41,6 +41,7 @@ from gateway.pool import (
     ReadTimeout,
     UpstreamFailure,
 )
+from gateway.websocket import refused_handshake
 from shared.errors import PayloadTooLargeError, ServiceUnavailableError, UpstreamError
 
 logger = logging.getLogger("gateway.proxy")
@@ -149,6 +150,7 @@ def new_session(
         ),
         auto_decompress=False,
         skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        raise_for_status=refused_handshake,
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
@@ -38,6 +39,7 @@ CREDENTIAL_PARAMS = frozenset({"access_token", "api_key"})
 _UNSENDABLE = {1005: 1000, 1006: 1001, 1015: 1001}  # reserved codes, never on the wire
 _BAD_GATEWAY = 1014
 _MAX_MESSAGE = 4 * 1024 * 1024
+_MAX_REFUSAL_BODY = 64 * 1024
 
 
 def query_credentials(query_string: bytes) -> tuple[str | None, str | None, str]:
@@ -167,8 +169,27 @@ async def relay(
 
 
 class UpstreamRefused(Exception):
-    """The upstream refused the WebSocket handshake with ``status``."""
+    """The upstream refused the WebSocket handshake with ``status``; ``envelope`` is its
+    error body when it sent one in the common envelope."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, envelope: dict[str, Any] | None = None) -> None:
         super().__init__(status)
         self.status = status
+        self.envelope = envelope
+
+
+async def refused_handshake(response: aiohttp.ClientResponse) -> None:
+    """The session's ``raise_for_status``: a refused WebSocket handshake raises
+    :class:`UpstreamRefused` with the service's error body, read before aiohttp drops it
+    (its own handshake error keeps only the status). Other requests on the session (health
+    probes, OpenAPI fetches) read their statuses themselves and pass through."""
+    if response.status < 400 or response.request_info.headers.get("Upgrade") != "websocket":
+        return
+    envelope = None
+    if (response.content_length or 0) <= _MAX_REFUSAL_BODY:  # an envelope is small
+        with contextlib.suppress(aiohttp.ClientError, ValueError):
+            body = orjson.loads(await response.read())
+            if isinstance(body, dict) and isinstance(body.get("error_code"), str):
+                envelope = body
+    response.release()
+    raise UpstreamRefused(response.status, envelope)

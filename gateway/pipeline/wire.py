@@ -18,6 +18,11 @@ refusal the connection lingers (what the client still sends is read and dropped,
 ``_LINGER_BYTES`` or ``_LINGER_SECONDS``): closed at once with unread bytes, the kernel
 would reset it, and a client still sending its 4 MB header would lose the answer.
 
+WebSocket handshakes go on to :class:`GatewayWebSocketProtocol`: uvicorn's sans-I/O
+WebSocket protocol, which logs ``ERROR ASGI callable returned without completing
+handshake`` after every refused handshake (a 401 answered with the denial-response
+extension); the subclass records that a denial completes the handshake.
+
 What stays out of reach: a client that sends nothing is closed by uvicorn's own
 timeouts, and TLS is terminated in front of the gateway. This relies on uvicorn's
 ``HttpToolsProtocol`` internals (``data_received``, ``send_400_response`` and the parser
@@ -34,7 +39,9 @@ from typing import Any
 
 import httptools
 import orjson
+from starlette.types import Message
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from shared.errors import error_body
 from shared.http import next_request_id
@@ -56,6 +63,15 @@ class _Refused(Exception):
     """Raised from a parser callback; httptools passes it on as a parse error."""
 
 
+class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, quiet about refused handshakes."""
+
+    async def send(self, message: Message) -> None:  # type: ignore[override]
+        await super().send(message)  # type: ignore[arg-type]
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            self.handshake_complete = True  # the denial response was the handshake's end
+
+
 class GatewayHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with bounded heads; see the module docstring."""
 
@@ -63,6 +79,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.ws_protocol_class = GatewayWebSocketProtocol
         self._in_head = True  # waiting for, or reading, a request head
         self._head_seen = 0  # bytes received while in a head
         self._url_seen = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from gateway.pipeline.wire import HeadLimits, protocol_class
 
@@ -169,3 +171,5 @@ def test_the_uvicorn_internals_relied_on_are_there() -> None:
         "on_message_complete",
     ):
         assert callable(getattr(HttpToolsProtocol, name, None)), name
+    # GatewayWebSocketProtocol marks a denial as the handshake's end with this flag.
+    assert "self.handshake_complete = " in inspect.getsource(WebSocketsSansIOProtocol)
