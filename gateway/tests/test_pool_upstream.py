@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import uvicorn
@@ -27,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.pool import ConnectionPool, MalformedResponse
+from gateway.pipeline.pool import ConnectionPool, MalformedResponse
 from gateway.tests.test_pool import read_request
 
 STATUSES = (200, 201, 202, 204, 301, 304, 400, 401, 404, 409, 422, 429, 500, 502, 503)
@@ -135,9 +136,9 @@ async def call(
     return response.status, dict(response.headers), data
 
 
-def in_uvloop(scenario: Callable[[], Awaitable[None]]) -> Awaitable[None]:
+def in_uvloop(scenario: Callable[[], Coroutine[Any, Any, None]]) -> Awaitable[None]:
     """Run ``scenario`` on a uvloop event loop (the one the gateway runs on) in a thread."""
-    return asyncio.to_thread(uvloop.run, scenario())
+    return asyncio.to_thread(lambda: uvloop.run(scenario()))
 
 
 # -- every status class, sized and chunked, keeps the connection --------------------------

@@ -73,7 +73,7 @@ async def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], byte
 
 def envelope(status: int, headers: dict[str, str], body: bytes, code: str) -> dict[str, object]:
     assert headers["content-type"] == "application/json", (status, body[:200])
-    document = json.loads(body)
+    document: dict[str, object] = json.loads(body)
     assert set(document) == {"error_code", "message", "details", "timestamp", "request_id"}
     assert document["error_code"] == code
     assert headers["x-request-id"] == document["request_id"]
