@@ -177,6 +177,7 @@ class LiteralFirstRouting:
         self.router = router
         self.route = router.app
         self._table: list[tuple[re.Pattern[str], tuple[int, ...], frozenset[str]]] | None = None
+        self._seen: dict[str, frozenset[str]] = {}  # paths matched recently
 
     def _routes(self) -> list[tuple[re.Pattern[str], tuple[int, ...], frozenset[str]]]:
         if self._table is None:
@@ -197,24 +198,33 @@ class LiteralFirstRouting:
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        best: tuple[int, ...] | None = None
-        methods: set[str] = set()
-        for regex, key, route_methods in self._routes():
-            if regex.match(path):
-                if best is None or key > best:
-                    best, methods = key, set(route_methods)
-                elif key == best:
-                    methods |= route_methods
+        methods = self._seen.get(path)
+        if methods is None:
+            methods = self._methods_for(path)
+            if len(self._seen) >= 4096:
+                self._seen.clear()  # bounded: paths carry ids, so the set of them is not
+            self._seen[path] = methods
         method = scope["method"]
-        if best is None or method in methods:
+        if not methods or method in methods:
             await self.route(scope, receive, send)
         elif method == "HEAD" and "GET" in methods:
             # The route runs as GET; the server still sees HEAD and sends no body.
             await self.route({**scope, "method": "GET"}, receive, send)
         else:
-            if "GET" in methods:
-                methods.add("HEAD")
-            raise HTTPException(405, headers={"Allow": ", ".join(sorted(methods))})
+            allowed = methods | {"HEAD"} if "GET" in methods else methods
+            raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+
+    def _methods_for(self, path: str) -> frozenset[str]:
+        """The methods of the most literal routes that fit ``path`` (empty: none fits)."""
+        best: tuple[int, ...] | None = None
+        methods: frozenset[str] = frozenset()
+        for regex, key, route_methods in self._routes():
+            if regex.match(path):
+                if best is None or key > best:
+                    best, methods = key, route_methods
+                elif key == best:
+                    methods |= route_methods
+        return methods
 
 
 def _literal_key(template: str) -> tuple[int, ...]:

@@ -83,8 +83,6 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._in_head = True  # waiting for, or reading, a request head
         self._head_seen = 0  # bytes received while in a head
         self._url_seen = 0
-        self._header_bytes = 0
-        self._header_count = 0
         self._refusal: tuple[int, str, str, dict[str, Any]] | None = None
         self._lingering = 0  # after a refusal: 1 + the bytes dropped since
 
@@ -109,7 +107,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._url_seen = self._header_bytes = self._header_count = 0
+        self._url_seen = 0
 
     def on_url(self, url: bytes) -> None:
         self._url_seen += len(url)
@@ -123,22 +121,23 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             raise _Refused
         super().on_url(url)
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        line = len(name) + len(value) + 4
-        self._header_bytes += line
-        self._header_count += 1
-        limits = self.limits
-        if line > limits.line_bytes:
-            self._set_431("line_bytes", limits.line_bytes)
-        if self._header_bytes > limits.head_bytes:
-            self._set_431("head_bytes", limits.head_bytes)
-        if self._header_count > limits.count:
-            self._set_431("count", limits.count)
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
+        # Checked here, once per request, rather than in ``on_header``: a Python call
+        # per header costs more. The head's size was bounded as it arrived.
         self._in_head = False
         self._head_seen = 0
+        limits = self.limits
+        headers = self.headers
+        if len(headers) > limits.count:
+            self._set_431("count", limits.count)
+        total = 0
+        for name, value in headers:
+            line = len(name) + len(value) + 4
+            if line > limits.line_bytes:
+                self._set_431("line_bytes", limits.line_bytes)
+            total += line
+        if total > limits.head_bytes:
+            self._set_431("head_bytes", limits.head_bytes)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

@@ -99,7 +99,7 @@ async def test_a_normal_head_is_served() -> None:
     [
         ((b"x-big: " + b"a" * (4 * 1024 * 1024) + b"\r\n",), "head_bytes"),
         ((b"x-big: " + b"a" * 9000 + b"\r\n",), "line_bytes"),
-        (tuple(b"x-h%d: 1\r\n" % i for i in range(20_000)), "count"),
+        (tuple(b"x-h%d: 1\r\n" % i for i in range(20_000)), "head_bytes"),  # 280 KB
         (tuple(b"x-h%d: 1\r\n" % i for i in range(101)), "count"),
         (tuple(b"x-h%d: %s\r\n" % (i, b"v" * 8000) for i in range(9)), "head_bytes"),
     ],
