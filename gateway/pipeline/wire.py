@@ -82,7 +82,6 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.ws_protocol_class = GatewayWebSocketProtocol
         self._in_head = True  # waiting for, or reading, a request head
         self._head_seen = 0  # bytes received while in a head
-        self._url_seen = 0
         self._refusal: tuple[int, str, str, dict[str, Any]] | None = None
         self._lingering = 0  # after a refusal: 1 + the bytes dropped since
 
@@ -104,29 +103,21 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             # than buffered until the parser sees a whole header.
             self._refuse_now()
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_head = True
-        self._url_seen = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._url_seen += len(url)
-        if self._url_seen > self.limits.url_bytes:
+    def on_headers_complete(self) -> None:
+        # Checked here, once per request, rather than in ``on_url`` and ``on_header``:
+        # a Python call per piece costs more. The head's size was bounded as it arrived
+        # (a target too long even for that is a 431).
+        self._in_head = False
+        self._head_seen = 0
+        limits = self.limits
+        if len(self.url) > limits.url_bytes:
             self._refusal = (
                 414,
                 "URI_TOO_LONG",
                 "The request target is too long.",
-                {"max_bytes": self.limits.url_bytes},
+                {"max_bytes": limits.url_bytes},
             )
             raise _Refused
-        super().on_url(url)
-
-    def on_headers_complete(self) -> None:
-        # Checked here, once per request, rather than in ``on_header``: a Python call
-        # per header costs more. The head's size was bounded as it arrived.
-        self._in_head = False
-        self._head_seen = 0
-        limits = self.limits
         headers = self.headers
         if len(headers) > limits.count:
             self._set_431("count", limits.count)

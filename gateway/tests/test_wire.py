@@ -161,15 +161,12 @@ async def test_limits_apply_to_each_request_of_a_kept_alive_connection() -> None
 
 
 def test_the_uvicorn_internals_relied_on_are_there() -> None:
-    for name in (
-        "data_received",
-        "send_400_response",
-        "on_message_begin",
-        "on_url",
-        "on_header",
-        "on_headers_complete",
-        "on_message_complete",
-    ):
+    relied_on = ("data_received", "send_400_response", "on_headers_complete", "on_message_complete")
+    for name in relied_on:
         assert callable(getattr(HttpToolsProtocol, name, None)), name
+    # The head as parsed so far, read when it is complete.
+    source = inspect.getsource(HttpToolsProtocol)
+    assert "self.url += url" in source
+    assert "self.headers.append((name, value))" in source
     # GatewayWebSocketProtocol marks a denial as the handshake's end with this flag.
     assert "self.handshake_complete = " in inspect.getsource(WebSocketsSansIOProtocol)
