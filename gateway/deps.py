@@ -7,29 +7,19 @@ reached without one even if the table were wrong).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request
 
 from gateway.authn import Principal
 from gateway.edge import Edge, get_edge
 from shared.auth import roles_reach
-from shared.deps import get_pool
+from shared.deps import DbConn, DbTransaction
 from shared.errors import AuthenticationError, PermissionDeniedError
 
+__all__ = ["DbConn", "DbTransaction"]  # the request's one connection and its transaction
+
 EdgeDep = Annotated[Edge, Depends(get_edge)]
-DbPool = Annotated[asyncpg.Pool, Depends(get_pool)]
-
-
-async def db_conn(pool: DbPool) -> AsyncIterator[asyncpg.Connection]:
-    """A connection for the request (use cases open their own transactions)."""
-    async with pool.acquire() as conn:
-        yield conn
-
-
-DbConn = Annotated[asyncpg.Connection, Depends(db_conn)]
 
 
 def current_principal(request: Request) -> Principal:

@@ -43,6 +43,8 @@ class Resources:
     bus: Bus
     http: httpx.AsyncClient
     verifier: TokenVerifier | None = None
+    # How long a request waits for a pooled connection (then 503 DATABASE_BUSY).
+    db_acquire_timeout: float = 5.0
     extras: dict[str, object] = field(default_factory=dict)
 
 
@@ -62,6 +64,8 @@ async def open_resources(
         application_name=name,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms,
     )
     redis = connect_redis(settings.redis_url, prefix=settings.redis_prefix)
     http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
@@ -83,7 +87,14 @@ async def open_resources(
                 cache_size=10_000,
             )
             app.state.token_verifier = verifier
-        resources = Resources(pool=pool, redis=redis, bus=bus, http=http, verifier=verifier)
+        resources = Resources(
+            pool=pool,
+            redis=redis,
+            bus=bus,
+            http=http,
+            verifier=verifier,
+            db_acquire_timeout=settings.db_acquire_timeout_seconds,
+        )
         app.state.resources = resources
         app.state.readiness_checks = {
             "postgres": lambda: pool.fetchval("SELECT 1"),

@@ -20,7 +20,7 @@ def _as_dict(headers: Headers) -> dict[str, str]:
 
 
 async def login(
-    pool: asyncpg.Pool, guard: LoginGuard | None, *, ip: str, username: str, password: str
+    conn: asyncpg.Connection, guard: LoginGuard | None, *, ip: str, username: str, password: str
 ) -> tuple[User, Headers]:
     """The user, and the rate-limit headers to answer with. Refuses with 429 when the
     IP or the account has failed too often, 503 when that cannot be checked."""
@@ -36,7 +36,7 @@ async def login(
                 "Too many failed logins; wait before trying again.", headers=_as_dict(headers)
             )
     try:
-        user = await authenticate(pool, username, password)
+        user = await authenticate(conn, username, password)
     except InvalidCredentialsError as exc:
         if guard is not None:
             try:

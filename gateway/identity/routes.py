@@ -12,7 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Query
 from starlette.responses import Response
 
-from gateway.deps import AdminPrincipal, ClientIp, CurrentPrincipal, DbConn, DbPool, EdgeDep
+from gateway.deps import AdminPrincipal, ClientIp, CurrentPrincipal, DbConn, EdgeDep
 from gateway.edge import Edge
 from gateway.identity import service
 from gateway.identity.domain import User
@@ -67,7 +67,6 @@ def _tokens(edge: Edge, user: User, refresh_token: str) -> TokenResponse:
 )
 async def issue_token(
     response: Response,
-    pool: DbPool,
     conn: DbConn,
     edge: EdgeDep,
     ip: ClientIp,
@@ -94,7 +93,7 @@ async def issue_token(
         if not username or not password:
             raise ValidationFailedError("username and password are required.")
         user, limit_headers = await login(
-            pool, _guard(edge), ip=ip, username=username, password=password
+            conn, _guard(edge), ip=ip, username=username, password=password
         )
         for name, value in limit_headers:
             response.headers[name.decode()] = value.decode()
@@ -145,12 +144,12 @@ async def me(principal: CurrentPrincipal, conn: DbConn) -> UserOut:
     "/users/me", status_code=204, tags=["users"], responses=error_responses(401, 403, 422)
 )
 async def change_my_password(
-    body: PasswordChange, principal: CurrentPrincipal, pool: DbPool
+    body: PasswordChange, principal: CurrentPrincipal, conn: DbConn
 ) -> Response:
     """Change one's own password (the only thing a user may change about themselves);
     every other login of the account ends."""
     await service.change_password(
-        pool, UUID(principal.user_id), body.current_password, body.new_password
+        conn, UUID(principal.user_id), body.current_password, body.new_password
     )
     return Response(status_code=204)
 

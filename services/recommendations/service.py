@@ -14,7 +14,7 @@ from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
 
 
 async def list_recommendations(
-    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
     *,
     limit: int,
     cursor: str | None,
@@ -28,10 +28,9 @@ async def list_recommendations(
             after = (datetime.fromisoformat(position["published_at"]), UUID(position["id"]))
         except (TypeError, ValueError):
             raise InvalidCursorError() from None
-    async with pool.acquire() as conn:
-        rows = await repository.list_recommendations(
-            conn, limit=limit + 1, after=after, action=action, ticker=ticker
-        )
+    rows = await repository.list_recommendations(
+        conn, limit=limit + 1, after=after, action=action, ticker=ticker
+    )
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
