@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -392,3 +395,77 @@ async def test_pipelined_reuse_after_errors_on_one_connection() -> None:
             (200, b"ok"),
         ]
         assert len(connections) == 1
+
+
+# -- a service's unhandled error, across threads (the timing of production) ---------------
+
+
+class _SlowTracebacks(logging.Handler):
+    """uvicorn logs the traceback of an unhandled error *before* it closes the
+    connection; a slow log write (a busy disk, a pipe) stretches that gap."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("Exception in ASGI application"):
+            time.sleep(0.05)
+
+
+def _service_app() -> Starlette:
+    from fastapi import APIRouter, FastAPI
+
+    from shared.http import create_service_app
+
+    router = APIRouter()
+
+    @router.post("/crash")
+    async def crash_route() -> None:
+        raise RuntimeError("deliberate failure")
+
+    @router.post("/echo")
+    async def echo_route(request: Request) -> Response:
+        return Response(await request.body())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    return create_service_app(name="t", title="t", version="0", lifespan=lifespan, routers=[router])
+
+
+async def test_post_after_a_service_error_while_the_service_is_still_logging_it() -> None:
+    """The service answers 500, then takes 50 ms to log the traceback before uvicorn
+    closes the connection: a request sent on it in between would never be read. The
+    500 must say ``Connection: close``, so that the pool never reuses it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            _service_app(), http="httptools", loop="asyncio", lifespan="off", log_config=None
+        )
+    )
+    slow = _SlowTracebacks()
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(slow)
+    service_log = logging.getLogger("shared.errors")
+    level = service_log.level
+    service_log.setLevel(logging.CRITICAL)  # the deliberate failures' own tracebacks
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:  # noqa: ASYNC110  (uvicorn offers no event for it)
+            await asyncio.sleep(0.01)
+        pool = ConnectionPool("127.0.0.1", sock.getsockname()[1], read_timeout=5.0)
+        try:
+            for i in range(10):
+                status, headers, _ = await call(pool, "POST", b"/crash", b"{}")
+                assert status == 500
+                assert headers.get(b"connection") == b"close"
+                status, _, body = await call(pool, "POST", b"/echo", b"order %d" % i)
+                assert (status, body) == (200, b"order %d" % i)
+        finally:
+            await pool.close()
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+        uvicorn_log.removeHandler(slow)
+        service_log.setLevel(level)
+        sock.close()
