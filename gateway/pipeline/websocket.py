@@ -185,7 +185,7 @@ async def relay(
     headers: dict[str, str],
 ) -> None:
     """Open ``url`` upstream, accept the client, and pump frames until either side closes.
-    Raises :class:`ConnectionRefusedUpstream` (before accepting) if upstream refuses."""
+    Raises :class:`UpstreamRefused` (before accepting) if upstream refuses."""
     protocols = tuple(scope.get("subprotocols") or ())
     try:
         upstream = await session.ws_connect(
