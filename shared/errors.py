@@ -276,3 +276,11 @@ def install_error_handlers(app: FastAPI, translators: Sequence[ErrorTranslator] 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+class MethodNotAllowedError(AppError):
+    """The path exists, not with this method; raise it with an ``Allow`` header."""
+
+    status_code = 405
+    error_code = "METHOD_NOT_ALLOWED"
+    default_message = "This method is not allowed here."

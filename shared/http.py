@@ -1,7 +1,8 @@
 """The FastAPI app every part builds on: error envelope, request ids, access logs,
-Prometheus metrics, ``/live``, ``/ready`` and ``/metrics``, and routing where literal
-path segments beat parameters, a wrong method is a 405 whose ``Allow`` lists every
-method of the path, and ``HEAD`` is served wherever ``GET`` is."""
+Prometheus metrics, ``/live``, ``/ready`` and ``/metrics``, the refusal of input the
+database could never store (:mod:`shared.inputs`) on every route, and routing where
+literal path segments beat parameters, a wrong method is a 405 whose ``Allow`` lists
+every method of the path, and ``HEAD`` is served wherever ``GET`` is."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Router, compile_path
@@ -26,8 +26,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import REQUEST_ID_HEADER, accept_request_id, set_request_id
 from shared.db.transaction import DATABASE_FAILURES, database_error
-from shared.errors import install_error_handlers
+from shared.errors import MethodNotAllowedError, install_error_handlers
 from shared.health import health_router
+from shared.inputs import check_storable_input
 
 access_log = logging.getLogger("access")
 
@@ -213,7 +214,7 @@ class LiteralFirstRouting:
             await self.route({**scope, "method": "GET"}, receive, send)
         else:
             allowed = methods | {"HEAD"} if "GET" in methods else methods
-            raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+            raise MethodNotAllowedError(headers={"Allow": ", ".join(sorted(allowed))})
 
     def _methods_for(self, path: str) -> frozenset[str]:
         """The methods of the most literal routes that fit ``path`` (empty: none fits)."""
@@ -255,12 +256,15 @@ def create_service_app(
     """A FastAPI app with Bourse's common behaviour; ``routers`` carry the part's API.
     ``telemetry`` is FastAPI's native OpenTelemetry configuration: off by default (see
     :data:`NO_NATIVE_TELEMETRY`)."""
+    # Every route, of every router included below, checks its raw input first.
+    dependencies = [Depends(check_storable_input), *fastapi_kwargs.pop("dependencies", ())]
     app = FastAPI(
         title=title,
         version=version,
         description=description,
         lifespan=lifespan,
         telemetry=telemetry,
+        dependencies=dependencies,
         **fastapi_kwargs,
     )
     app.state.readiness_checks = {}

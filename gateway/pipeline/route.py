@@ -6,13 +6,7 @@ from the policy's match."""
 from __future__ import annotations
 
 from gateway.policy import NoRoute, Policy, Rule
-from shared.errors import AppError, NotFoundError
-
-
-class MethodNotAllowedError(AppError):
-    status_code = 405
-    error_code = "METHOD_NOT_ALLOWED"
-    default_message = "This method is not allowed here."
+from shared.errors import AppError, MethodNotAllowedError, NotFoundError
 
 
 class UpgradeRequiredError(AppError):
