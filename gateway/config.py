@@ -76,6 +76,11 @@ class GatewaySettings(BaseServiceSettings):
     circuit_failure_threshold: int = Field(default=5, ge=1)
     circuit_open_seconds: float = Field(default=10.0, gt=0, le=300)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Request heads (gateway/pipeline/wire.py): over these, 431 (414 for the target).
+    max_header_line_bytes: int = Field(default=8 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=64 * 1024, ge=4 * 1024)
+    max_header_count: int = Field(default=100, ge=16)
+    max_url_bytes: int = Field(default=8 * 1024, ge=1024)
 
     # --- rate limits --------------------------------------------------------------------
     rate_limit_enabled: bool = True
