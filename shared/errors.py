@@ -23,6 +23,7 @@ The tree (each service subclasses these; nobody raises ``HTTPException`` for a d
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -51,8 +52,12 @@ class AppError(Exception):
         *,
         details: dict[str, Any] | list[Any] | None = None,
         headers: dict[str, str] | None = None,
+        keep_changes: bool = False,
     ) -> None:
         self.message = message or self.default_message
+        # True for an error answered after a change that must stand (a revoked token
+        # family): the request's transaction commits instead of rolling back.
+        self.keep_changes = keep_changes
         self.details = details if details is not None else {}
         self.headers = headers or {}
         super().__init__(self.message)
@@ -237,15 +242,45 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
 
+# Turns a library's exception (a lost database connection, a cut query) into the
+# AppError the client should see: the exception classes it takes, and the function.
+ErrorTranslator = tuple[tuple[type[Exception], ...], Callable[[Exception], AppError]]
+
+
 async def _unexpected_error(_: Request, exc: Exception) -> Response:
     # The client learns only that it failed and the id to quote; the log has the rest.
     logger.exception("unhandled error", exc_info=exc)
-    return error_response(500, AppError.error_code, AppError.default_message)
+    # Starlette re-raises the error after this answer, and uvicorn then closes the
+    # connection: saying so keeps a client (the gateway's pool) from sending its next
+    # request on it, where it would never be read.
+    return error_response(
+        500, AppError.error_code, AppError.default_message, headers={"Connection": "close"}
+    )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Render every error raised in ``app`` in the common envelope."""
+def install_error_handlers(app: FastAPI, translators: Sequence[ErrorTranslator] = ()) -> None:
+    """Render every error raised in ``app`` in the common envelope; the exceptions that
+    ``translators`` name are answered as the AppError they translate to (registered per
+    class: a handler for ``Exception`` itself would be Starlette's last resort, which
+    re-raises after answering, and the server would log a traceback for a known failure)."""
+    for classes, translate in translators:
+
+        async def translated(
+            request: Request, exc: Exception, translate: Callable[[Exception], AppError] = translate
+        ) -> Response:
+            return await _app_error(request, translate(exc))
+
+        for cls in classes:
+            app.add_exception_handler(cls, translated)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+class MethodNotAllowedError(AppError):
+    """The path exists, not with this method; raise it with an ``Allow`` header."""
+
+    status_code = 405
+    error_code = "METHOD_NOT_ALLOWED"
+    default_message = "This method is not allowed here."

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -24,6 +24,12 @@ class BaseServiceSettings(BaseSettings):
     database_url: str = Field(pattern=r"^postgres(ql)?://")
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
+    # A request waits this long for a pooled connection before it is answered 503.
+    db_acquire_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Server-side bounds on one statement and on a transaction left idle (PostgreSQL's
+    # statement_timeout and idle_in_transaction_session_timeout, per connection); 0 = none.
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    db_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
     redis_url: str = Field(pattern=r"^(redis|rediss|unix)://")
     redis_prefix: str = ""
     nats_url: str = Field(pattern=r"^(nats|tls|ws|wss)://")
@@ -32,6 +38,9 @@ class BaseServiceSettings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     jwt_issuer: str = "bourse"
     jwt_audience: str = "bourse-api"
+    # Signs pagination cursors (shared.pagination). Unset: a random key kept in the part's
+    # own schema, the same for all its replicas. Changing it ends outstanding cursors.
+    cursor_key: SecretStr | None = Field(default=None, min_length=32)
 
     # A validator, not Field(ge=, le=): subclasses redeclare ``port`` with their default.
     @field_validator("port")

@@ -1,7 +1,10 @@
 """Identity use cases: users, logins and their refresh-token families, API keys.
 
-No FastAPI here: callers pass a pool or a connection and get domain values or an
-:mod:`gateway.identity.errors` error. Argon2 work never holds a database connection.
+No FastAPI here: callers pass the request's connection (already in the transaction the
+request owns; nothing here commits or opens another) and get domain values or an
+:mod:`gateway.identity.errors` error. A password check holds that one connection while
+Argon2 runs in a worker thread: the pool bounds how many hashes run at once, and a burst
+beyond it waits for the pool (then 503), never for a second connection.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from gateway.identity.domain import (
     secret_hash,
 )
 from gateway.identity.errors import (
+    AccountDisabledError,
     ApiKeyNotFoundError,
     InvalidCredentialsError,
     InvalidPasswordError,
@@ -35,11 +39,13 @@ from gateway.identity.errors import (
     InvalidUsernameError,
     RefreshTokenReusedError,
     RoleExceedsOwnerError,
+    UserDisabledError,
     UsernameTakenError,
     UserNotFoundError,
 )
 from gateway.identity.passwords import MAX_PASSWORD_LENGTH, hash_password_async, verify_password
 from shared.auth import ROLES
+from shared.db.transaction import acquire
 from shared.errors import ValidationFailedError
 
 MIN_PASSWORD_LENGTH = 8
@@ -77,14 +83,13 @@ async def create_user(conn: asyncpg.Connection, username: str, password: str, ro
     return created
 
 
-async def authenticate(pool: asyncpg.Pool, username: str, password: str) -> User:
+async def authenticate(conn: asyncpg.Connection, username: str, password: str) -> User:
     """The user whose credentials these are, or :class:`InvalidCredentialsError` --
     the same error, after the same work, whether or not the user exists."""
     normalised = normalise_username(username)
     user = None
     if normalised is not None and len(password) <= MAX_PASSWORD_LENGTH:
-        async with pool.acquire() as conn:
-            user = await repository.find_by_username(conn, normalised)
+        user = await repository.find_by_username(conn, normalised)
     matches, needs_rehash = await verify_password(
         user.password_hash if user else None, password[:MAX_PASSWORD_LENGTH]
     )
@@ -92,8 +97,7 @@ async def authenticate(pool: asyncpg.Pool, username: str, password: str) -> User
         raise InvalidCredentialsError()
     if needs_rehash:
         new_hash = await hash_password_async(password)
-        async with pool.acquire() as conn:
-            await repository.update_password_hash(conn, user.id, new_hash)
+        await repository.update_password_hash(conn, user.id, new_hash)
     return user
 
 
@@ -101,6 +105,22 @@ async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> User:
     user = await repository.find_by_id(conn, user_id)
     if user is None:
         raise UserNotFoundError()
+    return user
+
+
+async def active_account(conn: asyncpg.Connection, user_id: uuid.UUID, *, for_change: bool) -> User:
+    """The caller's account as the database has it now, for a security-sensitive route:
+    :class:`AccountDisabledError` when it is disabled (or gone), whatever its still
+    unexpired token says. ``for_change``: the row stays share-locked until the request's
+    transaction ends, so disabling the account waits for this request's change (and then
+    revokes what it made), or this request waits for the disabling and sees it; a read
+    takes no lock."""
+    if for_change:
+        user = await repository.find_by_id_for_share(conn, user_id)
+    else:
+        user = await repository.find_by_id(conn, user_id)
+    if user is None or user.disabled:
+        raise AccountDisabledError()
     return user
 
 
@@ -115,31 +135,30 @@ async def list_users(
 async def update_user(
     conn: asyncpg.Connection, user_id: uuid.UUID, *, role: str | None, disabled: bool | None
 ) -> User:
-    """Change a user's role or disable them. Disabling ends every session (refresh-token
-    family); their API keys stop at the next lookup, since a key needs an enabled owner."""
+    """Change a user's role or disable them. Disabling revokes, in the same transaction,
+    every session (refresh-token family) and every API key: enabling the account again
+    brings none of them back."""
     if role is not None:
         _check_role(role)
-    async with conn.transaction():
-        user = await repository.update_user(conn, user_id, role=role, disabled=disabled)
-        if user is None:
-            raise UserNotFoundError()
-        if disabled:
-            await repository.revoke_user_families(conn, user_id, "user disabled")
+    user = await repository.update_user(conn, user_id, role=role, disabled=disabled)
+    if user is None:
+        raise UserNotFoundError()
+    if disabled:
+        await repository.revoke_user_families(conn, user_id, "user disabled")
+        await repository.revoke_user_api_keys(conn, user_id)
     return user
 
 
-async def change_password(pool: asyncpg.Pool, user_id: uuid.UUID, current: str, new: str) -> None:
-    """Change one's own password (knowing the current one); other sessions end."""
+async def change_password(conn: asyncpg.Connection, user: User, current: str, new: str) -> None:
+    """Change one's own password (knowing the current one); other sessions end. ``user``
+    is the caller's account as :func:`active_account` found it."""
     _check_password(new)
-    async with pool.acquire() as conn:
-        user = await get_user(conn, user_id)
     matches, _ = await verify_password(user.password_hash, current[:MAX_PASSWORD_LENGTH])
     if not matches:
         raise InvalidCredentialsError("The current password is not correct.")
     new_hash = await hash_password_async(new)
-    async with pool.acquire() as conn, conn.transaction():
-        await repository.update_password_hash(conn, user_id, new_hash)
-        await repository.revoke_user_families(conn, user_id, "password changed")
+    await repository.update_password_hash(conn, user.id, new_hash)
+    await repository.revoke_user_families(conn, user.id, "password changed")
 
 
 # --- refresh tokens ---------------------------------------------------------------------
@@ -149,15 +168,14 @@ async def start_session(conn: asyncpg.Connection, user: User, ttl_seconds: int) 
     """A new refresh-token family for ``user``; returns its first token."""
     family_id = uuid.uuid4()
     token = new_refresh_token()
-    async with conn.transaction():
-        await repository.insert_family(conn, family_id, user.id)
-        await repository.insert_refresh_token(
-            conn,
-            token_id=uuid.uuid4(),
-            family_id=family_id,
-            token_hash=secret_hash(token),
-            expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds),
-        )
+    await repository.insert_family(conn, family_id, user.id)
+    await repository.insert_refresh_token(
+        conn,
+        token_id=uuid.uuid4(),
+        family_id=family_id,
+        token_hash=secret_hash(token),
+        expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds),
+    )
     return token
 
 
@@ -179,39 +197,29 @@ async def rotate(
     if not is_refresh_token(token):
         raise InvalidRefreshTokenError()
     digest = secret_hash(token)
-    failure: InvalidRefreshTokenError | None = None
-    rotation: Rotation | None = None
-    async with conn.transaction():
-        claimed = await repository.claim_refresh_token(conn, digest)
-        if claimed is None:
-            known = await repository.find_refresh_token(conn, digest)
-            if known is None or known.family_revoked or known.used_at is None:
-                failure = InvalidRefreshTokenError()  # unknown, revoked or expired
-            elif datetime.now(UTC) - known.used_at > timedelta(seconds=grace_seconds):
-                await repository.revoke_family(conn, known.family_id, "refresh token reused")
-                failure = RefreshTokenReusedError()
-            else:
-                claimed = known  # a concurrent refresh within the grace
-        if claimed is not None:
-            user = await repository.find_by_id(conn, claimed.user_id)
-            if user is None or user.disabled:
-                await repository.revoke_family(conn, claimed.family_id, "user disabled")
-                failure = InvalidRefreshTokenError()
-            else:
-                following = new_refresh_token()
-                await repository.insert_refresh_token(
-                    conn,
-                    token_id=uuid.uuid4(),
-                    family_id=claimed.family_id,
-                    token_hash=secret_hash(following),
-                    expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds),
-                )
-                rotation = Rotation(user, following)
-    # Raised after the transaction commits, so a revocation is kept.
-    if failure is not None:
-        raise failure
-    assert rotation is not None
-    return rotation
+    claimed = await repository.claim_refresh_token(conn, digest)
+    if claimed is None:
+        known = await repository.find_refresh_token(conn, digest)
+        if known is None or known.family_revoked or known.used_at is None:
+            raise InvalidRefreshTokenError()  # unknown, revoked or expired
+        if datetime.now(UTC) - known.used_at > timedelta(seconds=grace_seconds):
+            await repository.revoke_family(conn, known.family_id, "refresh token reused")
+            # The revocation must stand although the request fails: commit, then answer.
+            raise RefreshTokenReusedError(keep_changes=True)
+        claimed = known  # a concurrent refresh within the grace
+    user = await repository.find_by_id(conn, claimed.user_id)
+    if user is None or user.disabled:
+        await repository.revoke_family(conn, claimed.family_id, "user disabled")
+        raise InvalidRefreshTokenError(keep_changes=True)
+    following = new_refresh_token()
+    await repository.insert_refresh_token(
+        conn,
+        token_id=uuid.uuid4(),
+        family_id=claimed.family_id,
+        token_hash=secret_hash(following),
+        expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds),
+    )
+    return Rotation(user, following)
 
 
 async def logout(conn: asyncpg.Connection, token: str) -> None:
@@ -263,6 +271,17 @@ async def create_api_key(
     return key, secret
 
 
+async def key_owner(conn: asyncpg.Connection, user_id: uuid.UUID) -> User:
+    """Another user, for whom an admin creates a key: enabled, and share-locked like the
+    caller in :func:`active_account` (a disabling waits, then revokes the new key too)."""
+    user = await repository.find_by_id_for_share(conn, user_id)
+    if user is None:
+        raise UserNotFoundError()
+    if user.disabled:
+        raise UserDisabledError()
+    return user
+
+
 async def list_api_keys(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[ApiKey]:
     return await repository.list_api_keys(conn, user_id)
 
@@ -280,10 +299,16 @@ async def revoke_api_key(
     return revoked
 
 
-async def resolve_api_key(pool: asyncpg.Pool, raw: str) -> ApiKeyGrant | None:
-    """What ``raw`` grants now, or None if it is not a live key."""
+async def resolve_api_key(
+    pool: asyncpg.Pool, raw: str, *, acquire_timeout: float = 5.0
+) -> ApiKeyGrant | None:
+    """What ``raw`` grants now, or None if it is not a live key.
+
+    Called by the edge before any route runs (so no request connection exists yet): it
+    takes one pooled connection for the lookup and gives it back before the request goes on.
+    """
     prefix = api_key_prefix(raw)
     if prefix is None:
         return None
-    async with pool.acquire() as conn:
+    async with acquire(pool, timeout=acquire_timeout) as conn:
         return await repository.use_api_key(conn, prefix, secret_hash(raw))

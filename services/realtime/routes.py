@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from services.realtime import service
+from services.realtime.domain import AlertRule
 from services.realtime.schemas import (
     AlertOut,
     AlertPage,
@@ -18,25 +19,31 @@ from services.realtime.schemas import (
     AlertRuleUpdate,
 )
 from services.realtime.service import RuleChanged
-from shared.deps import DbPool, Viewer
+from shared.deps import CursorKeyDep, DbConn, DbTransaction, Viewer
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
 
-def _rule_changed(request: Request) -> RuleChanged:
-    changed: RuleChanged = request.app.state.realtime.evaluator.notify_changed
-    return changed
+def _rule_changed(request: Request, unit: DbTransaction) -> RuleChanged:
+    """Tell every node about a rule change once the request's transaction has committed
+    (and never if it rolls back)."""
+    notify: RuleChanged = request.app.state.realtime.evaluator.notify_changed
+
+    async def after_commit(rule: AlertRule | None, rule_id: UUID, owner_id: str) -> None:
+        unit.after_commit(lambda: notify(rule, rule_id, owner_id))
+
+    return after_commit
 
 
 Changed = Annotated[RuleChanged, Depends(_rule_changed)]
 
 
 @router.get("/alerts", response_model=AlertRuleList, responses=error_responses(401, 403))
-async def list_rules(pool: DbPool, caller: Viewer) -> AlertRuleList:
+async def list_rules(conn: DbConn, caller: Viewer) -> AlertRuleList:
     """The caller's own alert rules."""
     return AlertRuleList(
-        items=[AlertRuleOut.of(r) for r in await service.list_rules(pool, caller.subject)]
+        items=[AlertRuleOut.of(r) for r in await service.list_rules(conn, caller.subject)]
     )
 
 
@@ -47,22 +54,23 @@ async def list_rules(pool: DbPool, caller: Viewer) -> AlertRuleList:
     responses=error_responses(401, 403, 409, 422),
 )
 async def create_rule(
-    pool: DbPool, caller: Viewer, body: AlertRuleCreate, changed: Changed
+    conn: DbConn, caller: Viewer, body: AlertRuleCreate, changed: Changed
 ) -> AlertRuleOut:
     """Create an alert rule for the caller."""
-    return AlertRuleOut.of(await service.create_rule(pool, caller.subject, body, changed))
+    return AlertRuleOut.of(await service.create_rule(conn, caller.subject, body, changed))
 
 
 @router.get("/alerts/history", response_model=AlertPage, responses=error_responses(401, 403, 422))
 async def alert_history(
-    pool: DbPool,
+    conn: DbConn,
     caller: Viewer,
+    cursor_key: CursorKeyDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AlertPage:
     """The alerts fired for the caller, newest first (cursor-paginated)."""
     items, next_cursor = await service.alert_history(
-        pool, caller.subject, limit=limit, cursor=cursor
+        conn, caller.subject, limit=limit, cursor=cursor, cursor_key=cursor_key
     )
     return AlertPage(items=[AlertOut.of(a) for a in items], next_cursor=next_cursor)
 
@@ -70,19 +78,19 @@ async def alert_history(
 @router.get(
     "/alerts/{rule_id}", response_model=AlertRuleOut, responses=error_responses(401, 403, 404)
 )
-async def get_rule(pool: DbPool, caller: Viewer, rule_id: UUID) -> AlertRuleOut:
+async def get_rule(conn: DbConn, caller: Viewer, rule_id: UUID) -> AlertRuleOut:
     """One of the caller's alert rules."""
-    return AlertRuleOut.of(await service.get_rule(pool, caller.subject, rule_id))
+    return AlertRuleOut.of(await service.get_rule(conn, caller.subject, rule_id))
 
 
 @router.patch(
     "/alerts/{rule_id}", response_model=AlertRuleOut, responses=error_responses(401, 403, 404, 422)
 )
 async def update_rule(
-    pool: DbPool, caller: Viewer, rule_id: UUID, body: AlertRuleUpdate, changed: Changed
+    conn: DbConn, caller: Viewer, rule_id: UUID, body: AlertRuleUpdate, changed: Changed
 ) -> AlertRuleOut:
     """Change one of the caller's alert rules (threshold, window, cooldown, active)."""
-    return AlertRuleOut.of(await service.update_rule(pool, caller.subject, rule_id, body, changed))
+    return AlertRuleOut.of(await service.update_rule(conn, caller.subject, rule_id, body, changed))
 
 
 @router.delete(
@@ -90,7 +98,7 @@ async def update_rule(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404),
 )
-async def delete_rule(pool: DbPool, caller: Viewer, rule_id: UUID, changed: Changed) -> Response:
+async def delete_rule(conn: DbConn, caller: Viewer, rule_id: UUID, changed: Changed) -> Response:
     """Delete one of the caller's alert rules."""
-    await service.delete_rule(pool, caller.subject, rule_id, changed)
+    await service.delete_rule(conn, caller.subject, rule_id, changed)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

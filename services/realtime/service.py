@@ -1,4 +1,7 @@
-"""Use cases of alert rules and alert history, each scoped to the caller."""
+"""Use cases of alert rules and alert history, each scoped to the caller.
+
+Rule and history use cases take the request's connection (in the request's transaction);
+the WebSocket sessions' reads take the pool, since a socket is not a request."""
 
 from __future__ import annotations
 
@@ -15,8 +18,13 @@ from services.realtime.errors import (
     InvalidAlertRuleError,
 )
 from services.realtime.repository import StoredAlert
-from services.realtime.schemas import AlertRuleCreate, AlertRuleUpdate
-from shared.pagination import decode_cursor, encode_cursor
+from services.realtime.schemas import (
+    ALERT_HISTORY_CURSOR,
+    AlertHistoryPosition,
+    AlertRuleCreate,
+    AlertRuleUpdate,
+)
+from shared.pagination import CursorKey
 
 MAX_RULES_PER_USER = 100
 
@@ -43,14 +51,12 @@ def _check_shape(condition: Condition, threshold: object, window_days: object) -
         )
 
 
-async def list_rules(pool: asyncpg.Pool, owner_id: str) -> list[AlertRule]:
-    async with pool.acquire() as conn:
-        return await repository.list_for_owner(conn, owner_id)
+async def list_rules(conn: asyncpg.Connection, owner_id: str) -> list[AlertRule]:
+    return await repository.list_for_owner(conn, owner_id)
 
 
-async def get_rule(pool: asyncpg.Pool, owner_id: str, rule_id: uuid.UUID) -> AlertRule:
-    async with pool.acquire() as conn:
-        rule = await repository.get_owned(conn, rule_id, owner_id)
+async def get_rule(conn: asyncpg.Connection, owner_id: str, rule_id: uuid.UUID) -> AlertRule:
+    rule = await repository.get_owned(conn, rule_id, owner_id)
     if rule is None:
         # Another user's rule is indistinguishable from a missing one.
         raise AlertRuleNotFoundError(f"No alert rule {rule_id}.")
@@ -58,81 +64,83 @@ async def get_rule(pool: asyncpg.Pool, owner_id: str, rule_id: uuid.UUID) -> Ale
 
 
 async def create_rule(
-    pool: asyncpg.Pool, owner_id: str, data: AlertRuleCreate, changed: RuleChanged
+    conn: asyncpg.Connection, owner_id: str, data: AlertRuleCreate, changed: RuleChanged
 ) -> AlertRule:
     _check_shape(data.condition, data.threshold, data.window_days)
-    async with pool.acquire() as conn, conn.transaction():
-        # Serialise one owner's creations so the quota cannot be overrun by a burst.
-        await repository.lock_owner_rules(conn, owner_id)
-        if await repository.count_for_owner(conn, owner_id) >= MAX_RULES_PER_USER:
-            raise AlertRuleQuotaError(
-                f"You can keep at most {MAX_RULES_PER_USER} alert rules.",
-                details={"limit": MAX_RULES_PER_USER},
-            )
-        rule = await repository.insert(
-            conn,
-            rule_id=uuid.uuid4(),
-            owner_id=owner_id,
-            ticker=data.ticker,
-            condition=data.condition,
-            threshold=data.threshold,
-            window_days=data.window_days,
-            cooldown_seconds=data.cooldown_seconds,
+    # Serialise one owner's creations so the quota cannot be overrun by a burst.
+    await repository.lock_owner_rules(conn, owner_id)
+    if await repository.count_for_owner(conn, owner_id) >= MAX_RULES_PER_USER:
+        raise AlertRuleQuotaError(
+            f"You can keep at most {MAX_RULES_PER_USER} alert rules.",
+            details={"limit": MAX_RULES_PER_USER},
         )
+    rule = await repository.insert(
+        conn,
+        rule_id=uuid.uuid4(),
+        owner_id=owner_id,
+        ticker=data.ticker,
+        condition=data.condition,
+        threshold=data.threshold,
+        window_days=data.window_days,
+        cooldown_seconds=data.cooldown_seconds,
+    )
     await changed(rule, rule.id, owner_id)
     return rule
 
 
 async def update_rule(
-    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
     owner_id: str,
     rule_id: uuid.UUID,
     data: AlertRuleUpdate,
     changed: RuleChanged,
 ) -> AlertRule:
-    async with pool.acquire() as conn, conn.transaction():
-        current = await repository.get_owned(conn, rule_id, owner_id)
-        if current is None:
-            raise AlertRuleNotFoundError(f"No alert rule {rule_id}.")
-        fields = data.model_fields_set
-        threshold = data.threshold if "threshold" in fields else current.threshold
-        window_days = data.window_days if "window_days" in fields else current.window_days
-        _check_shape(current.condition, threshold, window_days)
-        rule = await repository.update_owned(
-            conn,
-            rule_id,
-            owner_id,
-            threshold=threshold,
-            window_days=window_days,
-            cooldown_seconds=(
-                data.cooldown_seconds
-                if data.cooldown_seconds is not None
-                else current.cooldown_seconds
-            ),
-            active=data.active if data.active is not None else current.active,
-        )
+    current = await repository.get_owned(conn, rule_id, owner_id)
+    if current is None:
+        raise AlertRuleNotFoundError(f"No alert rule {rule_id}.")
+    fields = data.model_fields_set
+    threshold = data.threshold if "threshold" in fields else current.threshold
+    window_days = data.window_days if "window_days" in fields else current.window_days
+    _check_shape(current.condition, threshold, window_days)
+    rule = await repository.update_owned(
+        conn,
+        rule_id,
+        owner_id,
+        threshold=threshold,
+        window_days=window_days,
+        cooldown_seconds=(
+            data.cooldown_seconds if data.cooldown_seconds is not None else current.cooldown_seconds
+        ),
+        active=data.active if data.active is not None else current.active,
+    )
     assert rule is not None
     await changed(rule, rule.id, owner_id)
     return rule
 
 
 async def delete_rule(
-    pool: asyncpg.Pool, owner_id: str, rule_id: uuid.UUID, changed: RuleChanged
+    conn: asyncpg.Connection, owner_id: str, rule_id: uuid.UUID, changed: RuleChanged
 ) -> None:
-    async with pool.acquire() as conn:
-        if not await repository.delete_owned(conn, rule_id, owner_id):
-            raise AlertRuleNotFoundError(f"No alert rule {rule_id}.")
+    if not await repository.delete_owned(conn, rule_id, owner_id):
+        raise AlertRuleNotFoundError(f"No alert rule {rule_id}.")
     await changed(None, rule_id, owner_id)
 
 
 async def alert_history(
-    pool: asyncpg.Pool, owner_id: str, *, limit: int, cursor: str | None
+    conn: asyncpg.Connection,
+    owner_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    cursor_key: CursorKey,
 ) -> tuple[list[StoredAlert], str | None]:
     """The caller's alerts, newest first, a page at a time."""
-    before = int(decode_cursor(cursor, keys=("before",))["before"]) if cursor else None
-    async with pool.acquire() as conn:
-        items = await repository.alerts_before(conn, owner_id, before, limit + 1)
-    next_cursor = encode_cursor({"before": items[limit - 1].id}) if len(items) > limit else None
+    before = ALERT_HISTORY_CURSOR.decode(cursor_key, cursor).before if cursor else None
+    items = await repository.alerts_before(conn, owner_id, before, limit + 1)
+    next_cursor = None
+    if len(items) > limit:
+        position = AlertHistoryPosition(before=items[limit - 1].id)
+        next_cursor = ALERT_HISTORY_CURSOR.encode(cursor_key, position)
     return items[:limit], next_cursor
 
 

@@ -362,7 +362,7 @@ def _log_growth(
     day_index = np.arange(days)
     for start in range(0, spec.size, chunk):
         idx = np.arange(start, min(start + chunk, spec.size))
-        z = np.array([_idio_innovations(spec.seed, i, days)[1] for i in idx])
+        z = np.array([_idio_innovations(spec.seed, int(i), days)[1] for i in idx])
         returns = (
             drift[idx][:, None]
             + beta_market[idx][:, None] * factors.market
@@ -443,7 +443,7 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
         ref = price.copy()
         up = active & (price > threshold) & (since_split > 250) & (split_u[:, t] < 0.02)
         down = active & (price < 1.0) & (since_split > 60) & (split_u[:, t] < 0.05)
-        for row in np.flatnonzero(up | down):
+        for row in np.flatnonzero(up | down).tolist():
             ratio = (
                 0.1
                 if down[row]
@@ -454,7 +454,7 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
             since_split[row] = 0
             actions.append((int(idx[row]), t, "split", ratio))
         payers = active & ~(up | down) & (quarterly > 0) & ((t - phase) % 63 == 0)
-        for row in np.flatnonzero(payers):
+        for row in np.flatnonzero(payers).tolist():
             amount = max(0.01, round(float(quarterly[row] * ref[row]), 2))
             if amount < ref[row] * 0.5:
                 ref[row] -= amount
@@ -485,7 +485,12 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
     # Shares: the cap fixed for the last session over that session's close, restated for
     # every split before it (splits are the only change of share count modelled).
     rows_n = np.arange(n)
-    final_shares = np.maximum(np.round(universe.final_cap[idx] / close[rows_n, last], -3), 10_000.0)
+    # At least 100,000 shares at any time (a company that split 1,000-fold since would
+    # otherwise have had a handful).
+    growth = shares_factor[rows_n, last] / shares_factor.min(axis=1)
+    final_shares = np.maximum(
+        np.round(universe.final_cap[idx] / close[rows_n, last], -3), 100_000.0 * growth
+    ).round()
     shares = final_shares[:, None] * shares_factor / shares_factor[rows_n, last][:, None]
     move = np.abs(returns) / total_sd
     volume = shares * universe.turnover[idx][:, None] * np.exp(0.45 * move + 0.35 * vol_z - 0.2)

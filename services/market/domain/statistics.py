@@ -247,7 +247,7 @@ def chain_index(
         growth_total = np.where(ok, contribution.weighted_total / contribution.weights, 1.0)
     growth[0] = growth_total[0] = 1.0
     return (
-        start_level * np.cumprod(growth),
-        start_total_level * np.cumprod(growth_total),
+        start_level * growth.cumprod(),
+        start_total_level * growth_total.cumprod(),
         contribution.count,
     )

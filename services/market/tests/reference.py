@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import date
 
 import asyncpg
 import numpy as np
@@ -214,10 +213,6 @@ def beta(asset: pd.Series, benchmark: pd.Series, window: int = 252) -> float:
     joined = pd.concat([asset, benchmark], axis=1, join="inner").dropna()
     returns = joined.pct_change().dropna().iloc[-window:]
     return float(returns.iloc[:, 0].cov(returns.iloc[:, 1]) / returns.iloc[:, 1].var())
-
-
-def as_date(ts: pd.Timestamp) -> date:
-    return ts.date()
 
 
 def sharpe_sortino(
