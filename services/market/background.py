@@ -146,8 +146,12 @@ def rpc() -> Extension:
         async def history(request: events.HistoryRequest, _: Delivered) -> events.HistoryReply:
             return await market_service.history_reply(resources.pool, request, budget_bytes=budget)
 
+        async def index(request: events.IndexRequest, _: Delivered) -> events.IndexReply:
+            return await market_service.index_reply(resources.pool, request)
+
         subs = [
             await pool.serve(events.RPC_QUOTES, events.QuotesRequest, quotes),
+            await pool.serve(events.RPC_INDEX, events.IndexRequest, index),
             await pool.serve(events.RPC_HISTORY, events.HistoryRequest, history, max_concurrency=8),
         ]
         try:

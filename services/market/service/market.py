@@ -125,6 +125,18 @@ async def _universe(
     return rows, as_of, previous[1] if previous else None
 
 
+async def index_reply(pool: asyncpg.Pool, request: events.IndexRequest) -> events.IndexReply:
+    """The index between ``request.start`` and ``request.end`` (about 30 bytes a session:
+    ten years fit in one reply)."""
+    async with pool.acquire() as conn:
+        rows = await stats.index_history(conn, request.start, request.end)
+    return events.IndexReply(
+        dates=[r[0] for r in rows],
+        price_return=[round(r[1], 6) for r in rows],
+        total_return=[round(r[2], 6) for r in rows],
+    )
+
+
 async def index_history(pool: asyncpg.Pool, start: date | None, end: date | None) -> dict[str, Any]:
     """The universe index's daily levels (price and total return) from ``start`` to ``end``
     (either open: from the first / to the last stored session)."""

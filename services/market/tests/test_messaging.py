@@ -154,8 +154,12 @@ async def test_rpc_quotes_and_history_over_nats(pool: asyncpg.Pool, bus: Bus) ->
     async def history(request: events.HistoryRequest, _: Delivered) -> events.HistoryReply:
         return await market_service.history_reply(pool, request, budget_bytes=16_000)
 
+    async def index(request: events.IndexRequest, _: Delivered) -> events.IndexReply:
+        return await market_service.index_reply(pool, request)
+
     await bus.serve(events.RPC_QUOTES, events.QuotesRequest, quotes)
     await bus.serve(events.RPC_HISTORY, events.HistoryRequest, history)
+    await bus.serve(events.RPC_INDEX, events.IndexRequest, index)
 
     reply = await bus.request(
         events.RPC_QUOTES,
@@ -183,6 +187,15 @@ async def test_rpc_quotes_and_history_over_nats(pool: asyncpg.Pool, bus: Bus) ->
             break
     assert pages > 1 and [s.ticker for s in series] == tickers
     assert all(len(s.dates) == len(s.closes) > 50 for s in series if s.ticker == "ACME")
+
+    # The index over NATS is the one served over HTTP.
+    window = events.IndexRequest(start=end - timedelta(days=90), end=end)
+    levels = await bus.request(events.RPC_INDEX, window, events.IndexReply)
+    served = (await market_service.index_history(pool, window.start, window.end))["levels"]
+    assert len(levels.dates) == len(served) > 50
+    assert levels.dates == [row["date"] for row in served]
+    assert levels.total_return == [row["total_return"] for row in served]
+    assert levels.price_return == [row["price_return"] for row in served]
 
     with pytest.raises(RemoteError) as raised:
         await bus.request(
