@@ -485,16 +485,14 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
     # Shares: the cap fixed for the last session over that session's close, restated for
     # every split before it (splits are the only change of share count modelled).
     rows_n = np.arange(n)
-    # At least 100,000 shares at any time (a company that split 1,000-fold since would
-    # otherwise have had a handful).
-    growth = shares_factor[rows_n, last] / shares_factor.min(axis=1)
-    final_shares = np.maximum(
-        np.round(universe.final_cap[idx] / close[rows_n, last], -3), 100_000.0 * growth
-    ).round()
+    final_shares = np.maximum(np.round(universe.final_cap[idx] / close[rows_n, last], -3), 10_000.0)
     shares = final_shares[:, None] * shares_factor / shares_factor[rows_n, last][:, None]
     move = np.abs(returns) / total_sd
     volume = shares * universe.turnover[idx][:, None] * np.exp(0.45 * move + 0.35 * vol_z - 0.2)
-    volume = np.clip(np.round(volume, -2), ROUND_LOT, np.floor(MAX_TURNOVER * shares))
+    # At least a round lot, at most half the company; a company that has split a
+    # thousand-fold since had very few shares early on: then one share at least.
+    most = np.maximum(np.floor(MAX_TURNOVER * shares), 1.0)
+    volume = np.clip(np.round(volume, -2), np.minimum(ROUND_LOT, most), most)
     volume = volume.astype(np.int64)
 
     day_index = np.arange(days)
