@@ -488,12 +488,11 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
     final_shares = np.maximum(np.round(universe.final_cap[idx] / close[rows_n, last], -3), 10_000.0)
     shares = final_shares[:, None] * shares_factor / shares_factor[rows_n, last][:, None]
     move = np.abs(returns) / total_sd
-    volume = shares * universe.turnover[idx][:, None] * np.exp(0.45 * move + 0.35 * vol_z - 0.2)
+    traded = shares * universe.turnover[idx][:, None] * np.exp(0.45 * move + 0.35 * vol_z - 0.2)
     # At least a round lot, at most half the company; a company that has split a
     # thousand-fold since had very few shares early on: then one share at least.
     most = np.maximum(np.floor(MAX_TURNOVER * shares), 1.0)
-    volume = np.clip(np.round(volume, -2), np.minimum(ROUND_LOT, most), most)
-    volume = volume.astype(np.int64)
+    volume = np.clip(np.round(traded, -2), np.minimum(ROUND_LOT, most), most).astype(np.int64)
 
     day_index = np.arange(days)
     mask = (day_index[None, :] >= first[:, None]) & (day_index[None, :] <= last[:, None])
