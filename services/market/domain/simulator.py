@@ -23,7 +23,7 @@ each security's market capitalisation on its last session is fixed in advance fr
 rank-size curve of the US market (:data:`CAP_BY_RANK`: about $3.6T for the largest name,
 $55-65T in total for 6,000 securities); the share count is that cap over the last close,
 restated for every split before it. Idiosyncratic volatility falls with size (mega caps
-~0.45x the sector's, micro caps up to 1.8x). Daily volume = shares outstanding that day x
+~0.45x the sector's, micro caps up to 1.5x). Daily volume = shares outstanding that day x
 the security's base turnover (log-normal around 0.5 % a day) x a fat-tailed factor that
 rises with the size of the day's move, at least one round lot and at most half the shares
 outstanding.
@@ -283,11 +283,11 @@ def build_universe(spec: UniverseSpec) -> Universe:
     delisted = last_day < days - 1
     # A provisional size (a random rank of the cap curve) sets the volatility: smaller
     # companies are more volatile, ~0.45x the sector's idiosyncratic vol at $3T, 1x at
-    # $10B, up to 1.8x for micro caps.
+    # $10B, up to 1.5x for micro caps (biotech 1.25x more: ~100 % a year at the most).
     provisional = caps_by_rank(n)[rng.permutation(n)]
-    size_vol = np.clip((provisional / 1e10) ** -0.14, 0.45, 1.8)
+    size_vol = np.clip((provisional / 1e10) ** -0.14, 0.45, 1.5)
     idio = profile[:, 3] * size_vol * np.exp(rng.normal(0.0, 0.2, n))
-    idio[biotech] *= 1.5
+    idio[biotech] *= 1.25
     payer = rng.random(n) < np.where(biotech, 0.03, profile[:, 4])
     dividend_yield = np.where(payer, rng.uniform(0.005, 0.05, n), 0.0)
     start_price = np.exp(rng.normal(math.log(35.0), 0.9, n)).clip(3.0, 800.0)
