@@ -84,6 +84,9 @@ RULES: tuple[Rule, ...] = (
     # --- recommendations ------------------------------------------------------------
     _svc("recommendations", "GET", "/recommendations", "viewer"),
     _svc("recommendations", "GET", "/recommendations/history", "viewer"),
+    _svc("recommendations", "GET", "/recommendations/ledger/verify", "viewer"),
+    _svc("recommendations", "GET", "/recommendations/{recommendation_id}", "viewer"),
+    _svc("recommendations", "GET", "/recommendations/{recommendation_id}/replay", "viewer"),
     # --- portfolio --------------------------------------------------------------------
     _svc("portfolio", "GET", "/portfolio", "viewer"),
     _svc("portfolio", "POST", "/portfolio", "viewer"),

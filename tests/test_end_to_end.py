@@ -95,7 +95,9 @@ async def test_recommendations_carry_disclosures(gateway: httpx.AsyncClient) -> 
     assert response.status_code == 200, response.text
     items = response.json()["items"]
     assert items
-    assert all(item["action"] in {"BUY", "HOLD", "SELL"} and item["disclosure"] for item in items)
+    for item in items:
+        assert item["action"] in {"BUY", "HOLD", "SELL"} and 0 <= item["confidence"] <= 1
+        assert item["methodology_disclosure"] and item["data_sources"] and item["thesis"]
 
 
 async def test_portfolios_belong_to_their_owner(gateway: httpx.AsyncClient) -> None:

@@ -4,7 +4,8 @@
 outbox): a run was published. It carries the recommendations whose action changed from
 the previous call on the same ticker (or that are the first call on it): that is what
 consumers act on (alert rules, portfolios). The full run is at
-``GET /api/v1/recommendations``. A run with many changes is split into ``parts`` events
+``GET /api/v1/recommendations``. Only live runs publish it: a backfilled (hypothetical)
+run is history, not news. A run with many changes is split into ``parts`` events
 of at most :data:`MAX_CHANGES_PER_EVENT` changes, so no message nears NATS's payload limit.
 """
 
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 STREAM = "RECOMMENDATIONS"
 STREAM_SUBJECTS = ["recommendations.>"]
 RUN_COMPLETED = "recommendations.run.completed"
-RUN_COMPLETED_VERSION = 1
+RUN_COMPLETED_VERSION = 2  # 2: published_at became generated_at (the contract's name)
 SOURCE = "recommendations"
 MAX_CHANGES_PER_EVENT = 1000
 
@@ -40,7 +41,7 @@ class RunCompleted(BaseModel):
     run_id: UUID
     as_of: date
     model_version: str
-    published_at: datetime
+    generated_at: datetime
     total_recommendations: int
     part: int
     parts: int

@@ -1,18 +1,27 @@
-"""HTTP routes of the recommendations service."""
+"""HTTP routes of the recommendations service (thin: parse, call the service, answer)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Query
 
 from services.recommendations import service
-from services.recommendations.domain import Action
-from services.recommendations.schemas import RecommendationOut, RecommendationPage
+from services.recommendations.domain.calls import Action
+from services.recommendations.schemas import (
+    LedgerBreak,
+    LedgerVerification,
+    RecommendationPage,
+    RecommendationResponse,
+    ReplayResponse,
+)
 from shared.deps import DbConn, Viewer
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["recommendations"])
+
+Ticker = Annotated[str | None, Query(pattern=r"^[A-Z]{1,5}([.-][A-Z])?$")]
 
 
 @router.get(
@@ -26,12 +35,70 @@ async def list_recommendations(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     action: Action | None = None,
-    ticker: Annotated[str | None, Query(pattern=r"^[A-Z]{1,5}([.-][A-Z])?$")] = None,
+    ticker: Ticker = None,
+    sector: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    sort: Literal["score", "confidence"] = "score",
 ) -> RecommendationPage:
-    """Published recommendations, newest first, with their disclosures."""
-    rows, next_cursor = await service.list_recommendations(
-        conn, limit=limit, cursor=cursor, action=action, ticker=ticker
+    """The latest run's calls, best score (or confidence) first, with their disclosures."""
+    run, rows, next_cursor = await service.latest_recommendations(
+        conn,
+        limit=limit,
+        cursor=cursor,
+        action=action,
+        ticker=ticker,
+        sector=sector,
+        min_confidence=min_confidence,
+        sort=sort,
     )
     return RecommendationPage(
-        items=[RecommendationOut.of(r) for r in rows], next_cursor=next_cursor
+        run_id=run.id if run else None,
+        as_of=run.trading_day if run else None,
+        items=[RecommendationResponse.of(r) for r in rows],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get(
+    "/recommendations/ledger/verify",
+    response_model=LedgerVerification,
+    responses=error_responses(401, 403),
+)
+async def verify_ledger(conn: DbConn, _: Viewer) -> LedgerVerification:
+    """Recompute the hash chain over every published call; report the first break."""
+    result = await service.verify_ledger(conn)
+    return LedgerVerification(
+        intact=result.intact,
+        checked=result.checked,
+        last_seq=result.last_seq,
+        last_hash=result.last_hash,
+        first_break=LedgerBreak.of(result.first_break) if result.first_break else None,
+    )
+
+
+@router.get(
+    "/recommendations/{recommendation_id}",
+    response_model=RecommendationResponse,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def get_recommendation(
+    conn: DbConn, _: Viewer, recommendation_id: UUID
+) -> RecommendationResponse:
+    return RecommendationResponse.of(await service.get_recommendation(conn, recommendation_id))
+
+
+@router.get(
+    "/recommendations/{recommendation_id}/replay",
+    response_model=ReplayResponse,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def replay_recommendation(conn: DbConn, _: Viewer, recommendation_id: UUID) -> ReplayResponse:
+    """Make the call again from the inputs recorded for it and show it is identical."""
+    result = await service.replay(conn, recommendation_id)
+    return ReplayResponse(
+        identical=result.identical,
+        inputs_hash_matches=result.inputs_hash_matches,
+        differences=result.differences,
+        original=RecommendationResponse.of(result.original),
+        replayed=RecommendationResponse.of(result.replayed) if result.replayed else None,
     )
