@@ -85,6 +85,9 @@ RULES: tuple[Rule, ...] = (
     _svc("recommendations", "GET", "/recommendations", "viewer"),
     _svc("recommendations", "GET", "/recommendations/history", "viewer"),
     _svc("recommendations", "GET", "/recommendations/ledger/verify", "viewer"),
+    _svc("recommendations", "GET", "/recommendations/runs", "viewer"),
+    _svc("recommendations", "POST", "/recommendations/runs", "analyst"),
+    _svc("recommendations", "GET", "/recommendations/runs/{run_id}", "viewer"),
     _svc("recommendations", "GET", "/recommendations/{recommendation_id}", "viewer"),
     _svc("recommendations", "GET", "/recommendations/{recommendation_id}/replay", "viewer"),
     # --- portfolio --------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """What the recommendations service publishes. It owns these subjects and payloads.
 
+``recommendations.run.requested`` (same stream, through the outbox): an on-demand run
+was queued; only this service's runner consumes it.
+
 ``recommendations.run.completed`` (JetStream stream ``RECOMMENDATIONS``, through the
 outbox): a run was published. It carries the recommendations whose action changed from
 the previous call on the same ticker (or that are the first call on it): that is what
@@ -25,6 +28,17 @@ SOURCE = "recommendations"
 MAX_CHANGES_PER_EVENT = 1000
 
 ActionName = Literal["BUY", "HOLD", "SELL"]
+
+
+RUN_REQUESTED = "recommendations.run.requested"
+
+
+class RunRequested(BaseModel):
+    """An on-demand run was queued (``POST /runs``); this service's own runner takes it.
+    Through the outbox, so a queued run is never lost between the request and the runner."""
+
+    run_id: UUID
+    as_of: date | None
 
 
 class ActionChanged(BaseModel):

@@ -97,6 +97,46 @@ async def claim_run(
     return inserted is not None
 
 
+async def queue_run(
+    conn: asyncpg.Connection,
+    run_id: UUID,
+    *,
+    trading_day: date | None,
+    model_version: str,
+    requested_by: str,
+) -> RunRecord:
+    row = await conn.fetchrow(
+        "INSERT INTO runs (id, kind, trading_day, hypothetical, status, model_version,"
+        " requested_by) VALUES ($1, 'on_demand', $2, false, 'queued', $3, $4)"
+        f" RETURNING {_RUN_COLUMNS}",
+        run_id,
+        trading_day,
+        model_version,
+        requested_by,
+    )
+    return _run(row)
+
+
+async def start_queued_run(conn: asyncpg.Connection, run_id: UUID, *, trading_day: date) -> bool:
+    """Move a queued run to running on ``trading_day``; False if it is not queued."""
+    started = await conn.fetchval(
+        "UPDATE runs SET status = 'running', trading_day = $2, started_at = now()"
+        " WHERE id = $1 AND status = 'queued' RETURNING id",
+        run_id,
+        trading_day,
+    )
+    return started is not None
+
+
+async def fail_run(conn: asyncpg.Connection, run_id: UUID, *, error: str) -> None:
+    await conn.execute(
+        "UPDATE runs SET status = 'failed', error = $2, completed_at = now()"
+        " WHERE id = $1 AND status IN ('queued', 'running')",
+        run_id,
+        error,
+    )
+
+
 async def complete_run(
     conn: asyncpg.Connection,
     run_id: UUID,
@@ -117,6 +157,10 @@ async def complete_run(
         calibration,
         timings,
     )
+
+
+async def set_timings(conn: asyncpg.Connection, run_id: UUID, timings: dict[str, float]) -> None:
+    await conn.execute("UPDATE runs SET timings = $2 WHERE id = $1", run_id, timings)
 
 
 async def record_failed_run(
@@ -151,6 +195,7 @@ async def record_failed_run(
 async def run_for_day(
     conn: asyncpg.Connection, trading_day: date, *, hypothetical: bool
 ) -> RunRecord | None:
+    """The run (other than a failed one) of ``trading_day``, if any."""
     row = await conn.fetchrow(
         f"SELECT {_RUN_COLUMNS} FROM runs WHERE trading_day = $1 AND hypothetical = $2"
         " AND status <> 'failed'",

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from services.recommendations import service
+from services.recommendations.domain import spec as s
 from services.recommendations.domain.calls import Action
 from services.recommendations.schemas import (
     LedgerBreak,
@@ -15,8 +16,11 @@ from services.recommendations.schemas import (
     RecommendationPage,
     RecommendationResponse,
     ReplayResponse,
+    RunPage,
+    RunRequest,
+    RunResponse,
 )
-from shared.deps import DbConn, Viewer
+from shared.deps import Analyst, DbConn, Viewer
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["recommendations"])
@@ -57,6 +61,49 @@ async def list_recommendations(
         items=[RecommendationResponse.of(r) for r in rows],
         next_cursor=next_cursor,
     )
+
+
+@router.post(
+    "/recommendations/runs",
+    response_model=RunResponse,
+    status_code=202,
+    responses=error_responses(401, 403, 409, 422),
+)
+async def request_run(conn: DbConn, caller: Analyst, body: RunRequest | None = None) -> RunResponse:
+    """Queue a run now (analyst or admin); it runs in the background: follow it at
+    ``GET /recommendations/runs/{id}``. 409 when the day asked for already has a run."""
+    run = await service.request_run(
+        conn,
+        requested_by=caller.subject,
+        as_of=body.as_of if body else None,
+        model_version=s.CURRENT.version,
+    )
+    return RunResponse.of(run)
+
+
+@router.get(
+    "/recommendations/runs",
+    response_model=RunPage,
+    responses=error_responses(401, 403, 422),
+)
+async def list_runs(
+    conn: DbConn,
+    _: Viewer,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> RunPage:
+    """Runs, newest first, with status, timings and counts."""
+    rows, next_cursor = await service.list_runs(conn, limit=limit, cursor=cursor)
+    return RunPage(items=[RunResponse.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/recommendations/runs/{run_id}",
+    response_model=RunResponse,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def get_run(conn: DbConn, _: Viewer, run_id: UUID) -> RunResponse:
+    return RunResponse.of(await service.get_run(conn, run_id))
 
 
 @router.get(

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.recommendations.domain.calls import Recommendation, RunRecord
 from services.recommendations.domain.ledger import Break
@@ -88,9 +88,9 @@ class RecommendationPage(BaseModel):
 class RunResponse(BaseModel):
     id: UUID
     kind: Literal["scheduled", "on_demand", "backfill"]
-    trading_day: date
+    trading_day: date | None = Field(description="null while an on-demand run is queued")
     hypothetical: bool
-    status: Literal["running", "completed", "failed"]
+    status: Literal["queued", "running", "completed", "failed"]
     model_version: str
     requested_by: str | None
     universe: int | None
@@ -106,6 +106,14 @@ class RunResponse(BaseModel):
         fields: dict[str, Any] = {k: getattr(run, k) for k in cls.model_fields}
         fields["timings"] = dict(run.timings)
         return cls(**fields)
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: date | None = Field(
+        None, description="the session to call as of; default: the latest with data"
+    )
 
 
 class RunPage(BaseModel):

@@ -8,9 +8,10 @@ or the runner's (background work); none opens one or takes the pool.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -29,6 +30,7 @@ from services.recommendations.domain.calls import (
 from services.recommendations.domain.model import Call
 from services.recommendations.errors import (
     RecommendationNotFoundError,
+    RunExistsError,
     RunNotFoundError,
 )
 from shared.messaging import Event, enqueue
@@ -57,18 +59,29 @@ async def publish_run(
     requested_by: str | None = None,
     trigger_event: UUID | None = None,
     timings: dict[str, float] | None = None,
+    queued: bool = False,
 ) -> Published | None:
     """Claim the run's trading day, append its calls to the ledger, complete the run and
     (for a live run) queue ``recommendations.run.completed`` -- all in the caller's
     transaction, so either all of it exists or none.
 
     Returns None, changing nothing, when a run of that trading day (live or hypothetical)
-    exists already: redelivered events and a second replica end here.
+    exists already: redelivered events and a second replica end here. A ``queued`` run
+    (``POST /runs``) is started instead of inserted, and marked failed in that case.
     """
     if not calls:
         raise ValueError("a run has at least one call")
     trading_day = calls[0].as_of
-    claimed = await repository.claim_run(
+    if queued:
+        existing = await repository.run_for_day(conn, trading_day, hypothetical=hypothetical)
+        if existing is not None and existing.id != run_id:
+            await repository.fail_run(
+                conn, run_id, error=f"{trading_day} already has run {existing.id}"
+            )
+            return None
+        if not await repository.start_queued_run(conn, run_id, trading_day=trading_day):
+            return None
+    elif not await repository.claim_run(
         conn,
         run_id,
         kind=kind,
@@ -77,8 +90,7 @@ async def publish_run(
         model_version=model_version,
         requested_by=requested_by,
         trigger_event=trigger_event,
-    )
-    if not claimed:
+    ):
         return None
     generated_at = datetime.now(UTC)
     rows = publication.to_recommendations(
@@ -151,6 +163,57 @@ async def _enqueue_changes(
                 ),
             ),
         )
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+async def request_run(
+    conn: asyncpg.Connection, *, requested_by: str, as_of: date | None, model_version: str
+) -> RunRecord:
+    """Queue an on-demand run (the runner takes it from the outbox event)."""
+    if as_of is not None:
+        existing = await repository.run_for_day(conn, as_of, hypothetical=False)
+        if existing is not None:
+            raise RunExistsError(
+                f"{as_of} already has a run.", details={"run_id": str(existing.id)}
+            )
+    run = await repository.queue_run(
+        conn,
+        uuid.uuid4(),
+        trading_day=as_of,
+        model_version=model_version,
+        requested_by=requested_by,
+    )
+    await enqueue(
+        conn,
+        events.RUN_REQUESTED,
+        Event[events.RunRequested](
+            event_type=events.RUN_REQUESTED,
+            source=events.SOURCE,
+            data=events.RunRequested(run_id=run.id, as_of=as_of),
+        ),
+    )
+    return run
+
+
+async def list_runs(
+    conn: asyncpg.Connection, *, limit: int, cursor: str | None
+) -> tuple[list[RunRecord], str | None]:
+    after = None
+    if cursor:
+        position = decode_cursor(cursor, keys=("started_at", "id"))
+        try:
+            after = (datetime.fromisoformat(position["started_at"]), UUID(position["id"]))
+        except (TypeError, ValueError):
+            raise InvalidCursorError() from None
+    rows = await repository.list_runs(conn, limit=limit + 1, after=after)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor({"started_at": last.started_at.isoformat(), "id": str(last.id)})
+    return rows, next_cursor
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -95,9 +95,9 @@ class RunRecord:
 
     id: UUID
     kind: str  # scheduled | on_demand | backfill
-    trading_day: date
+    trading_day: date | None  # None while an on-demand run is queued
     hypothetical: bool
-    status: str  # running | completed | failed
+    status: str  # queued | running | completed | failed
     model_version: str
     requested_by: str | None
     trigger_event: UUID | None

@@ -9,10 +9,10 @@ CREATE TABLE runs (
     id              uuid        PRIMARY KEY,
     kind            text        NOT NULL
                                 CONSTRAINT runs_kind_valid CHECK (kind IN ('scheduled', 'on_demand', 'backfill')),
-    trading_day     date        NOT NULL,  -- the as-of session: the last whose data it used
+    trading_day     date,                  -- the as-of session: the last whose data it used
     hypothetical    boolean     NOT NULL,  -- backfilled, not published at the time
     status          text        NOT NULL
-                                CONSTRAINT runs_status_valid CHECK (status IN ('running', 'completed', 'failed')),
+                                CONSTRAINT runs_status_valid CHECK (status IN ('queued', 'running', 'completed', 'failed')),
     model_version   text        NOT NULL,
     requested_by    text,                  -- the user of an on-demand run
     trigger_event   uuid,                  -- the market.eod.completed event of a scheduled run
@@ -24,7 +24,9 @@ CREATE TABLE runs (
     error           text,
     started_at      timestamptz NOT NULL DEFAULT now(),
     completed_at    timestamptz,
-    CONSTRAINT runs_completion CHECK ((status = 'running') = (completed_at IS NULL))
+    CONSTRAINT runs_completion CHECK ((status IN ('queued', 'running')) = (completed_at IS NULL)),
+    -- an on-demand run learns its trading day (the latest session with data) when it starts
+    CONSTRAINT runs_day_known CHECK (trading_day IS NOT NULL OR status IN ('queued', 'failed'))
 );
 
 -- One live (and one hypothetical) run per trading day, whoever asks and however often the

@@ -80,7 +80,9 @@ DAY_2 = date(1995, 11, 1)
 async def recommendations(
     ledger_infra: TestInfra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[InProcessApp]:
-    async with running_app("recommendations", ledger_infra, tmp_path_factory.mktemp("rec")) as app:
+    async with running_app(
+        "recommendations", ledger_infra, tmp_path_factory.mktemp("rec"), catch_up_run=False
+    ) as app:
         yield app
 
 
