@@ -85,6 +85,7 @@ RULES: tuple[Rule, ...] = (
     _svc("recommendations", "GET", "/recommendations", "viewer"),
     _svc("recommendations", "GET", "/recommendations/history", "viewer"),
     _svc("recommendations", "GET", "/recommendations/ledger/verify", "viewer"),
+    _svc("recommendations", "GET", "/recommendations/track-record", "viewer"),
     _svc("recommendations", "GET", "/recommendations/runs", "viewer"),
     _svc("recommendations", "POST", "/recommendations/runs", "analyst"),
     _svc("recommendations", "GET", "/recommendations/runs/{run_id}", "viewer"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
@@ -204,3 +205,48 @@ async def test_on_demand_runs_need_an_analyst_and_a_free_day(
     assert bad.status_code == 422
     listing = await one.client.get("/api/v1/recommendations/runs", headers=one.token())
     assert run["id"] in {r["id"] for r in listing.json()["items"]}
+
+
+async def test_the_walk_forward_backfill_fills_the_past_once_and_labelled(
+    replicas: tuple[InProcessApp, InProcessApp], runs_infra: TestInfra
+) -> None:
+    one, _ = replicas
+    runner = one.app.state.resources.extras["runner"]
+    published = await runner.backfill(years=2)
+    assert published >= 6  # two years of sessions: the month-ends after the first 260
+    assert await runner.backfill(years=2) == 0  # again: every month-end has its run
+    conn = await open_connection(runs_infra.admin_url)
+    try:
+        runs = await conn.fetch(
+            "SELECT trading_day, kind, status, calibration FROM recommendations.runs"
+            " WHERE hypothetical ORDER BY trading_day"
+        )
+        calendar = [
+            r["day"]
+            for r in await conn.fetch("SELECT DISTINCT day FROM market.daily_bars ORDER BY day")
+        ]
+        live_calls_hypothetical = await conn.fetchval(
+            "SELECT count(*) FROM recommendations.recommendations r"
+            " JOIN recommendations.runs u ON u.id = r.run_id"
+            " WHERE u.hypothetical <> r.hypothetical"
+        )
+    finally:
+        await conn.close()
+    assert len(runs) == published
+    assert {(r["kind"], r["status"]) for r in runs} == {("backfill", "completed")}
+    days = [r["trading_day"] for r in runs]
+    # Month-ends of market's calendar: the next session is in another month.
+    following = dict(itertools.pairwise(calendar))
+    assert all(following[d].month != d.month for d in days)
+    assert runs[0]["calibration"] == {}  # nothing had matured yet: the prior
+    assert live_calls_hypothetical == 0
+    record = await one.client.get("/api/v1/recommendations/track-record", headers=one.token())
+    body = record.json()
+    assert body["hypothetical"]["calls"] >= (published - 1) * UNIVERSE * 0.8
+    assert body["hypothetical"]["first_as_of"] == days[0].isoformat()
+    history = await one.client.get(
+        "/api/v1/recommendations/history",
+        params={"hypothetical": "true", "limit": 5},
+        headers=one.token(),
+    )
+    assert all("HYPOTHETICAL" in i["methodology_disclosure"] for i in history.json()["items"])

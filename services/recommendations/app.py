@@ -43,6 +43,7 @@ def runs(settings: RecommendationsSettings) -> Extension:
             resources.bus,
             retry_seconds=settings.run_retry_seconds,
             catch_up=settings.catch_up_run,
+            backfill_years=settings.backfill_years,
         )
         resources.extras["runner"] = runner
         await triggers.start()

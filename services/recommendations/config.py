@@ -14,6 +14,9 @@ class RecommendationsSettings(ServiceSettings):
     # Runs: after each market.eod.completed, on POST /runs, and once at start-up when the
     # latest session with data has no run (off: only events and requests start runs).
     catch_up_run: bool = True
+    # Years of month-ends the walk-forward backtest fills (hypothetical runs) after the
+    # start-up catch-up, where the stored history allows; 0: no backfill.
+    backfill_years: int = Field(default=10, ge=0, le=30)
     # Seconds between attempts while market (its stream, its replies) is not there yet.
     run_retry_seconds: float = Field(default=30.0, gt=0)
     # market.rpc.history: tickers per request chain, and chains in flight at once.

@@ -13,6 +13,7 @@ import orjson
 
 from services.recommendations.domain.calls import Action, Recommendation, RunRecord
 from services.recommendations.domain.ledger import GENESIS, Link
+from services.recommendations.domain.track_record import Judged, Outcome, Pending
 
 # Serialises appends to the ledger: each run's rows are chained after the last one.
 _LEDGER_LOCK = 0x7265636C6564  # "recled"
@@ -383,3 +384,140 @@ async def list_run_recommendations(
         *args,
     )
     return [_recommendation(row) for row in rows]
+
+
+# --- history --------------------------------------------------------------------------
+
+
+async def history(
+    conn: asyncpg.Connection,
+    *,
+    limit: int,
+    after: tuple[date, int] | None,
+    ticker: str | None,
+    action: Action | None,
+    since: date | None,
+    until: date | None,
+    run_id: UUID | None,
+    model_version: str | None,
+    hypothetical: bool | None,
+) -> list[Recommendation]:
+    """Published calls, newest as-of first (ledger order within a day), after the keyset
+    position ``(as_of, seq)``."""
+    conditions = ["TRUE"]
+    args: list[Any] = []
+    if after is not None:
+        args.extend(after)
+        conditions.append(f"(as_of, seq) < (${len(args) - 1}, ${len(args)})")
+    for clause, value in (
+        ("ticker = ${}", ticker),
+        ("action = ${}", action.value if action else None),
+        ("as_of >= ${}", since),
+        ("as_of <= ${}", until),
+        ("run_id = ${}", run_id),
+        ("model_version = ${}", model_version),
+        ("hypothetical = ${}", hypothetical),
+    ):
+        if value is not None:
+            args.append(value)
+            conditions.append(clause.format(len(args)))
+    args.append(limit)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM recommendations WHERE {' AND '.join(conditions)}"
+        f" ORDER BY as_of DESC, seq DESC LIMIT ${len(args)}",
+        *args,
+    )
+    return [_recommendation(row) for row in rows]
+
+
+# --- outcomes and the track record ----------------------------------------------------
+
+
+async def pending_outcomes(conn: asyncpg.Connection, *, since: date, until: date) -> list[Pending]:
+    """Calls as of ``since``..``until`` without an outcome."""
+    rows = await conn.fetch(
+        "SELECT r.id, r.ticker, r.as_of, r.action, r.horizon_days,"
+        " (SELECT (f ->> 'value')::float8 FROM jsonb_array_elements(r.factors) f"
+        "  WHERE f ->> 'key' = 'volatility_63d') AS volatility"
+        " FROM recommendations r LEFT JOIN outcomes o ON o.recommendation_id = r.id"
+        " WHERE o.recommendation_id IS NULL AND r.as_of BETWEEN $1 AND $2",
+        since,
+        until,
+    )
+    return [
+        Pending(
+            recommendation_id=r["id"],
+            ticker=r["ticker"],
+            as_of=r["as_of"],
+            action=Action(r["action"]),
+            horizon_days=r["horizon_days"],
+            volatility=r["volatility"],
+        )
+        for r in rows
+    ]
+
+
+async def insert_outcomes(conn: asyncpg.Connection, rows: Sequence[Outcome]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        "INSERT INTO outcomes (recommendation_id, matured_on, realised_return,"
+        " benchmark_return, excess_return, hit, benchmark)"
+        " SELECT * FROM unnest($1::uuid[], $2::date[], $3::float8[], $4::float8[],"
+        " $5::float8[], $6::bool[], $7::text[]) ON CONFLICT (recommendation_id) DO NOTHING",
+        [r.recommendation_id for r in rows],
+        [r.matured_on for r in rows],
+        [r.realised_return for r in rows],
+        [r.benchmark_return for r in rows],
+        [r.excess_return for r in rows],
+        [r.hit for r in rows],
+        [r.benchmark for r in rows],
+    )
+
+
+async def matured_calls(
+    conn: asyncpg.Connection, *, matured_by: date | None = None
+) -> list[tuple[Action, float, bool, str]]:
+    """(action, score, hit, model version) of every judged call (matured by a date)."""
+    rows = await conn.fetch(
+        "SELECT r.action, r.score, o.hit, r.model_version FROM outcomes o"
+        " JOIN recommendations r ON r.id = o.recommendation_id"
+        " WHERE $1::date IS NULL OR o.matured_on <= $1",
+        matured_by,
+    )
+    return [(Action(r["action"]), r["score"], r["hit"], r["model_version"]) for r in rows]
+
+
+async def judged(
+    conn: asyncpg.Connection, *, hypothetical: bool, model_version: str | None
+) -> list[Judged]:
+    rows = await conn.fetch(
+        "SELECT r.as_of, r.action, r.confidence::float8 AS confidence, r.score, r.sector,"
+        " r.model_version, o.realised_return, o.excess_return, o.hit"
+        " FROM outcomes o JOIN recommendations r ON r.id = o.recommendation_id"
+        " WHERE r.hypothetical = $1 AND ($2::text IS NULL OR r.model_version = $2)"
+        " ORDER BY r.as_of, r.seq",
+        hypothetical,
+        model_version,
+    )
+    return [
+        Judged(
+            as_of=r["as_of"],
+            action=Action(r["action"]),
+            confidence=r["confidence"],
+            score=r["score"],
+            sector=r["sector"],
+            model_version=r["model_version"],
+            realised_return=r["realised_return"],
+            excess_return=r["excess_return"],
+            hit=r["hit"],
+        )
+        for r in rows
+    ]
+
+
+async def hypothetical_days(conn: asyncpg.Connection) -> set[date]:
+    rows = await conn.fetch(
+        "SELECT trading_day FROM runs WHERE hypothetical AND status <> 'failed'"
+    )
+    return {r["trading_day"] for r in rows}

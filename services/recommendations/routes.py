@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -9,8 +10,10 @@ from fastapi import APIRouter, Query
 
 from services.recommendations import service
 from services.recommendations.domain import spec as s
+from services.recommendations.domain import track_record as tr
 from services.recommendations.domain.calls import Action
 from services.recommendations.schemas import (
+    HistoryPage,
     LedgerBreak,
     LedgerVerification,
     RecommendationPage,
@@ -19,6 +22,7 @@ from services.recommendations.schemas import (
     RunPage,
     RunRequest,
     RunResponse,
+    TrackRecordResponse,
 )
 from shared.deps import Analyst, DbConn, Viewer
 from shared.errors import error_responses
@@ -60,6 +64,62 @@ async def list_recommendations(
         as_of=run.trading_day if run else None,
         items=[RecommendationResponse.of(r) for r in rows],
         next_cursor=next_cursor,
+    )
+
+
+@router.get(
+    "/recommendations/history",
+    response_model=HistoryPage,
+    responses=error_responses(401, 403, 422),
+)
+async def history(
+    conn: DbConn,
+    _: Viewer,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    ticker: Ticker = None,
+    action: Action | None = None,
+    since: Annotated[date | None, Query(alias="from")] = None,
+    until: Annotated[date | None, Query(alias="to")] = None,
+    run_id: UUID | None = None,
+    model_version: Annotated[str | None, Query(max_length=32)] = None,
+    hypothetical: bool | None = None,
+) -> HistoryPage:
+    """Every published call, newest as-of date first: by ticker, action, as-of range
+    (``from``/``to``), run, model version, live or hypothetical."""
+    rows, next_cursor = await service.history(
+        conn,
+        limit=limit,
+        cursor=cursor,
+        ticker=ticker,
+        action=action,
+        since=since,
+        until=until,
+        run_id=run_id,
+        model_version=model_version,
+        hypothetical=hypothetical,
+    )
+    return HistoryPage(items=[RecommendationResponse.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/recommendations/track-record",
+    response_model=TrackRecordResponse,
+    responses=error_responses(401, 403, 422),
+)
+async def track_record(
+    conn: DbConn,
+    _: Viewer,
+    model_version: Annotated[str | None, Query(max_length=32)] = None,
+) -> TrackRecordResponse:
+    """How every call whose horizon has passed did: live and hypothetical apart."""
+    record = await service.track_record_of(conn, model_version=model_version)
+    return TrackRecordResponse(
+        live=record["live"],
+        hypothetical=record["hypothetical"],
+        benchmark=tr.BENCHMARK,
+        hit_rules=tr.HIT_RULES,
+        methodology=tr.METHODOLOGY,
     )
 
 

@@ -29,9 +29,11 @@ from uuid import UUID
 import asyncpg
 
 from services.recommendations import events, repository, service
-from services.recommendations.domain import publication
+from services.recommendations.domain import publication, track_record
 from services.recommendations.domain import spec as s
-from services.recommendations.domain.calibration import Calibration
+from services.recommendations.domain.calibration import Calibration, fit_calibration
+from services.recommendations.domain.factors import Panel
+from services.recommendations.domain.inputs import month_ends
 from services.recommendations.market_inputs import (
     EOD_COMPLETED,
     EOD_STREAM,
@@ -91,7 +93,7 @@ class Runner:
                 )
                 timings.update({f"inputs_{k}": v for k, v in report.seconds.items()})
                 as_of = trading_day or panel.sessions[-1].astype(object)
-                calibration = Calibration()
+                calibration = await self._calibration(matured_by=as_of)
                 mark = time.perf_counter()
                 calls = await asyncio.to_thread(
                     publication.calls_for_ledger, panel, as_of, self._spec, calibration
@@ -124,6 +126,7 @@ class Runner:
                 await self._record_failure(run_id, kind, trading_day, requested_by, exc, timings)
                 raise
         if published is not None:
+            await self._judge(panel)
             logger.info(
                 "run %s as of %s: %d calls, %d changed, %.2f s",
                 run_id,
@@ -133,6 +136,64 @@ class Runner:
                 timings["total"],
             )
         return published
+
+    async def _calibration(self, *, matured_by: date) -> Calibration:
+        """The confidence map fitted on every call judged by ``matured_by`` (point in time)."""
+        async with acquire(self._pool, timeout=self._acquire_timeout) as conn:
+            matured = await repository.matured_calls(conn, matured_by=matured_by)
+        actions, convictions, hits = track_record.calibration_inputs(matured, s.SPECS)
+        return await asyncio.to_thread(fit_calibration, actions, convictions, hits)
+
+    async def _judge(self, panel: Panel) -> int:
+        """Outcomes of every call whose horizon has passed within ``panel``."""
+        async with acquire(self._pool, timeout=self._acquire_timeout) as conn:
+            return await service.judge(conn, panel)
+
+    async def backfill(self, *, years: int) -> int:
+        """The walk-forward backtest: a hypothetical run at each month-end of the stored
+        history that has none yet, each made from the data up to that day only, with the
+        confidence map fitted on the backtest's own calls matured by then. Returns the
+        runs published."""
+        async with self._lock:
+            panel, _ = await self._inputs.panel(
+                end=datetime.now(UTC).date(), calendar_days=years * 366 + CALENDAR_DAYS
+            )
+            async with acquire(self._pool, timeout=self._acquire_timeout) as conn:
+                done = await repository.hypothetical_days(conn)
+            published = 0
+            for day in month_ends(panel, min_sessions=self._spec.lookback_days):
+                if day in done:
+                    continue
+                calibration = await self._calibration(matured_by=day)
+                calls = await asyncio.to_thread(
+                    publication.calls_for_ledger,
+                    panel,
+                    day,
+                    self._spec,
+                    calibration,
+                    hypothetical=True,
+                )
+                if not calls:
+                    continue
+                async with (
+                    acquire(self._pool, timeout=self._acquire_timeout) as conn,
+                    conn.transaction(),
+                ):
+                    run = await service.publish_run(
+                        conn,
+                        run_id=uuid.uuid4(),
+                        kind="backfill",
+                        calls=calls,
+                        calibration=calibration,
+                        model_version=self._spec.version,
+                        hypothetical=True,
+                        universe=len(panel.tickers),
+                    )
+                if run is not None:
+                    published += 1
+                    await self._judge(panel)
+            logger.info("backfill: %d hypothetical runs published", published)
+            return published
 
     async def _day_taken(self, trading_day: date) -> bool:
         async with acquire(self._pool, timeout=self._acquire_timeout) as conn:
@@ -191,11 +252,20 @@ class RunTriggers:
     """Attaches the runner to its events and catches up at start-up, retrying quietly
     while market (its stream, its replies) is not there yet."""
 
-    def __init__(self, runner: Runner, bus: Bus, *, retry_seconds: float, catch_up: bool) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        bus: Bus,
+        *,
+        retry_seconds: float,
+        catch_up: bool,
+        backfill_years: int = 0,
+    ) -> None:
         self._runner = runner
         self._bus = bus
         self._retry = retry_seconds
         self._catch_up = catch_up
+        self._backfill_years = backfill_years
         self._consumers: list[Consumer[Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -240,13 +310,19 @@ class RunTriggers:
                 await asyncio.sleep(self._retry)
 
     async def _catch_up_loop(self) -> None:
+        """Today's run first (what users read), then the backtest behind it."""
         while True:
             try:
                 await self._runner.catch_up()
-                return
+                break
             except Exception as exc:
                 logger.info("catch-up run not possible yet (%s); retrying", exc)
                 await asyncio.sleep(self._retry)
+        if self._backfill_years:
+            try:
+                await self._runner.backfill(years=self._backfill_years)
+            except Exception:
+                logger.exception("backfill failed; it resumes at the next start")
 
     async def stop(self) -> None:
         for task in self._tasks:

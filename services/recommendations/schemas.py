@@ -147,3 +147,20 @@ class ReplayResponse(BaseModel):
     differences: list[str] = Field(description="published fields on which the replay differs")
     original: RecommendationResponse
     replayed: RecommendationResponse | None
+
+
+class HistoryPage(BaseModel):
+    items: list[RecommendationResponse]
+    next_cursor: str | None
+
+
+class TrackRecordResponse(BaseModel):
+    """Live and hypothetical calls are never pooled (SEC marketing rule)."""
+
+    live: dict[str, Any] = Field(description="calls published at the time")
+    hypothetical: dict[str, Any] = Field(
+        description="walk-forward backtest calls: hypothetical performance, with its limits"
+    )
+    benchmark: str
+    hit_rules: dict[str, str]
+    methodology: str

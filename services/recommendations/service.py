@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from services.recommendations import events, repository
-from services.recommendations.domain import ledger, publication
+from services.recommendations.domain import ledger, publication, track_record
 from services.recommendations.domain.calibration import Calibration
 from services.recommendations.domain.calls import (
     Action,
@@ -27,6 +27,7 @@ from services.recommendations.domain.calls import (
     action_changes,
     chunks,
 )
+from services.recommendations.domain.factors import Panel
 from services.recommendations.domain.model import Call
 from services.recommendations.errors import (
     RecommendationNotFoundError,
@@ -267,6 +268,66 @@ async def latest_recommendations(
             {"run": str(run.id), "sort": sort, "value": value, "ticker": last.ticker}
         )
     return run, rows, next_cursor
+
+
+async def history(
+    conn: asyncpg.Connection,
+    *,
+    limit: int,
+    cursor: str | None,
+    ticker: str | None,
+    action: Action | None,
+    since: date | None,
+    until: date | None,
+    run_id: UUID | None,
+    model_version: str | None,
+    hypothetical: bool | None,
+) -> tuple[list[Recommendation], str | None]:
+    after = None
+    if cursor:
+        position = decode_cursor(cursor, keys=("as_of", "seq"))
+        try:
+            after = (date.fromisoformat(position["as_of"]), int(position["seq"]))
+        except (TypeError, ValueError):
+            raise InvalidCursorError() from None
+    rows = await repository.history(
+        conn,
+        limit=limit + 1,
+        after=after,
+        ticker=ticker,
+        action=action,
+        since=since,
+        until=until,
+        run_id=run_id,
+        model_version=model_version,
+        hypothetical=hypothetical,
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"as_of": rows[-1].as_of.isoformat(), "seq": rows[-1].seq})
+    return rows, next_cursor
+
+
+async def judge(conn: asyncpg.Connection, panel: Panel) -> int:
+    """Record the outcome of every call whose horizon has passed within ``panel``."""
+    first = panel.sessions[0].astype(object)
+    last = panel.sessions[-1].astype(object)
+    pending = await repository.pending_outcomes(conn, since=first, until=last)
+    found = await asyncio.to_thread(track_record.outcomes, panel, pending)
+    await repository.insert_outcomes(conn, found)
+    return len(found)
+
+
+async def track_record_of(
+    conn: asyncpg.Connection, *, model_version: str | None
+) -> dict[str, dict[str, object]]:
+    """The record of every judged call, live and hypothetical apart."""
+    out = {}
+    for name, hypothetical in (("live", False), ("hypothetical", True)):
+        rows = await repository.judged(conn, hypothetical=hypothetical, model_version=model_version)
+        out[name] = await asyncio.to_thread(track_record.record, rows)
+    return out
 
 
 async def get_recommendation(conn: asyncpg.Connection, rec_id: UUID) -> Recommendation:

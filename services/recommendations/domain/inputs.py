@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 
@@ -54,3 +55,13 @@ def build_panel(
         actions=dict(actions or {}),
         sources={t: sources[t] for t in tickers if t in sources},
     )
+
+
+def month_ends(panel: Panel, *, min_sessions: int) -> list[date]:
+    """The last session of each calendar month of ``panel``, once ``min_sessions`` sessions
+    of history precede it (the backtest's call dates). The panel's last month counts only
+    if it is over: its last session is not a month-end yet."""
+    days = panel.sessions
+    months = days.astype("datetime64[M]")
+    last_of_month = np.flatnonzero(months[1:] != months[:-1])
+    return [days[i].astype(object) for i in last_of_month if i + 1 >= min_sessions]
