@@ -36,6 +36,7 @@ async def runs_infra(infra: TestInfra) -> AsyncIterator[TestInfra]:
         database=database,
         admin_url=with_database(infra.admin_server_url, database),
         nats_prefix=f"{infra.nats_prefix}x",
+        redis_prefix=f"{infra.redis_prefix}runs:",
     )
     try:
         for part in (MARKET, RECOMMENDATIONS):
@@ -134,6 +135,11 @@ async def test_one_run_per_trading_day_under_redelivery_and_two_replicas(
     replicas: tuple[InProcessApp, InProcessApp], runs_infra: TestInfra
 ) -> None:
     day = (await sessions(runs_infra))[0]
+    one, _ = replicas
+    before = await one.client.get(
+        "/api/v1/recommendations", params={"limit": 1}, headers=one.token()
+    )
+    assert before.json() == {"run_id": None, "as_of": None, "items": [], "next_cursor": None}
     bus = await connect_bus(runs_infra.nats_url, name="test-market", prefix=runs_infra.nats_prefix)
     try:
         payload = market_events.EodCompleted(
@@ -161,7 +167,7 @@ async def test_one_run_per_trading_day_under_redelivery_and_two_replicas(
     assert [(r["status"], r["kind"]) for r in runs] == [("completed", "scheduled")]
     assert runs[0]["calls"] >= UNIVERSE * 0.9  # the universe as the feed showed it
 
-    one, _ = replicas
+    # The cached (empty) list was dropped when the run was published.
     listed = await one.client.get(
         "/api/v1/recommendations", params={"limit": 1}, headers=one.token()
     )

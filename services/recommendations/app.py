@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from services.recommendations import events
 from services.recommendations.config import RecommendationsSettings
 from services.recommendations.market_inputs import MarketInputs
-from services.recommendations.routes import router
+from services.recommendations.routes import LATEST_TAG, router
 from services.recommendations.runner import Runner, RunTriggers
+from shared.cache import ResponseCache
 from shared.db import Migration, load_migrations
 from shared.runtime import Extension, Resources, create_part_app, outbox_relay
 
@@ -37,7 +38,14 @@ def runs(settings: RecommendationsSettings) -> Extension:
             concurrency=settings.history_concurrency,
             timeout=settings.history_timeout_seconds,
         )
-        runner = Runner(resources.pool, resources.bus, inputs)
+        cache = ResponseCache(resources.redis, namespace="recommendations:http", local_ttl=1.0)
+        app.state.list_cache = cache
+
+        async def published() -> None:
+            # Other replicas' in-process copies expire within the cache's local TTL (1 s).
+            await cache.invalidate(LATEST_TAG)
+
+        runner = Runner(resources.pool, resources.bus, inputs, on_published=published)
         triggers = RunTriggers(
             runner,
             resources.bus,

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from services.recommendations import service
 from services.recommendations.domain import spec as s
@@ -24,6 +24,7 @@ from services.recommendations.schemas import (
     RunResponse,
     TrackRecordResponse,
 )
+from shared.cache import CachedBody, ResponseCache, cached_response
 from shared.deps import Analyst, DbConn, Viewer
 from shared.errors import error_responses
 
@@ -32,12 +33,17 @@ router = APIRouter(prefix="/api/v1", tags=["recommendations"])
 Ticker = Annotated[str | None, Query(pattern=r"^[A-Z]{1,5}([.-][A-Z])?$")]
 
 
+LIST_TTL_SECONDS = 60.0
+LATEST_TAG = "latest"
+
+
 @router.get(
     "/recommendations",
     response_model=RecommendationPage,
     responses=error_responses(401, 403, 422),
 )
 async def list_recommendations(
+    request: Request,
     conn: DbConn,
     _: Viewer,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -47,24 +53,33 @@ async def list_recommendations(
     sector: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     sort: Literal["score", "confidence"] = "score",
-) -> RecommendationPage:
-    """The latest run's calls, best score (or confidence) first, with their disclosures."""
-    run, rows, next_cursor = await service.latest_recommendations(
-        conn,
-        limit=limit,
-        cursor=cursor,
-        action=action,
-        ticker=ticker,
-        sector=sector,
-        min_confidence=min_confidence,
-        sort=sort,
-    )
-    return RecommendationPage(
-        run_id=run.id if run else None,
-        as_of=run.trading_day if run else None,
-        items=[RecommendationResponse.of(r) for r in rows],
-        next_cursor=next_cursor,
-    )
+) -> Response:
+    """The latest run's calls, best score (or confidence) first, with their disclosures.
+    Cached (Redis, shared by replicas) until the next run, at most a minute."""
+
+    async def build() -> CachedBody:
+        run, rows, next_cursor = await service.latest_recommendations(
+            conn,
+            limit=limit,
+            cursor=cursor,
+            action=action,
+            ticker=ticker,
+            sector=sector,
+            min_confidence=min_confidence,
+            sort=sort,
+        )
+        page = RecommendationPage(
+            run_id=run.id if run else None,
+            as_of=run.trading_day if run else None,
+            items=[RecommendationResponse.of(r) for r in rows],
+            next_cursor=next_cursor,
+        )
+        return CachedBody.build(page.model_dump_json().encode())
+
+    cache: ResponseCache = request.app.state.list_cache
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    body = await cache.get_or_build(f"list?{query}", LIST_TTL_SECONDS, build, tags=(LATEST_TAG,))
+    return cached_response(request, body)
 
 
 @router.get(

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -61,6 +62,7 @@ class Runner:
         *,
         spec: s.ModelSpec = s.CURRENT,
         acquire_timeout: float = 30.0,
+        on_published: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
         self._bus = bus
@@ -68,6 +70,7 @@ class Runner:
         self._spec = spec
         self._acquire_timeout = acquire_timeout
         self._lock = asyncio.Lock()  # one run at a time in this process
+        self._on_published = on_published
 
     async def run(
         self,
@@ -126,6 +129,8 @@ class Runner:
                 await self._record_failure(run_id, kind, trading_day, requested_by, exc, timings)
                 raise
         if published is not None:
+            if self._on_published is not None:
+                await self._on_published()
             await self._judge(panel)
             logger.info(
                 "run %s as of %s: %d calls, %d changed, %.2f s",

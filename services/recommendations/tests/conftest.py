@@ -29,6 +29,7 @@ async def ledger_infra(infra: TestInfra) -> AsyncIterator[TestInfra]:
         database=database,
         admin_url=with_database(infra.admin_server_url, database),
         nats_prefix=f"{infra.nats_prefix}r",
+        redis_prefix=f"{infra.redis_prefix}rec:",
     )
     try:
         await ensure_service_schema(

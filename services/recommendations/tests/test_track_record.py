@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import uuid
+import warnings
 from datetime import date, timedelta
 
 import numpy as np
@@ -181,3 +182,40 @@ def test_month_ends_and_a_panel_from_series() -> None:
     assert np.isnan(p.closes[1, 0]) and p.closes[1, 1] == 7
     assert month_ends(p, min_sessions=1) == [date(2024, 1, 31), date(2024, 2, 29)]
     assert month_ends(p, min_sessions=3) == [date(2024, 2, 29)]
+
+
+def test_ic_and_quantile_returns_agree_with_alphalens_reloaded() -> None:
+    """alphalens-reloaded (a dev-only dependency, as TA-Lib is for indicators) computes
+    the same IC and quintile returns from the same calls."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import alphalens.performance as al_perf
+        import alphalens.utils as al_utils
+
+    rng = np.random.default_rng(21)
+    rows = []
+    for k in range(10):
+        day = date(2023, 1, 2) + timedelta(days=31 * k)
+        scores = rng.normal(size=40)
+        excess = 0.03 * scores + rng.normal(0, 0.05, 40)
+        rows += [judged(day, float(a), float(b)) for a, b in zip(scores, excess, strict=True)]
+    ours = information_coefficient(rows)
+
+    index = pd.MultiIndex.from_tuples(
+        [(pd.Timestamp(r.as_of), f"A{i % 40}") for i, r in enumerate(rows)],
+        names=["date", "asset"],
+    )
+    factor_data = pd.DataFrame(
+        {"21D": [r.excess_return for r in rows], "factor": [r.score for r in rows]},
+        index=index,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        factor_data["factor_quantile"] = al_utils.quantize_factor(factor_data, quantiles=5)
+        ic = al_perf.factor_information_coefficient(factor_data)
+        by_date, _ = al_perf.mean_return_by_quantile(factor_data, by_date=True, demeaned=False)
+    assert ours["mean"] == pytest.approx(float(ic["21D"].mean()), abs=1e-6)
+    assert ours["std"] == pytest.approx(float(ic["21D"].std()), abs=1e-6)
+    theirs = by_date["21D"].groupby(level="factor_quantile").mean()
+    for q, value in theirs.items():
+        assert ours["quantile_mean_excess_return"][str(int(q))] == pytest.approx(value, abs=1e-6)
