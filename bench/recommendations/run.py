@@ -1,6 +1,7 @@
 """The recommendations benchmark: a whole-universe run, inputs over NATS included.
 
     .venv/bin/python bench/recommendations/run.py [--size 6000] [--years 2] [--runs 3]
+        [--backfill-years N]
 
 Creates ``bourse_bench_rec_<id>`` with the market and recommendations schemas, lets the
 real market service (in this process) load a simulated universe of ``--size`` securities,
@@ -124,26 +125,72 @@ async def bench(infra: TestInfra, args: argparse.Namespace) -> None:
             sub = await bus.serve(UNIVERSE_RPC, UniverseRequest, universe)
             runner = Runner(resources.pool, bus, MarketInputs(bus))
             walls = []
-            for i in range(args.runs):
+            last_run = None
+            for _ in range(args.runs):
+                if last_run is not None:  # free the day again (superuser, runs table only)
+                    await admin.execute(
+                        "UPDATE recommendations.runs SET status = 'failed', error = 'bench'"
+                        " WHERE id = $1",
+                        last_run,
+                    )
                 t0 = time.perf_counter()
                 published = await runner.run(kind="on_demand")
                 wall = time.perf_counter() - t0
                 walls.append(wall)
                 assert published is not None
+                last_run = published.run.id
                 say(
-                    f"run {i + 1}: {len(published.recommendations):,} calls in {wall:.2f} s;"
+                    f"run {len(walls)}: {len(published.recommendations):,} calls in {wall:.2f} s;"
                     f" phases {dict(published.run.timings)}"
                 )
-                await admin.execute(
-                    "UPDATE recommendations.runs SET status = 'failed', error = 'bench'"
-                    " WHERE id = $1",
-                    published.run.id,
-                )
-            await sub.unsubscribe()
             say(
                 f"full run wall: median {statistics.median(walls):.2f} s,"
                 f" min {min(walls):.2f} s over {len(walls)} runs (goal <= 10 s)"
             )
+
+            headers = rec.token()
+            first = time.perf_counter()
+            response = await rec.client.get("/api/v1/recommendations", headers=headers)
+            miss = time.perf_counter() - first
+            assert response.status_code == 200 and response.json()["items"]
+            samples = []
+            for _ in range(500):
+                t0 = time.perf_counter()
+                response = await rec.client.get("/api/v1/recommendations", headers=headers)
+                samples.append(time.perf_counter() - t0)
+            samples.sort()
+            say(
+                f"latest list, first page of 50: miss {miss * 1000:.1f} ms; cached (in-process"
+                f" ASGI, token check included) p50 {samples[250] * 1000:.2f} ms,"
+                f" p99 {samples[495] * 1000:.2f} ms (goal <= 5 ms)"
+            )
+
+            if args.backfill_years:
+                t0 = time.perf_counter()
+                count = await runner.backfill(years=args.backfill_years)
+                say(
+                    f"backfill: {count} month-end runs over {args.backfill_years} years in"
+                    f" {time.perf_counter() - t0:.0f} s (goal: 10 years <= 300 s)"
+                )
+                record = (
+                    await rec.client.get("/api/v1/recommendations/track-record", headers=headers)
+                ).json()
+                for part in ("live", "hypothetical"):
+                    body = record[part]
+                    if not body.get("calls"):
+                        say(f"track record, {part}: no matured calls")
+                        continue
+                    actions = {
+                        a: (g["calls"], g["hit_rate"], g["mean_excess_return"])
+                        for a, g in body["by_action"].items()
+                    }
+                    say(
+                        f"track record, {part}: {body['calls']:,} calls, hit rate"
+                        f" {body['hit_rate']:.3f}, Brier {body['brier_score']:.4f}, IC mean"
+                        f" {body['information_coefficient']['mean']}; by action (calls, hit"
+                        f" rate, mean excess) {actions}"
+                    )
+            await sub.unsubscribe()
 
             inputs = MarketInputs(bus)
             t0 = time.perf_counter()
@@ -184,4 +231,5 @@ if __name__ == "__main__":
     parser.add_argument("--years", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--feed-rate", type=float, default=2000.0)
+    parser.add_argument("--backfill-years", type=int, default=0)
     asyncio.run(main(parser.parse_args()))

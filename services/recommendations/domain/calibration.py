@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -107,7 +108,7 @@ class Calibration:
             text += f" {', '.join(unfitted)} calls use the documented prior until enough mature."
         return text
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, dict[str, Any]]:
         return {
             a.value: {"xs": list(c.xs), "ys": list(c.ys), "matured": c.matured}
             for a, c in self.curves.items()

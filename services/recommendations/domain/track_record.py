@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -206,7 +207,7 @@ def spearman(a: FloatArray, b: FloatArray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def information_coefficient(rows: Iterable[Judged]) -> dict[str, object]:
+def information_coefficient(rows: Iterable[Judged]) -> dict[str, Any]:
     by_day: dict[date, list[Judged]] = defaultdict(list)
     for r in rows:
         by_day[r.as_of].append(r)
@@ -243,7 +244,7 @@ def information_coefficient(rows: Iterable[Judged]) -> dict[str, object]:
     }
 
 
-def record(rows: Sequence[Judged]) -> dict[str, object]:
+def record(rows: Sequence[Judged]) -> dict[str, Any]:
     """Every figure of the track record for one population (live, or hypothetical)."""
     if not rows:
         return {"calls": 0}

@@ -7,6 +7,7 @@ import itertools
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,8 @@ def test_changing_any_field_breaks_the_chain_at_that_row(field: str, value: obje
     rows = published()
     victim = 5
     tampered = list(rows)
-    tampered[victim] = dataclasses.replace(rows[victim], **{field: value})
+    changes: dict[str, Any] = {field: value}
+    tampered[victim] = dataclasses.replace(rows[victim], **changes)
     if tampered[victim].content() == rows[victim].content():
         tampered[victim] = dataclasses.replace(rows[victim], thesis="changed")
     found, _, last, _ = ledger.verify(links(tampered), prev_hash=ledger.GENESIS, prev_seq=0)

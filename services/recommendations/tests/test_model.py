@@ -103,10 +103,12 @@ def test_a_split_does_not_move_the_call_because_inputs_are_adjusted() -> None:
     rng = np.random.default_rng(3)
     base = random_walk(rng) * np.exp(np.linspace(0, 0.4, DAYS))
     before = universe({"SPLT": base})
+    volumes = before.volumes
+    assert volumes is not None
     adjusted = dataclasses.replace(
         before,
         closes=np.vstack([before.closes[:-1], base * 0.5]),
-        volumes=np.vstack([before.volumes[:-1], before.volumes[-1] * 2]),  # type: ignore[index]
+        volumes=np.vstack([volumes[:-1], volumes[-1] * 2]),
     )
     raw = base.copy()
     raw[300:] *= 0.5
@@ -213,7 +215,8 @@ def test_risk_factors_follow_the_rules() -> None:
     depth = round((1 - 0.5 * 1.001**59) * 100)  # the peak is 59 sessions before as_of
     assert f"Deep drawdown: {depth}% below" in crash_risks
     assert f"Recent split (ex-date {(AS_OF - timedelta(days=5)).isoformat()})" in crash_risks
-    thin = dataclasses.replace(panel, volumes=panel.volumes / 1000)  # type: ignore[operator]
+    assert panel.volumes is not None
+    thin = dataclasses.replace(panel, volumes=panel.volumes * 0.001)
     _, thin_calls = run_model(thin, AS_OF, SPEC, Calibration())
     assert any(r.startswith("Thin liquidity") for r in call_of(thin_calls, "WILD").risk_factors)
     _, blind = run_model(dataclasses.replace(panel, volumes=None), AS_OF, SPEC, Calibration())

@@ -19,6 +19,7 @@ from services.recommendations.domain import publication
 from services.recommendations.domain import spec as s
 from services.recommendations.domain.calibration import Calibration
 from services.recommendations.domain.factors import Panel
+from services.recommendations.schemas import RecommendationPage
 from shared.db.pool import open_connection
 from tests.infra import TestInfra
 from tests.inprocess import InProcessApp, running_app
@@ -102,7 +103,7 @@ async def get(app: InProcessApp, path: str, **params: Any) -> Any:
     return response.json()
 
 
-CONTRACT = {
+CONTRACT: dict[str, type | tuple[type, ...]] = {
     "ticker": str,
     "action": str,
     "confidence": float,
@@ -165,9 +166,11 @@ async def test_the_list_is_the_latest_run_in_the_contract(
 ) -> None:
     _, latest = runs
     body = await get(recommendations, "/recommendations", limit=500)
-    assert (
-        body["run_id"] == str(latest.run.id) and body["as_of"] == latest.run.trading_day.isoformat()
-    )
+    # The body is pre-encoded and cached: it still is the declared model.
+    RecommendationPage.model_validate(body)
+    assert latest.run.trading_day is not None
+    assert body["run_id"] == str(latest.run.id)
+    assert body["as_of"] == latest.run.trading_day.isoformat()
     assert len(body["items"]) == len(PANEL.tickers) and body["next_cursor"] is None
     for item in body["items"]:
         assert_contract(item)

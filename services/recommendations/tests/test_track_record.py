@@ -149,11 +149,11 @@ def test_the_record_groups_and_scores_confidence() -> None:
     ]
     result = record(rows)
     assert result["calls"] == 3 and result["hit_rate"] == pytest.approx(2 / 3, abs=1e-4)
-    assert result["by_action"]["BUY"]["hit_rate"] == 0.5  # type: ignore[index]
-    assert result["by_action"]["SELL"]["calls"] == 1  # type: ignore[index]
+    assert result["by_action"]["BUY"]["hit_rate"] == 0.5
+    assert result["by_action"]["SELL"]["calls"] == 1
     brier = ((0.8 - 1) ** 2 + (0.6 - 0) ** 2 + (0.7 - 1) ** 2) / 3
     assert result["brier_score"] == pytest.approx(brier, abs=1e-6)
-    buckets = {b["bucket"]: b for b in result["reliability"]}  # type: ignore[attr-defined]
+    buckets = {b["bucket"]: b for b in result["reliability"]}
     assert buckets["0.80-1.00"]["observed_hit_rate"] == 1.0
     assert record([]) == {"calls": 0}
 
