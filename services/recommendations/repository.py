@@ -13,7 +13,7 @@ import orjson
 
 from services.recommendations.domain.calls import Action, Recommendation, RunRecord
 from services.recommendations.domain.ledger import GENESIS, Link
-from services.recommendations.domain.track_record import Judged, Outcome, Pending
+from services.recommendations.domain.track_record import Judged, Matured, Outcome, Pending
 
 # Serialises appends to the ledger: each run's rows are chained after the last one.
 _LEDGER_LOCK = 0x7265636C6564  # "recled"
@@ -477,15 +477,18 @@ async def insert_outcomes(conn: asyncpg.Connection, rows: Sequence[Outcome]) -> 
 
 async def matured_calls(
     conn: asyncpg.Connection, *, matured_by: date | None = None
-) -> list[tuple[Action, float, bool, str]]:
-    """(action, score, hit, model version) of every judged call (matured by a date)."""
+) -> list[Matured]:
+    """Every judged call (matured by a date)."""
     rows = await conn.fetch(
-        "SELECT r.action, r.score, o.hit, r.model_version FROM outcomes o"
+        "SELECT r.action, r.score, o.hit, r.model_version, o.matured_on FROM outcomes o"
         " JOIN recommendations r ON r.id = o.recommendation_id"
         " WHERE $1::date IS NULL OR o.matured_on <= $1",
         matured_by,
     )
-    return [(Action(r["action"]), r["score"], r["hit"], r["model_version"]) for r in rows]
+    return [
+        Matured(Action(r["action"]), r["score"], r["hit"], r["model_version"], r["matured_on"])
+        for r in rows
+    ]
 
 
 async def judged(

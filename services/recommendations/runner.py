@@ -165,11 +165,17 @@ class Runner:
             )
             async with acquire(self._pool, timeout=self._acquire_timeout) as conn:
                 done = await repository.hypothetical_days(conn)
+                # Read once, then kept up to date in memory: each month-end fits on the
+                # calls matured by then (point in time), without re-reading the table.
+                matured = await repository.matured_calls(conn)
             published = 0
             for day in month_ends(panel, min_sessions=self._spec.lookback_days):
                 if day in done:
                     continue
-                calibration = await self._calibration(matured_by=day)
+                actions, convictions, hits = track_record.calibration_inputs(
+                    (m for m in matured if m.matured_on <= day), s.SPECS
+                )
+                calibration = await asyncio.to_thread(fit_calibration, actions, convictions, hits)
                 calls = await asyncio.to_thread(
                     publication.calls_for_ledger,
                     panel,
@@ -194,9 +200,22 @@ class Runner:
                         hypothetical=True,
                         universe=len(panel.tickers),
                     )
+                    if run is not None:
+                        found = await service.judge_published(conn, panel, run.recommendations)
+                        by_id = {r.id: r for r in run.recommendations}
+                        matured += [
+                            track_record.Matured(
+                                by_id[o.recommendation_id].action,
+                                by_id[o.recommendation_id].score,
+                                o.hit,
+                                self._spec.version,
+                                o.matured_on,
+                            )
+                            for o in found
+                        ]
                 if run is not None:
                     published += 1
-                    await self._judge(panel)
+            await self._judge(panel)  # anything else the long panel can now judge
             logger.info("backfill: %d hypothetical runs published", published)
             return published
 

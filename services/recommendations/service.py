@@ -319,6 +319,19 @@ async def judge(conn: asyncpg.Connection, panel: Panel) -> int:
     return len(found)
 
 
+async def judge_published(
+    conn: asyncpg.Connection, panel: Panel, rows: Sequence[Recommendation]
+) -> list[track_record.Outcome]:
+    """Record the outcomes of ``rows`` (calls just published) that ``panel`` can judge."""
+    pending = [
+        track_record.pending_of(r.id, r.ticker, r.as_of, r.action, r.horizon_days, r.factors)
+        for r in rows
+    ]
+    found = await asyncio.to_thread(track_record.outcomes, panel, pending)
+    await repository.insert_outcomes(conn, found)
+    return found
+
+
 async def track_record_of(
     conn: asyncpg.Connection, *, model_version: str | None
 ) -> dict[str, dict[str, object]]:

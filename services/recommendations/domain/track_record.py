@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 import numpy.typing as npt
@@ -64,7 +65,7 @@ QUANTILES = 5
 class Pending:
     """A published call still without an outcome."""
 
-    recommendation_id: object
+    recommendation_id: UUID
     ticker: str
     as_of: date
     action: Action
@@ -73,8 +74,32 @@ class Pending:
 
 
 @dataclass(frozen=True)
+class Matured:
+    """A judged call, as the confidence fit reads it."""
+
+    action: Action
+    score: float
+    hit: bool
+    model_version: str
+    matured_on: date
+
+
+def pending_of(
+    recommendation_id: UUID,
+    ticker: str,
+    as_of: date,
+    action: Action,
+    horizon_days: int,
+    factors: Iterable[Mapping[str, Any]],
+) -> Pending:
+    """A published call as :func:`outcomes` reads it (its volatility from its factors)."""
+    volatility = next((f["value"] for f in factors if f["key"] == s.VOLATILITY_63D), None)
+    return Pending(recommendation_id, ticker, as_of, action, horizon_days, volatility)
+
+
+@dataclass(frozen=True)
 class Outcome:
-    recommendation_id: object
+    recommendation_id: UUID
     matured_on: date
     realised_return: float
     benchmark_return: float
@@ -284,16 +309,16 @@ def _by(rows: Sequence[Judged], key: Callable[[Judged], str]) -> dict[str, list[
 
 
 def calibration_inputs(
-    rows: Iterable[tuple[Action, float, bool, str]], specs: Mapping[str, s.ModelSpec]
+    rows: Iterable[Matured], specs: Mapping[str, s.ModelSpec]
 ) -> tuple[list[Action], list[float], list[bool]]:
-    """(action, score, hit, model version) of matured calls -> what the isotonic fit reads:
-    each call's conviction under its own version's bands."""
+    """Matured calls -> what the isotonic fit reads: each call's conviction under its own
+    version's bands."""
     actions, convictions, hits = [], [], []
-    for action, score_value, hit, version in rows:
-        spec = specs.get(version)
+    for row in rows:
+        spec = specs.get(row.model_version)
         if spec is None:
             continue
-        actions.append(action)
-        convictions.append(conviction(action, score_value, spec))
-        hits.append(hit)
+        actions.append(row.action)
+        convictions.append(conviction(row.action, row.score, spec))
+        hits.append(row.hit)
     return actions, convictions, hits

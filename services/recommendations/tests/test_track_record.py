@@ -20,6 +20,7 @@ from services.recommendations.domain.inputs import Series, build_panel, month_en
 from services.recommendations.domain.track_record import (
     BENCHMARK,
     Judged,
+    Matured,
     Pending,
     calibration_inputs,
     information_coefficient,
@@ -159,7 +160,11 @@ def test_the_record_groups_and_scores_confidence() -> None:
 
 
 def test_calibration_reads_conviction_under_the_calls_own_version() -> None:
-    rows = [(Action.BUY, 1.25, True, "mf-1.0"), (Action.HOLD, 0.0, False, "gone-0")]
+    day = date(2024, 1, 2)
+    rows = [
+        Matured(Action.BUY, 1.25, True, "mf-1.0", day),
+        Matured(Action.HOLD, 0.0, False, "gone-0", day),
+    ]
     actions, convictions, hits = calibration_inputs(rows, s.SPECS)
     assert actions == [Action.BUY] and convictions == [pytest.approx(0.5)] and hits == [True]
 
