@@ -39,7 +39,7 @@ def runs(settings: RecommendationsSettings) -> Extension:
             timeout=settings.history_timeout_seconds,
         )
         cache = ResponseCache(resources.redis, namespace="recommendations:http", local_ttl=1.0)
-        app.state.list_cache = cache
+        app.state.read_cache = cache
 
         async def published() -> None:
             # Other replicas' in-process copies expire within the cache's local TTL (1 s).

@@ -34,6 +34,7 @@ Ticker = Annotated[str | None, Query(pattern=r"^[A-Z]{1,5}([.-][A-Z])?$")]
 
 
 LIST_TTL_SECONDS = 60.0
+TRACK_RECORD_TTL_SECONDS = 600.0
 LATEST_TAG = "latest"
 
 
@@ -76,7 +77,7 @@ async def list_recommendations(
         )
         return CachedBody.build(page.model_dump_json().encode())
 
-    cache: ResponseCache = request.app.state.list_cache
+    cache: ResponseCache = request.app.state.read_cache
     query = request.scope.get("query_string", b"").decode("latin-1")
     body = await cache.get_or_build(f"list?{query}", LIST_TTL_SECONDS, build, tags=(LATEST_TAG,))
     return cached_response(request, body)
@@ -123,19 +124,31 @@ async def history(
     responses=error_responses(401, 403, 422),
 )
 async def track_record(
+    request: Request,
     conn: DbConn,
     _: Viewer,
     model_version: Annotated[str | None, Query(max_length=32)] = None,
-) -> TrackRecordResponse:
-    """How every call whose horizon has passed did: live and hypothetical apart."""
-    record = await service.track_record_of(conn, model_version=model_version)
-    return TrackRecordResponse(
-        live=record["live"],
-        hypothetical=record["hypothetical"],
-        benchmark=tr.BENCHMARK,
-        hit_rules=tr.HIT_RULES,
-        methodology=tr.METHODOLOGY,
+) -> Response:
+    """How every call whose horizon has passed did: live and hypothetical apart. Cached
+    like the list (outcomes change only when a run is judged)."""
+
+    async def build() -> CachedBody:
+        record = await service.track_record_of(conn, model_version=model_version)
+        body = TrackRecordResponse(
+            live=record["live"],
+            hypothetical=record["hypothetical"],
+            benchmark=tr.BENCHMARK,
+            hit_rules=tr.HIT_RULES,
+            methodology=tr.METHODOLOGY,
+        )
+        return CachedBody.build(body.model_dump_json().encode())
+
+    cache: ResponseCache = request.app.state.read_cache
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    cached = await cache.get_or_build(
+        f"track-record?{query}", TRACK_RECORD_TTL_SECONDS, build, tags=(LATEST_TAG,)
     )
+    return cached_response(request, cached)
 
 
 @router.post(

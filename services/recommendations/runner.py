@@ -129,9 +129,9 @@ class Runner:
                 await self._record_failure(run_id, kind, trading_day, requested_by, exc, timings)
                 raise
         if published is not None:
-            if self._on_published is not None:
-                await self._on_published()
             await self._judge(panel)
+            if self._on_published is not None:  # after judging: the record changed too
+                await self._on_published()
             logger.info(
                 "run %s as of %s: %d calls, %d changed, %.2f s",
                 run_id,
@@ -216,6 +216,8 @@ class Runner:
                 if run is not None:
                     published += 1
             await self._judge(panel)  # anything else the long panel can now judge
+            if published and self._on_published is not None:
+                await self._on_published()
             logger.info("backfill: %d hypothetical runs published", published)
             return published
 
