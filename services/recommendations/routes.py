@@ -25,7 +25,7 @@ from services.recommendations.schemas import (
     TrackRecordResponse,
 )
 from shared.cache import CachedBody, ResponseCache, cached_response
-from shared.deps import Analyst, DbConn, Viewer
+from shared.deps import Analyst, CursorKeyDep, DbConn, Viewer
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["recommendations"])
@@ -47,6 +47,7 @@ async def list_recommendations(
     request: Request,
     conn: DbConn,
     _: Viewer,
+    cursor_key: CursorKeyDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     action: Action | None = None,
@@ -63,6 +64,7 @@ async def list_recommendations(
             conn,
             limit=limit,
             cursor=cursor,
+            cursor_key=cursor_key,
             action=action,
             ticker=ticker,
             sector=sector,
@@ -91,6 +93,7 @@ async def list_recommendations(
 async def history(
     conn: DbConn,
     _: Viewer,
+    cursor_key: CursorKeyDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     ticker: Ticker = None,
@@ -107,6 +110,7 @@ async def history(
         conn,
         limit=limit,
         cursor=cursor,
+        cursor_key=cursor_key,
         ticker=ticker,
         action=action,
         since=since,
@@ -177,11 +181,14 @@ async def request_run(conn: DbConn, caller: Analyst, body: RunRequest | None = N
 async def list_runs(
     conn: DbConn,
     _: Viewer,
+    cursor_key: CursorKeyDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> RunPage:
     """Runs, newest first, with status, timings and counts."""
-    rows, next_cursor = await service.list_runs(conn, limit=limit, cursor=cursor)
+    rows, next_cursor = await service.list_runs(
+        conn, limit=limit, cursor=cursor, cursor_key=cursor_key
+    )
     return RunPage(items=[RunResponse.of(r) for r in rows], next_cursor=next_cursor)
 
 

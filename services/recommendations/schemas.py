@@ -10,10 +10,11 @@ from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.recommendations.domain.calls import Recommendation, RunRecord
 from services.recommendations.domain.ledger import Break
+from shared.pagination import CursorCodec, CursorPosition
 
 
 class FactorOut(BaseModel):
@@ -164,3 +165,34 @@ class TrackRecordResponse(BaseModel):
     benchmark: str
     hit_rules: dict[str, str]
     methodology: str
+
+
+# --- cursors (one signed codec per list) -------------------------------------------------
+
+
+class LatestPosition(CursorPosition):
+    """Where a page of the latest run ends: the run, the sort, the last value and ticker."""
+
+    run: UUID
+    sort: Literal["score", "confidence"]
+    value: float
+    ticker: str
+
+
+class HistoryPosition(CursorPosition):
+    """Where a page of history ends: the last call's as-of date and ledger position."""
+
+    as_of: date
+    seq: int
+
+
+class RunPosition(CursorPosition):
+    """Where a page of runs ends (newest first): the last run's start and id."""
+
+    started_at: AwareDatetime
+    id: UUID
+
+
+LATEST_CURSOR = CursorCodec("recommendations.latest", LatestPosition)
+HISTORY_CURSOR = CursorCodec("recommendations.history", HistoryPosition)
+RUNS_CURSOR = CursorCodec("recommendations.runs", RunPosition)

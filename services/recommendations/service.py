@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
@@ -34,8 +35,16 @@ from services.recommendations.errors import (
     RunExistsError,
     RunNotFoundError,
 )
+from services.recommendations.schemas import (
+    HISTORY_CURSOR,
+    LATEST_CURSOR,
+    RUNS_CURSOR,
+    HistoryPosition,
+    LatestPosition,
+    RunPosition,
+)
 from shared.messaging import Event, enqueue
-from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from shared.pagination import CursorKey, InvalidCursorError
 
 VERIFY_BATCH = 5000
 
@@ -199,21 +208,18 @@ async def request_run(
 
 
 async def list_runs(
-    conn: asyncpg.Connection, *, limit: int, cursor: str | None
+    conn: asyncpg.Connection, *, limit: int, cursor: str | None, cursor_key: CursorKey
 ) -> tuple[list[RunRecord], str | None]:
     after = None
     if cursor:
-        position = decode_cursor(cursor, keys=("started_at", "id"))
-        try:
-            after = (datetime.fromisoformat(position["started_at"]), UUID(position["id"]))
-        except (TypeError, ValueError):
-            raise InvalidCursorError() from None
+        position = RUNS_CURSOR.decode(cursor_key, cursor)
+        after = (position.started_at, position.id)
     rows = await repository.list_runs(conn, limit=limit + 1, after=after)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor({"started_at": last.started_at.isoformat(), "id": str(last.id)})
+        last = RunPosition(started_at=rows[-1].started_at, id=rows[-1].id)
+        next_cursor = RUNS_CURSOR.encode(cursor_key, last)
     return rows, next_cursor
 
 
@@ -225,11 +231,12 @@ async def latest_recommendations(
     *,
     limit: int,
     cursor: str | None,
+    cursor_key: CursorKey,
     action: Action | None,
     ticker: str | None,
     sector: str | None,
     min_confidence: float | None,
-    sort: str,
+    sort: Literal["score", "confidence"],
 ) -> tuple[RunRecord | None, list[Recommendation], str | None]:
     """The latest live run's calls (the latest hypothetical run's before any live one)."""
     run = await repository.latest_completed_run(conn, hypothetical=False)
@@ -241,13 +248,10 @@ async def latest_recommendations(
         return None, [], None
     after = None
     if cursor:
-        position = decode_cursor(cursor, keys=("run", "sort", "value", "ticker"))
-        if position["run"] != str(run.id) or position["sort"] != sort:
+        position = LATEST_CURSOR.decode(cursor_key, cursor)
+        if position.run != run.id or position.sort != sort:
             raise InvalidCursorError("The cursor belongs to another run or sort; start again.")
-        try:
-            after = (float(position["value"]), str(position["ticker"]))
-        except (TypeError, ValueError):
-            raise InvalidCursorError() from None
+        after = (position.value, position.ticker)
     rows = await repository.list_run_recommendations(
         conn,
         run.id,
@@ -264,8 +268,8 @@ async def latest_recommendations(
         rows = rows[:limit]
         last = rows[-1]
         value = last.score if sort == "score" else float(last.confidence)
-        next_cursor = encode_cursor(
-            {"run": str(run.id), "sort": sort, "value": value, "ticker": last.ticker}
+        next_cursor = LATEST_CURSOR.encode(
+            cursor_key, LatestPosition(run=run.id, sort=sort, value=value, ticker=last.ticker)
         )
     return run, rows, next_cursor
 
@@ -275,6 +279,7 @@ async def history(
     *,
     limit: int,
     cursor: str | None,
+    cursor_key: CursorKey,
     ticker: str | None,
     action: Action | None,
     since: date | None,
@@ -285,11 +290,8 @@ async def history(
 ) -> tuple[list[Recommendation], str | None]:
     after = None
     if cursor:
-        position = decode_cursor(cursor, keys=("as_of", "seq"))
-        try:
-            after = (date.fromisoformat(position["as_of"]), int(position["seq"]))
-        except (TypeError, ValueError):
-            raise InvalidCursorError() from None
+        position = HISTORY_CURSOR.decode(cursor_key, cursor)
+        after = (position.as_of, position.seq)
     rows = await repository.history(
         conn,
         limit=limit + 1,
@@ -305,7 +307,8 @@ async def history(
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor({"as_of": rows[-1].as_of.isoformat(), "seq": rows[-1].seq})
+        last_call = HistoryPosition(as_of=rows[-1].as_of, seq=rows[-1].seq)
+        next_cursor = HISTORY_CURSOR.encode(cursor_key, last_call)
     return rows, next_cursor
 
 
