@@ -224,6 +224,27 @@ async def test_pages_cover_the_run_once(
     assert sorted(seen) == sorted(PANEL.tickers)
 
 
+async def test_a_cursor_of_another_list_is_refused(
+    recommendations: InProcessApp, runs: tuple[service.Published, service.Published]
+) -> None:
+    page = await get(recommendations, "/recommendations/history", limit=1)
+    assert page["next_cursor"]
+    response = await recommendations.client.get(
+        "/api/v1/recommendations",
+        params={"cursor": page["next_cursor"]},
+        headers=recommendations.token(),
+    )
+    assert response.status_code == 422
+    assert response.json()["error_code"] == "INVALID_CURSOR"
+    by_score = await get(recommendations, "/recommendations", limit=1)
+    other_sort = await recommendations.client.get(
+        "/api/v1/recommendations",
+        params={"cursor": by_score["next_cursor"], "sort": "confidence"},
+        headers=recommendations.token(),
+    )
+    assert other_sort.status_code == 422
+
+
 async def test_a_forged_cursor_is_refused(recommendations: InProcessApp) -> None:
     response = await recommendations.client.get(
         "/api/v1/recommendations",
