@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.portfolio.background import idempotency_janitor
 from services.portfolio.config import PortfolioSettings
 from services.portfolio.routes import router
 from shared.db import Migration, load_migrations
@@ -21,12 +22,15 @@ def migrations() -> list[Migration]:
 
 
 def create_app(settings: PortfolioSettings) -> FastAPI:
-    return create_part_app(
+    app = create_part_app(
         name=NAME,
         schema=SCHEMA,
         settings=settings,
         migrations=migrations(),
         routers=[router],
         title="Bourse portfolio service",
-        description="Portfolios, transactions, positions and rebalancing.",
+        description="Portfolios, the transaction ledger, positions and rebalancing.",
+        extensions=[idempotency_janitor()],
     )
+    app.state.market_timeout = settings.market_timeout_seconds
+    return app

@@ -1,5 +1,6 @@
 """Settings of the portfolio service (``PORTFOLIO_*``)."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -9,3 +10,5 @@ class PortfolioSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PORTFOLIO_", extra="ignore", frozen=True)
 
     port: int = 8003
+    # How long a valuation waits for market's quotes before answering without prices.
+    market_timeout_seconds: float = Field(default=2.0, gt=0, le=30)

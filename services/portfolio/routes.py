@@ -1,22 +1,66 @@
-"""HTTP routes of the portfolio service."""
+"""HTTP routes of the portfolio service: thin handlers over :mod:`service`.
+
+``/portfolio...`` is the caller's default portfolio (the API contract's routes);
+``/portfolios/{portfolio_id}...`` any of theirs. Changes answer with the portfolio's new
+``ETag``; a retry with the same ``Idempotency-Key`` gets the stored answer with
+``Idempotent-Replayed: true``.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from uuid import UUID
 
-from services.portfolio import service
-from services.portfolio.schemas import PortfolioCreate, PortfolioList, PortfolioOut
+from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from services.portfolio import domain, service
+from services.portfolio.deps import IdempotencyKey, IfMatch, Market
+from services.portfolio.schemas import (
+    PortfolioCreate,
+    PortfolioOut,
+    PortfolioPage,
+    PortfolioUpdate,
+    PortfolioValuation,
+    PositionCreate,
+    Recorded,
+    ReversalCreate,
+    TransactionCreate,
+    TransactionOut,
+    TransactionPage,
+)
 from shared.deps import DbConn, Viewer
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["portfolio"])
 
+Limit = Query(50, ge=1, le=200)
+Cursor = Query(None, max_length=500)
+_READ = error_responses(401, 403, 404, 422)
+_CHANGE = error_responses(401, 403, 404, 409, 412, 422, 428, 503)
 
-@router.get("/portfolio", response_model=PortfolioList, responses=error_responses(401, 403))
-async def list_portfolios(conn: DbConn, caller: Viewer) -> PortfolioList:
-    """The caller's own portfolios."""
-    portfolios = await service.list_portfolios(conn, caller.subject)
-    return PortfolioList(items=[PortfolioOut.of(p) for p in portfolios])
+
+def _answer(answer: service.Answer) -> JSONResponse:
+    headers = {"ETag": answer.etag} if answer.etag else {}
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+
+
+def _with_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = domain.etag(version)
+
+
+# --- portfolios -----------------------------------------------------------------------
+
+
+@router.get("/portfolio", response_model=PortfolioValuation, responses=_READ)
+async def get_default_portfolio(
+    conn: DbConn, caller: Viewer, market: Market, response: Response
+) -> PortfolioValuation:
+    """The caller's default portfolio (made on first use), valued at live quotes."""
+    valued = await service.valuation(conn, caller.subject, None, market)
+    _with_etag(response, valued.version)
+    return valued
 
 
 @router.post(
@@ -25,6 +69,182 @@ async def list_portfolios(conn: DbConn, caller: Viewer) -> PortfolioList:
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(401, 403, 409, 422),
 )
-async def create_portfolio(conn: DbConn, caller: Viewer, body: PortfolioCreate) -> PortfolioOut:
-    """Create a portfolio owned by the caller."""
-    return PortfolioOut.of(await service.create_portfolio(conn, caller.subject, body))
+async def create_portfolio(
+    conn: DbConn, caller: Viewer, body: PortfolioCreate, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Create a portfolio owned by the caller (opening cash becomes a DEPOSIT)."""
+    idem = service.idempotency(key, "create", "-", body)
+    return _answer(await service.create_portfolio(conn, caller.subject, body, idem))
+
+
+@router.get("/portfolios", response_model=PortfolioPage, responses=_READ)
+async def list_portfolios(
+    conn: DbConn, caller: Viewer, limit: int = Limit, cursor: str | None = Cursor
+) -> PortfolioPage:
+    """The caller's portfolios, oldest first."""
+    items, next_cursor = await service.list_portfolios(
+        conn, caller.subject, cursor=cursor, limit=limit
+    )
+    return PortfolioPage(items=[PortfolioOut.of(p) for p in items], next_cursor=next_cursor)
+
+
+@router.get("/portfolios/{portfolio_id}", response_model=PortfolioValuation, responses=_READ)
+async def get_portfolio(
+    conn: DbConn, caller: Viewer, market: Market, portfolio_id: UUID, response: Response
+) -> PortfolioValuation:
+    """One of the caller's portfolios, valued at live quotes."""
+    valued = await service.valuation(conn, caller.subject, portfolio_id, market)
+    _with_etag(response, valued.version)
+    return valued
+
+
+@router.patch("/portfolios/{portfolio_id}", response_model=PortfolioOut, responses=_CHANGE)
+async def rename_portfolio(
+    conn: DbConn,
+    caller: Viewer,
+    portfolio_id: UUID,
+    body: PortfolioUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> PortfolioOut:
+    """Rename a portfolio (needs ``If-Match``)."""
+    renamed = await service.rename_portfolio(conn, caller.subject, portfolio_id, body, if_match)
+    _with_etag(response, renamed.version)
+    return PortfolioOut.of(renamed)
+
+
+# --- positions and the ledger -----------------------------------------------------------
+
+
+@router.post(
+    "/portfolio/positions",
+    response_model=Recorded,
+    status_code=status.HTTP_201_CREATED,
+    responses=_CHANGE,
+)
+async def add_position(
+    conn: DbConn,
+    caller: Viewer,
+    market: Market,
+    body: PositionCreate,
+    if_match: IfMatch = None,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Buy into the default portfolio at a given price or market's latest quote."""
+    idem = service.idempotency(key, "buy", "default", body)
+    return _answer(await service.buy(conn, caller.subject, None, body, if_match, idem, market))
+
+
+@router.post(
+    "/portfolios/{portfolio_id}/positions",
+    response_model=Recorded,
+    status_code=status.HTTP_201_CREATED,
+    responses=_CHANGE,
+)
+async def add_position_to(
+    conn: DbConn,
+    caller: Viewer,
+    market: Market,
+    portfolio_id: UUID,
+    body: PositionCreate,
+    if_match: IfMatch = None,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Buy into one of the caller's portfolios."""
+    idem = service.idempotency(key, "buy", str(portfolio_id), body)
+    return _answer(
+        await service.buy(conn, caller.subject, portfolio_id, body, if_match, idem, market)
+    )
+
+
+@router.get("/portfolio/transactions", response_model=TransactionPage, responses=_READ)
+async def list_default_transactions(
+    conn: DbConn, caller: Viewer, limit: int = Limit, cursor: str | None = Cursor
+) -> TransactionPage:
+    """The default portfolio's ledger, newest first."""
+    items, next_cursor = await service.list_transactions(
+        conn, caller.subject, None, cursor=cursor, limit=limit
+    )
+    return TransactionPage(items=[TransactionOut.of(e) for e in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/portfolios/{portfolio_id}/transactions", response_model=TransactionPage, responses=_READ
+)
+async def list_transactions(
+    conn: DbConn,
+    caller: Viewer,
+    portfolio_id: UUID,
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+) -> TransactionPage:
+    """A portfolio's ledger, newest first."""
+    items, next_cursor = await service.list_transactions(
+        conn, caller.subject, portfolio_id, cursor=cursor, limit=limit
+    )
+    return TransactionPage(items=[TransactionOut.of(e) for e in items], next_cursor=next_cursor)
+
+
+@router.post(
+    "/portfolio/transactions",
+    response_model=Recorded,
+    status_code=status.HTTP_201_CREATED,
+    responses=_CHANGE,
+)
+async def record_default_transaction(
+    conn: DbConn,
+    caller: Viewer,
+    body: TransactionCreate,
+    if_match: IfMatch = None,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record a BUY, SELL, DEPOSIT, WITHDRAWAL, DIVIDEND, FEE or SPLIT in the default portfolio."""
+    idem = service.idempotency(key, "record", "default", body)
+    return _answer(
+        await service.record_transaction(conn, caller.subject, None, body, if_match, idem)
+    )
+
+
+@router.post(
+    "/portfolios/{portfolio_id}/transactions",
+    response_model=Recorded,
+    status_code=status.HTTP_201_CREATED,
+    responses=_CHANGE,
+)
+async def record_transaction(
+    conn: DbConn,
+    caller: Viewer,
+    portfolio_id: UUID,
+    body: TransactionCreate,
+    if_match: IfMatch = None,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record a transaction in one of the caller's portfolios."""
+    idem = service.idempotency(key, "record", str(portfolio_id), body)
+    return _answer(
+        await service.record_transaction(conn, caller.subject, portfolio_id, body, if_match, idem)
+    )
+
+
+@router.post(
+    "/portfolios/{portfolio_id}/transactions/{transaction_id}/reversal",
+    response_model=Recorded,
+    status_code=status.HTTP_201_CREATED,
+    responses=_CHANGE,
+)
+async def reverse_transaction(
+    conn: DbConn,
+    caller: Viewer,
+    portfolio_id: UUID,
+    transaction_id: UUID,
+    body: ReversalCreate,
+    if_match: IfMatch = None,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Cancel a transaction with a reversing entry (the ledger is never edited)."""
+    idem = service.idempotency(key, "reverse", f"{portfolio_id}/{transaction_id}", body)
+    return _answer(
+        await service.reverse_transaction(
+            conn, caller.subject, portfolio_id, transaction_id, body, if_match, idem
+        )
+    )

@@ -1,22 +1,122 @@
-"""API models of the portfolio service."""
+"""API models of the portfolio service. Money, prices and quantities are exact decimals,
+sent and received as JSON strings (numbers are accepted on input and read exactly)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-from services.portfolio.domain import Portfolio
+from services.portfolio.domain import Entry, Portfolio, Position, ValuedPosition
+
+TICKER_PATTERN = r"^[A-Z]{1,5}([.-][A-Z])?$"
 
 
-class PortfolioCreate(BaseModel):
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _plain(value: Decimal) -> str:
+    """A quantity without trailing zeros or an exponent: ``10``, ``0.5``."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+Ticker = Annotated[str, BeforeValidator(_upper), Field(pattern=TICKER_PATTERN)]
+MoneyIn = Annotated[Decimal, Field(gt=0, max_digits=20, decimal_places=4)]
+FeeAmount = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=4)]
+PriceIn = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=6)]
+QuantityIn = Annotated[Decimal, Field(gt=0, max_digits=28, decimal_places=10)]
+Quantity = Annotated[Decimal, PlainSerializer(_plain, return_type=str)]
+Note = Annotated[str, Field(max_length=500)]
+
+
+class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+
+class PortfolioCreate(_Input):
     name: str = Field(min_length=1, max_length=100)
     base_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    cash: Decimal = Field(default=Decimal("0"), ge=0, max_digits=20, decimal_places=4)
+    cash: Decimal = Field(
+        default=Decimal("0"),
+        ge=0,
+        max_digits=20,
+        decimal_places=4,
+        description="Opening cash, recorded as a DEPOSIT.",
+    )
+
+
+class PortfolioUpdate(_Input):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class PositionCreate(_Input):
+    """A BUY: at ``price`` if given, else at market's latest quote."""
+
+    ticker: Ticker
+    quantity: QuantityIn
+    price: PriceIn | None = None
+    fee: FeeAmount = Decimal("0")
+    executed_at: datetime | None = Field(None, description="Default: now. Not in the future.")
+    note: Note | None = None
+
+
+class TradeIn(_Input):
+    kind: Literal["BUY", "SELL"]
+    ticker: Ticker
+    quantity: QuantityIn
+    price: PriceIn
+    fee: FeeAmount = Decimal("0")
+    executed_at: datetime | None = None
+    note: Note | None = None
+
+
+class CashIn(_Input):
+    kind: Literal["DEPOSIT", "WITHDRAWAL"]
+    amount: MoneyIn
+    executed_at: datetime | None = None
+    note: Note | None = None
+
+
+class DividendIn(_Input):
+    kind: Literal["DIVIDEND"]
+    ticker: Ticker
+    amount: MoneyIn = Field(description="Cash received (net of withholding).")
+    executed_at: datetime | None = None
+    note: Note | None = None
+
+
+class AccountFeeIn(_Input):
+    kind: Literal["FEE"]
+    amount: MoneyIn
+    ticker: Ticker | None = None
+    executed_at: datetime | None = None
+    note: Note | None = None
+
+
+class SplitIn(_Input):
+    kind: Literal["SPLIT"]
+    ticker: Ticker
+    split_to: int = Field(ge=1, le=1_000_000, description="New shares ...")
+    split_from: int = Field(ge=1, le=1_000_000, description="... for this many held.")
+    executed_at: datetime | None = None
+    note: Note | None = None
+
+
+TransactionCreate = Annotated[
+    TradeIn | CashIn | DividendIn | AccountFeeIn | SplitIn, Field(discriminator="kind")
+]
+
+
+class ReversalCreate(_Input):
+    note: Note | None = None
+
+
+# --- outputs ----------------------------------------------------------------------------
 
 
 class PortfolioOut(BaseModel):
@@ -25,6 +125,7 @@ class PortfolioOut(BaseModel):
     base_currency: str
     cash: Decimal
     version: int
+    is_default: bool
     created_at: datetime
 
     @classmethod
@@ -32,5 +133,136 @@ class PortfolioOut(BaseModel):
         return cls.model_validate(portfolio, from_attributes=True)
 
 
-class PortfolioList(BaseModel):
+class PortfolioPage(BaseModel):
     items: list[PortfolioOut]
+    next_cursor: str | None
+
+
+class TransactionOut(BaseModel):
+    id: UUID
+    kind: str
+    executed_at: datetime
+    amount: Decimal = Field(description="Signed effect on cash: in > 0 > out.")
+    ticker: str | None
+    quantity: Quantity | None
+    price: Decimal | None
+    fee: Decimal
+    split_to: int | None
+    split_from: int | None
+    reverses: UUID | None
+    note: str | None
+
+    @classmethod
+    def of(cls, entry: Entry) -> TransactionOut:
+        return cls(
+            id=entry.id,
+            kind=entry.kind.value,
+            executed_at=entry.executed_at,
+            amount=entry.amount,
+            ticker=entry.ticker,
+            quantity=entry.quantity,
+            price=entry.price,
+            fee=entry.fee,
+            split_to=entry.split_to,
+            split_from=entry.split_from,
+            reverses=entry.reverses,
+            note=entry.note,
+        )
+
+
+class TransactionPage(BaseModel):
+    items: list[TransactionOut]
+    next_cursor: str | None
+
+
+class Recorded(BaseModel):
+    """What a change wrote: the ledger row and the portfolio after it."""
+
+    transaction: TransactionOut
+    portfolio: PortfolioOut
+
+
+class LotOut(BaseModel):
+    transaction_id: UUID
+    opened_at: datetime
+    quantity: Quantity
+    cost: Decimal
+
+
+class PositionOut(BaseModel):
+    ticker: str
+    quantity: Quantity
+    average_cost: Decimal | None
+    cost_basis: Decimal
+    price: Decimal | None
+    price_as_of: datetime | None
+    market_value: Decimal | None
+    unrealised_pnl: Decimal | None
+    realised_pnl: Decimal
+    dividends: Decimal
+    weight: Decimal | None = Field(description="Share of total value, a fraction (6 dp).")
+    sector: str | None
+    lots: list[LotOut] = Field(description="FIFO tax lots, oldest first.")
+
+    @classmethod
+    def of(cls, valued: ValuedPosition) -> PositionOut:
+        p, quote = valued.position, valued.quote
+        return cls(
+            ticker=p.ticker,
+            quantity=p.quantity,
+            average_cost=p.average_cost,
+            cost_basis=p.cost_basis,
+            price=quote.price if quote else None,
+            price_as_of=quote.as_of if quote else None,
+            market_value=valued.market_value,
+            unrealised_pnl=valued.unrealised_pnl,
+            realised_pnl=p.realised_pnl,
+            dividends=p.dividends,
+            weight=valued.weight,
+            sector=quote.sector if quote else None,
+            lots=[
+                LotOut(
+                    transaction_id=lot.entry_id,
+                    opened_at=lot.opened_at,
+                    quantity=lot.quantity,
+                    cost=lot.cost,
+                )
+                for lot in p.lots
+            ],
+        )
+
+
+class ClosedPositionOut(BaseModel):
+    ticker: str
+    realised_pnl: Decimal
+    dividends: Decimal
+
+    @classmethod
+    def of(cls, p: Position) -> ClosedPositionOut:
+        return cls(ticker=p.ticker, realised_pnl=p.realised_pnl, dividends=p.dividends)
+
+
+class SectorWeight(BaseModel):
+    sector: str
+    weight: Decimal
+
+
+class PortfolioValuation(PortfolioOut):
+    """A portfolio with its positions valued at market's latest quotes."""
+
+    positions: list[PositionOut]
+    closed_positions: list[ClosedPositionOut]
+    market_value: Decimal = Field(description="Priced positions only.")
+    total_value: Decimal = Field(description="cash + market_value")
+    cost_basis: Decimal
+    unrealised_pnl: Decimal
+    realised_pnl: Decimal
+    dividends: Decimal
+    deposits: Decimal
+    withdrawals: Decimal
+    fees: Decimal = Field(description="FEE entries; trade fees are in cost and proceeds.")
+    cash_weight: Decimal | None
+    sectors: list[SectorWeight]
+    prices_as_of: datetime | None = Field(description="The oldest quote used.")
+    prices_available: bool = Field(description="False when market did not answer.")
+    unpriced: list[str] = Field(description="Open positions without a quote.")

@@ -1,35 +1,462 @@
-"""Use cases of the portfolio service. Every use case is scoped to the caller and takes
-the request's connection (in the transaction the request owns)."""
+"""Use cases of the portfolio service.
+
+Every use case is scoped to the caller (``owner_id``: the token's subject) and takes the
+request's connection, in the transaction the request owns; none opens, commits or ends
+one. Another owner's portfolio is indistinguishable from a missing one (404).
+
+A change to a portfolio (a ledger entry, a rename) runs as:
+
+1. the Idempotency-Key, if given, is claimed first (a retry of a finished request gets the
+   stored response; the same key with a different request is refused);
+2. the portfolio row is locked (``FOR UPDATE``), so changes to one portfolio are
+   serialised and each validates against the last;
+3. ``If-Match`` is checked against the locked version (428 missing, 412 stale);
+4. the whole ledger plus the new entry is replayed by :func:`domain.replay`, which refuses
+   an overdraft or an oversell anywhere in time (a back-dated SELL is checked too);
+5. the row is appended, the materialised cash and the version (the ETag) are updated.
+
+Anything refused raises, and the request's rollback leaves nothing written.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
 
 import asyncpg
+from pydantic import BaseModel
 
-from services.portfolio import repository
-from services.portfolio.domain import Portfolio
-from services.portfolio.errors import PortfolioNameTakenError
-from services.portfolio.schemas import PortfolioCreate
+from services.portfolio import domain, repository
+from services.portfolio.domain import Entry, Kind, LedgerRejected, Portfolio
+from services.portfolio.errors import (
+    IdempotencyKeyReusedError,
+    LedgerRefusedError,
+    MarketUnavailableError,
+    PortfolioNameTakenError,
+    PortfolioNotFoundError,
+    PreconditionRequiredError,
+    TransactionNotFoundError,
+    UnknownTickerError,
+    VersionMismatchError,
+)
+from services.portfolio.market import MarketQuotes
+from services.portfolio.schemas import (
+    AccountFeeIn,
+    CashIn,
+    ClosedPositionOut,
+    DividendIn,
+    PortfolioCreate,
+    PortfolioOut,
+    PortfolioUpdate,
+    PortfolioValuation,
+    PositionCreate,
+    PositionOut,
+    Recorded,
+    ReversalCreate,
+    SectorWeight,
+    SplitIn,
+    TradeIn,
+    TransactionCreate,
+    TransactionOut,
+)
+from shared.errors import ConflictError, ValidationFailedError
+from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+DEFAULT_NAME = "Main"
+# Clocks differ; an entry a few minutes "in the future" is a skewed client, not a forecast.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# For the replay of a new entry before it has its database sequence number: it sorts after
+# every existing entry at the same instant, as the real (larger) number will.
+_UNWRITTEN_SEQ = 2**62
 
 
-async def list_portfolios(conn: asyncpg.Connection, owner_id: str) -> list[Portfolio]:
-    return await repository.list_for_owner(conn, owner_id)
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A request's ``Idempotency-Key`` and the fingerprint of what it asks."""
+
+    key: str
+    fingerprint: str
+
+
+def idempotency(
+    key: str | None, operation: str, target: str, body: BaseModel
+) -> Idempotency | None:
+    """The key with the fingerprint of (operation, target, parsed body); None without a key."""
+    if key is None:
+        return None
+    digest = hashlib.sha256(f"{operation}\n{target}\n{body.model_dump_json()}".encode()).hexdigest()
+    return Idempotency(key, digest)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A change's response, as sent and as stored for a retry with the same key."""
+
+    status: int
+    body: dict[str, Any]
+    etag: str | None
+    replayed: bool = False
+
+
+async def _once(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    idem: Idempotency | None,
+    work: Callable[[], Awaitable[Answer]],
+) -> Answer:
+    if idem is None:
+        return await work()
+    if await repository.claim_idempotency_key(
+        conn, owner_id, idem.key, idem.fingerprint, IDEMPOTENCY_TTL_SECONDS
+    ):
+        answer = await work()
+        await repository.store_response(
+            conn, owner_id, idem.key, answer.status, {"body": answer.body, "etag": answer.etag}
+        )
+        return answer
+    stored = await repository.stored_response(conn, owner_id, idem.key)
+    fingerprint, status, saved = stored if stored is not None else ("", None, None)
+    if status is None or saved is None:
+        # Not reachable through the claim's locking; said plainly if it ever is.
+        raise ConflictError("A request with this Idempotency-Key is still in progress.")
+    if fingerprint != idem.fingerprint:
+        raise IdempotencyKeyReusedError(details={"idempotency_key": idem.key})
+    return Answer(status, saved["body"], saved["etag"], replayed=True)
+
+
+# --- portfolios -----------------------------------------------------------------------
+
+
+async def list_portfolios(
+    conn: asyncpg.Connection, owner_id: str, *, cursor: str | None, limit: int
+) -> tuple[list[Portfolio], str | None]:
+    after = None
+    if cursor:
+        position = decode_cursor(cursor, keys=("at", "id"))
+        try:
+            after = (datetime.fromisoformat(position["at"]), UUID(position["id"]))
+        except (TypeError, ValueError):
+            raise InvalidCursorError() from None
+    items = await repository.list_for_owner(conn, owner_id, after=after, limit=limit + 1)
+    next_cursor = None
+    if len(items) > limit:
+        last = items[limit - 1]
+        next_cursor = encode_cursor({"at": last.created_at.isoformat(), "id": str(last.id)})
+    return items[:limit], next_cursor
+
+
+async def default_portfolio(
+    conn: asyncpg.Connection, owner_id: str, *, lock: bool = False
+) -> Portfolio:
+    """The owner's default portfolio, made on first use: their oldest if they have some,
+    else a new empty one."""
+    found = await repository.get_default(conn, owner_id, lock=lock)
+    if found is not None:
+        return found
+    await repository.lock_owner(conn, owner_id)
+    found = await repository.get_default(conn, owner_id, lock=lock)
+    if found is None:
+        found = await repository.promote_oldest_to_default(conn, owner_id)
+    if found is None:
+        found = await repository.insert(
+            conn,
+            portfolio_id=uuid.uuid4(),
+            owner_id=owner_id,
+            name=DEFAULT_NAME,
+            base_currency="USD",
+            is_default=True,
+        )
+    assert found is not None  # the owner has no portfolio, so the name is free
+    return found
+
+
+async def portfolio(
+    conn: asyncpg.Connection, owner_id: str, portfolio_id: UUID | None, *, lock: bool = False
+) -> Portfolio:
+    """The owner's portfolio ``portfolio_id`` (their default for None); 404 otherwise."""
+    if portfolio_id is None:
+        return await default_portfolio(conn, owner_id, lock=lock)
+    found = await repository.get(conn, owner_id, portfolio_id, lock=lock)
+    if found is None:
+        raise PortfolioNotFoundError(details={"portfolio_id": str(portfolio_id)})
+    return found
 
 
 async def create_portfolio(
-    conn: asyncpg.Connection, owner_id: str, data: PortfolioCreate
+    conn: asyncpg.Connection, owner_id: str, data: PortfolioCreate, idem: Idempotency | None
+) -> Answer:
+    async def work() -> Answer:
+        created = await repository.insert(
+            conn,
+            portfolio_id=uuid.uuid4(),
+            owner_id=owner_id,
+            name=data.name,
+            base_currency=data.base_currency,
+        )
+        if created is None:
+            raise PortfolioNameTakenError(
+                f"You already have a portfolio named {data.name!r}.", details={"name": data.name}
+            )
+        if data.cash > 0:
+            opening = Entry(
+                id=uuid.uuid4(),
+                seq=_UNWRITTEN_SEQ,
+                kind=Kind.DEPOSIT,
+                executed_at=datetime.now(UTC),
+                amount=domain.money(data.cash),
+                note="opening balance",
+            )
+            await repository.append(conn, created.id, opening)
+            created = await repository.set_balance(conn, created.id, opening.amount)
+        return Answer(
+            201, PortfolioOut.of(created).model_dump(mode="json"), domain.etag(created.version)
+        )
+
+    return await _once(conn, owner_id, idem, work)
+
+
+def _check_version(found: Portfolio, if_match: str | None) -> None:
+    if if_match is None:
+        raise PreconditionRequiredError(details={"etag": domain.etag(found.version)})
+    accepted = domain.if_match_versions(if_match)
+    if accepted is not None and found.version not in accepted:
+        raise VersionMismatchError(details={"etag": domain.etag(found.version)})
+
+
+async def rename_portfolio(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID,
+    data: PortfolioUpdate,
+    if_match: str | None,
 ) -> Portfolio:
-    created = await repository.insert(
-        conn,
-        portfolio_id=uuid.uuid4(),
-        owner_id=owner_id,
-        name=data.name,
-        base_currency=data.base_currency,
-        cash=data.cash,
-    )
-    if created is None:
+    found = await portfolio(conn, owner_id, portfolio_id, lock=True)
+    _check_version(found, if_match)
+    renamed = await repository.rename(conn, found.id, data.name)
+    if renamed is None:
         raise PortfolioNameTakenError(
             f"You already have a portfolio named {data.name!r}.", details={"name": data.name}
         )
-    return created
+    return renamed
+
+
+# --- valuation ------------------------------------------------------------------------
+
+
+async def valuation(
+    conn: asyncpg.Connection, owner_id: str, portfolio_id: UUID | None, market: MarketQuotes
+) -> PortfolioValuation:
+    """The portfolio with its open positions at market's latest quotes."""
+    found = await portfolio(conn, owner_id, portfolio_id)
+    ledger = domain.replay(await repository.entries(conn, found.id))
+    book = await market.latest(p.ticker for p in ledger.open_positions())
+    valued = domain.value(ledger, book.quotes)
+    return PortfolioValuation(
+        **PortfolioOut.of(found).model_dump(),
+        positions=[PositionOut.of(v) for v in valued.positions],
+        closed_positions=[
+            ClosedPositionOut.of(p)
+            for p in sorted(ledger.positions.values(), key=lambda p: p.ticker)
+            if p.quantity == 0
+        ],
+        market_value=valued.market_value,
+        total_value=valued.total_value,
+        cost_basis=valued.cost_basis,
+        unrealised_pnl=valued.unrealised_pnl,
+        realised_pnl=valued.realised_pnl,
+        dividends=valued.dividends,
+        deposits=ledger.deposits,
+        withdrawals=ledger.withdrawals,
+        fees=ledger.fees,
+        cash_weight=valued.cash_weight,
+        sectors=[SectorWeight(sector=s, weight=w) for s, w in valued.sectors.items()],
+        prices_as_of=valued.prices_as_of,
+        prices_available=book.available,
+        unpriced=valued.unpriced,
+    )
+
+
+# --- the ledger -----------------------------------------------------------------------
+
+
+def _executed_at(value: datetime | None) -> datetime:
+    now = datetime.now(UTC)
+    if value is None:
+        return now
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # documented: a time without a zone is UTC
+    if value > now + FUTURE_TOLERANCE:
+        raise ValidationFailedError(
+            "A transaction cannot be dated in the future.",
+            details={"executed_at": value.isoformat()},
+        )
+    return value
+
+
+def _entry_of(data: TradeIn | CashIn | DividendIn | AccountFeeIn | SplitIn) -> Entry:
+    """The ledger row a request asks for (its cash amount computed by the domain)."""
+    common: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "seq": _UNWRITTEN_SEQ,
+        "executed_at": _executed_at(data.executed_at),
+        "note": data.note,
+    }
+    if isinstance(data, TradeIn):
+        kind = Kind(data.kind)
+        return Entry(
+            kind=kind,
+            amount=domain.trade_amount(kind, data.quantity, data.price, data.fee),
+            ticker=data.ticker,
+            quantity=data.quantity,
+            price=data.price,
+            fee=data.fee,
+            **common,
+        )
+    if isinstance(data, CashIn):
+        sign = 1 if data.kind == "DEPOSIT" else -1
+        return Entry(kind=Kind(data.kind), amount=sign * data.amount, **common)
+    if isinstance(data, DividendIn):
+        return Entry(kind=Kind.DIVIDEND, amount=data.amount, ticker=data.ticker, **common)
+    if isinstance(data, AccountFeeIn):
+        return Entry(kind=Kind.FEE, amount=-data.amount, ticker=data.ticker, **common)
+    return Entry(
+        kind=Kind.SPLIT,
+        amount=domain.ZERO,
+        ticker=data.ticker,
+        split_to=data.split_to,
+        split_from=data.split_from,
+        **common,
+    )
+
+
+async def _append(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    if_match: str | None,
+    make: Callable[[list[Entry]], Entry],
+) -> Answer:
+    found = await portfolio(conn, owner_id, portfolio_id, lock=True)
+    _check_version(found, if_match)
+    entries = await repository.entries(conn, found.id)
+    new = make(entries)
+    try:
+        ledger = domain.replay([*entries, new])
+    except LedgerRejected as exc:
+        raise LedgerRefusedError(exc.reason, exc.message, dict(exc.details)) from None
+    stored = await repository.append(conn, found.id, new)
+    updated = await repository.set_balance(conn, found.id, ledger.cash)
+    body = Recorded(transaction=TransactionOut.of(stored), portfolio=PortfolioOut.of(updated))
+    return Answer(201, body.model_dump(mode="json"), domain.etag(updated.version))
+
+
+async def record_transaction(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    data: TransactionCreate,
+    if_match: str | None,
+    idem: Idempotency | None,
+) -> Answer:
+    async def work() -> Answer:
+        return await _append(conn, owner_id, portfolio_id, if_match, lambda _: _entry_of(data))
+
+    return await _once(conn, owner_id, idem, work)
+
+
+async def buy(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    data: PositionCreate,
+    if_match: str | None,
+    idem: Idempotency | None,
+    market: MarketQuotes,
+) -> Answer:
+    """Add to a position: a BUY at the given price, or at market's latest quote."""
+
+    async def work() -> Answer:
+        unit_price = data.price
+        if unit_price is None:
+            # Asked before the portfolio is locked: a slow market holds no one else up.
+            book = await market.latest([data.ticker])
+            if not book.available:
+                raise MarketUnavailableError(details={"reason": book.problem})
+            quote = book.quotes.get(data.ticker)
+            if quote is None:
+                raise UnknownTickerError(
+                    f"Market has no price for {data.ticker}; give a price to record it anyway.",
+                    details={"ticker": data.ticker},
+                )
+            unit_price = quote.price
+        trade = TradeIn(
+            kind="BUY",
+            ticker=data.ticker,
+            quantity=data.quantity,
+            price=unit_price,
+            fee=data.fee,
+            executed_at=data.executed_at,
+            note=data.note,
+        )
+        return await _append(conn, owner_id, portfolio_id, if_match, lambda _: _entry_of(trade))
+
+    return await _once(conn, owner_id, idem, work)
+
+
+async def reverse_transaction(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    transaction_id: UUID,
+    data: ReversalCreate,
+    if_match: str | None,
+    idem: Idempotency | None,
+) -> Answer:
+    """Cancel a ledger entry with a reversing entry (refused if what follows it in the
+    ledger depends on it: reversing a BUY whose shares were sold is an oversell)."""
+
+    def make(entries: list[Entry]) -> Entry:
+        target = next((e for e in entries if e.id == transaction_id), None)
+        if target is None:
+            raise TransactionNotFoundError(details={"transaction_id": str(transaction_id)})
+        try:
+            domain.check_reversible(entries, target)
+        except LedgerRejected as exc:
+            raise LedgerRefusedError(exc.reason, exc.message, dict(exc.details)) from None
+        return domain.reversal_of(target, entry_id=uuid.uuid4(), seq=_UNWRITTEN_SEQ, note=data.note)
+
+    async def work() -> Answer:
+        return await _append(conn, owner_id, portfolio_id, if_match, make)
+
+    return await _once(conn, owner_id, idem, work)
+
+
+async def list_transactions(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Entry], str | None]:
+    """The ledger, newest first."""
+    found = await portfolio(conn, owner_id, portfolio_id)
+    before = None
+    if cursor:
+        position = decode_cursor(cursor, keys=("at", "seq"))
+        try:
+            before = (datetime.fromisoformat(position["at"]), int(position["seq"]))
+        except (TypeError, ValueError):
+            raise InvalidCursorError() from None
+    items = await repository.page_of_entries(conn, found.id, before=before, limit=limit + 1)
+    next_cursor = None
+    if len(items) > limit:
+        last = items[limit - 1]
+        next_cursor = encode_cursor({"at": last.executed_at.isoformat(), "seq": last.seq})
+    return items[:limit], next_cursor

@@ -1,0 +1,28 @@
+"""Contract: the portfolio service's model of ``market.rpc.quotes`` parses what market's
+own models produce, and market accepts what portfolio sends.
+
+Market owns the schemas (``services/market/events.py``); portfolio keeps its own view of
+the fields it reads (``services/portfolio/market.py``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from services.market import events as market
+from services.portfolio.market import QUOTES_RPC, QuotesReply, QuotesRequest
+
+
+def test_portfolio_asks_on_markets_subject_in_markets_shape() -> None:
+    assert QUOTES_RPC == market.RPC_QUOTES
+    sent = QuotesRequest(tickers=["ACME", "BRK.B"]).model_dump_json()
+    assert market.QuotesRequest.model_validate_json(sent).tickers == ["ACME", "BRK.B"]
+
+
+def test_portfolio_reads_markets_quotes_reply() -> None:
+    tick = market.encode_tick("ACME", 187.23, 185.0, 1000, 1764167400123)
+    reply = market.QuotesReply(quotes=[market.Tick.model_validate_json(tick)], missing=["ZZZ"])
+    parsed = QuotesReply.model_validate_json(reply.model_dump_json())
+    (quote,) = parsed.quotes
+    assert (quote.ticker, quote.ts) == ("ACME", 1764167400123)
+    assert Decimal(str(quote.price)) == Decimal("187.23") and parsed.missing == ["ZZZ"]
