@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -235,7 +235,7 @@ async def claim_idempotency_key(
     claimed = await conn.fetchval(
         "INSERT INTO idempotency_keys (owner_id, key, fingerprint) VALUES ($1, $2, $3)"
         " ON CONFLICT ON CONSTRAINT idempotency_keys_pkey DO UPDATE"
-        " SET fingerprint = EXCLUDED.fingerprint, status_code = NULL, response = NULL,"
+        " SET fingerprint = EXCLUDED.fingerprint, status_code = NULL, etag = NULL, response = NULL,"
         " created_at = now()"
         " WHERE idempotency_keys.created_at < now() - make_interval(secs => $4)"
         " RETURNING true",
@@ -247,30 +247,45 @@ async def claim_idempotency_key(
     return bool(claimed)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    fingerprint: str
+    status: int | None  # None while the first request is still in progress
+    etag: str | None
+    body: bytes | None
+
+
 async def stored_response(
     conn: asyncpg.Connection, owner_id: str, key: str
-) -> tuple[str, int | None, dict[str, Any] | None] | None:
-    """(fingerprint, status, body) of the key's first use."""
+) -> StoredResponse | None:
+    """What the key's first use asked and answered."""
     row = await conn.fetchrow(
-        "SELECT fingerprint, status_code, response FROM idempotency_keys"
+        "SELECT fingerprint, status_code, etag, response FROM idempotency_keys"
         " WHERE owner_id = $1 AND key = $2",
         owner_id,
         key,
     )
     if row is None:
         return None
-    return row["fingerprint"], row["status_code"], row["response"]
+    return StoredResponse(row["fingerprint"], row["status_code"], row["etag"], row["response"])
 
 
 async def store_response(
-    conn: asyncpg.Connection, owner_id: str, key: str, status: int, body: dict[str, Any]
+    conn: asyncpg.Connection,
+    owner_id: str,
+    key: str,
+    *,
+    status: int,
+    etag: str | None,
+    body: bytes,
 ) -> None:
     await conn.execute(
-        "UPDATE idempotency_keys SET status_code = $3, response = $4"
+        "UPDATE idempotency_keys SET status_code = $3, etag = $4, response = $5"
         " WHERE owner_id = $1 AND key = $2",
         owner_id,
         key,
         status,
+        etag,
         body,
     )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
-from fastapi.responses import JSONResponse
 
 from services.portfolio import domain, service
 from services.portfolio.deps import IdempotencyKey, IfMatch, Market
@@ -39,11 +38,14 @@ _READ = error_responses(401, 403, 404, 422)
 _CHANGE = error_responses(401, 403, 404, 409, 412, 422, 428, 503)
 
 
-def _answer(answer: service.Answer) -> JSONResponse:
+def _answer(answer: service.Answer) -> Response:
+    """A change's answer: its body is already encoded (and stored for retries)."""
     headers = {"ETag": answer.etag} if answer.etag else {}
     if answer.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+    return Response(
+        answer.body, status_code=answer.status, headers=headers, media_type="application/json"
+    )
 
 
 def _with_etag(response: Response, version: int) -> None:
@@ -71,7 +73,7 @@ async def get_default_portfolio(
 )
 async def create_portfolio(
     conn: DbConn, caller: Viewer, body: PortfolioCreate, key: IdempotencyKey = None
-) -> JSONResponse:
+) -> Response:
     """Create a portfolio owned by the caller (opening cash becomes a DEPOSIT)."""
     idem = service.idempotency(key, "create", "-", body)
     return _answer(await service.create_portfolio(conn, caller.subject, body, idem))
@@ -129,7 +131,7 @@ async def add_position(
     body: PositionCreate,
     if_match: IfMatch = None,
     key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     """Buy into the default portfolio at a given price or market's latest quote."""
     idem = service.idempotency(key, "buy", "default", body)
     return _answer(await service.buy(conn, caller.subject, None, body, if_match, idem, market))
@@ -149,7 +151,7 @@ async def add_position_to(
     body: PositionCreate,
     if_match: IfMatch = None,
     key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     """Buy into one of the caller's portfolios."""
     idem = service.idempotency(key, "buy", str(portfolio_id), body)
     return _answer(
@@ -197,7 +199,7 @@ async def record_default_transaction(
     body: TransactionCreate,
     if_match: IfMatch = None,
     key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     """Record a BUY, SELL, DEPOSIT, WITHDRAWAL, DIVIDEND, FEE or SPLIT in the default portfolio."""
     idem = service.idempotency(key, "record", "default", body)
     return _answer(
@@ -218,7 +220,7 @@ async def record_transaction(
     body: TransactionCreate,
     if_match: IfMatch = None,
     key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     """Record a transaction in one of the caller's portfolios."""
     idem = service.idempotency(key, "record", str(portfolio_id), body)
     return _answer(
@@ -240,7 +242,7 @@ async def reverse_transaction(
     body: ReversalCreate,
     if_match: IfMatch = None,
     key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     """Cancel a transaction with a reversing entry (the ledger is never edited)."""
     idem = service.idempotency(key, "reverse", f"{portfolio_id}/{transaction_id}", body)
     return _answer(

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-from services.portfolio.domain import Entry, Portfolio, Position, ValuedPosition
+from services.portfolio.domain import MONEY, Entry, Portfolio, Position, ValuedPosition
 
 TICKER_PATTERN = r"^[A-Z]{1,5}([.-][A-Z])?$"
 
@@ -25,6 +25,12 @@ def _plain(value: Decimal) -> str:
     return text
 
 
+def _money(value: Decimal) -> str:
+    """Money with its 4 decimal places always written: ``0.0000``, ``12.5000``."""
+    return str(value.quantize(MONEY))
+
+
+Money = Annotated[Decimal, PlainSerializer(_money, return_type=str)]
 Ticker = Annotated[str, BeforeValidator(_upper), Field(pattern=TICKER_PATTERN)]
 MoneyIn = Annotated[Decimal, Field(gt=0, max_digits=20, decimal_places=4)]
 FeeAmount = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=4)]
@@ -123,7 +129,7 @@ class PortfolioOut(BaseModel):
     id: UUID
     name: str
     base_currency: str
-    cash: Decimal
+    cash: Money
     version: int
     is_default: bool
     created_at: datetime
@@ -142,11 +148,11 @@ class TransactionOut(BaseModel):
     id: UUID
     kind: str
     executed_at: datetime
-    amount: Decimal = Field(description="Signed effect on cash: in > 0 > out.")
+    amount: Money = Field(description="Signed effect on cash: in > 0 > out.")
     ticker: str | None
     quantity: Quantity | None
     price: Decimal | None
-    fee: Decimal
+    fee: Money
     split_to: int | None
     split_from: int | None
     reverses: UUID | None
@@ -186,20 +192,20 @@ class LotOut(BaseModel):
     transaction_id: UUID
     opened_at: datetime
     quantity: Quantity
-    cost: Decimal
+    cost: Money
 
 
 class PositionOut(BaseModel):
     ticker: str
     quantity: Quantity
     average_cost: Decimal | None
-    cost_basis: Decimal
+    cost_basis: Money
     price: Decimal | None
     price_as_of: datetime | None
-    market_value: Decimal | None
-    unrealised_pnl: Decimal | None
-    realised_pnl: Decimal
-    dividends: Decimal
+    market_value: Money | None
+    unrealised_pnl: Money | None
+    realised_pnl: Money
+    dividends: Money
     weight: Decimal | None = Field(description="Share of total value, a fraction (6 dp).")
     sector: str | None
     lots: list[LotOut] = Field(description="FIFO tax lots, oldest first.")
@@ -234,8 +240,8 @@ class PositionOut(BaseModel):
 
 class ClosedPositionOut(BaseModel):
     ticker: str
-    realised_pnl: Decimal
-    dividends: Decimal
+    realised_pnl: Money
+    dividends: Money
 
     @classmethod
     def of(cls, p: Position) -> ClosedPositionOut:
@@ -252,15 +258,15 @@ class PortfolioValuation(PortfolioOut):
 
     positions: list[PositionOut]
     closed_positions: list[ClosedPositionOut]
-    market_value: Decimal = Field(description="Priced positions only.")
-    total_value: Decimal = Field(description="cash + market_value")
-    cost_basis: Decimal
-    unrealised_pnl: Decimal
-    realised_pnl: Decimal
-    dividends: Decimal
-    deposits: Decimal
-    withdrawals: Decimal
-    fees: Decimal = Field(description="FEE entries; trade fees are in cost and proceeds.")
+    market_value: Money = Field(description="Priced positions only.")
+    total_value: Money = Field(description="cash + market_value")
+    cost_basis: Money
+    unrealised_pnl: Money
+    realised_pnl: Money
+    dividends: Money
+    deposits: Money
+    withdrawals: Money
+    fees: Money = Field(description="FEE entries; trade fees are in cost and proceeds.")
     cash_weight: Decimal | None
     sectors: list[SectorWeight]
     prices_as_of: datetime | None = Field(description="The oldest quote used.")

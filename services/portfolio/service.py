@@ -96,10 +96,11 @@ def idempotency(
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A change's response, as sent and as stored for a retry with the same key."""
+    """A change's response, as sent and as stored for a retry with the same key: the body
+    is the encoded JSON, so a replay is byte-identical."""
 
     status: int
-    body: dict[str, Any]
+    body: bytes
     etag: str | None
     replayed: bool = False
 
@@ -117,17 +118,20 @@ async def _once(
     ):
         answer = await work()
         await repository.store_response(
-            conn, owner_id, idem.key, answer.status, {"body": answer.body, "etag": answer.etag}
+            conn, owner_id, idem.key, status=answer.status, etag=answer.etag, body=answer.body
         )
         return answer
     stored = await repository.stored_response(conn, owner_id, idem.key)
-    fingerprint, status, saved = stored if stored is not None else ("", None, None)
-    if status is None or saved is None:
+    if stored is None or stored.status is None or stored.body is None:
         # Not reachable through the claim's locking; said plainly if it ever is.
         raise ConflictError("A request with this Idempotency-Key is still in progress.")
-    if fingerprint != idem.fingerprint:
+    if stored.fingerprint != idem.fingerprint:
         raise IdempotencyKeyReusedError(details={"idempotency_key": idem.key})
-    return Answer(status, saved["body"], saved["etag"], replayed=True)
+    return Answer(stored.status, stored.body, stored.etag, replayed=True)
+
+
+def _json(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode()
 
 
 # --- portfolios -----------------------------------------------------------------------
@@ -214,9 +218,7 @@ async def create_portfolio(
             )
             await repository.append(conn, created.id, opening)
             created = await repository.set_balance(conn, created.id, opening.amount)
-        return Answer(
-            201, PortfolioOut.of(created).model_dump(mode="json"), domain.etag(created.version)
-        )
+        return Answer(201, _json(PortfolioOut.of(created)), domain.etag(created.version))
 
     return await _once(conn, owner_id, idem, work)
 
@@ -353,7 +355,7 @@ async def _append(
     stored = await repository.append(conn, found.id, new)
     updated = await repository.set_balance(conn, found.id, ledger.cash)
     body = Recorded(transaction=TransactionOut.of(stored), portfolio=PortfolioOut.of(updated))
-    return Answer(201, body.model_dump(mode="json"), domain.etag(updated.version))
+    return Answer(201, _json(body), domain.etag(updated.version))
 
 
 async def record_transaction(

@@ -62,7 +62,8 @@ CREATE TABLE idempotency_keys (
     key           text        NOT NULL CONSTRAINT idempotency_keys_key_length CHECK (length(key) BETWEEN 1 AND 255),
     fingerprint   text        NOT NULL,
     status_code   integer,
-    response      jsonb,
+    etag          text,
+    response      bytea,        -- the body as sent, so a replay is byte-identical
     created_at    timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT idempotency_keys_pkey PRIMARY KEY (owner_id, key)
 );

@@ -1,118 +1,15 @@
 """Portfolio routes, run in process on the real PostgreSQL, Redis and NATS (identity
-stands in through the test's signing key; market's side of ``market.rpc.quotes`` is
-served on the real NATS by the test, as the realtime stream tests do). Grouped per route."""
+stands in through the test's signing key; market's quotes come from the ``market``
+fixture, on the real NATS). Grouped per route."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
-
-import httpx
-import pytest
-from pydantic import BaseModel
 
 from services.portfolio.schemas import PortfolioValuation, Recorded
-from shared.messaging import Delivered
-from tests.infra import TestInfra
-from tests.inprocess import InProcessApp, running_app
-
-
-class _QuotesRequest(BaseModel):
-    tickers: list[str]
-
-
-PRICES: dict[str, float] = {}
-
-
-@pytest.fixture(scope="module")
-async def portfolio(
-    infra: TestInfra, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[InProcessApp]:
-    async with running_app(
-        "portfolio", infra, tmp_path_factory.mktemp("pf"), db_acquire_timeout_seconds=30.0
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-async def market(portfolio: InProcessApp) -> AsyncIterator[dict[str, float]]:
-    """Market's quote responder on the bus for one test, answering from ``PRICES``
-    (tickers the test makes up, so tests never see each other's prices). A test without
-    it finds nobody serving the subject: market is down."""
-
-    async def quotes(request: _QuotesRequest, _: Delivered) -> BaseModel:
-        known = [t for t in request.tickers if t in PRICES]
-        return _Reply(
-            quotes=[
-                {
-                    "ticker": t,
-                    "price": PRICES[t],
-                    "previous_close": PRICES[t],
-                    "change": 0.0,
-                    "change_percent": 0.0,
-                    "volume": 1000,
-                    "ts": 1_764_000_000_000,
-                }
-                for t in known
-            ],
-            missing=[t for t in request.tickers if t not in PRICES],
-        )
-
-    bus = portfolio.app.state.resources.bus
-    responder = await bus.serve("market.rpc.quotes", _QuotesRequest, quotes, queue=None)
-    yield PRICES
-    await responder.unsubscribe()
-
-
-class _Reply(BaseModel):
-    quotes: list[dict[str, Any]]
-    missing: list[str]
-
-
-def ticker() -> str:
-    letters = uuid.uuid4().hex.upper().translate(str.maketrans("0123456789", "GHIJKLMNOP"))
-    return letters[:5]
-
-
-async def etag(app: InProcessApp, headers: dict[str, str], path: str = "/api/v1/portfolio") -> str:
-    response = await app.client.get(path, headers=headers)
-    assert response.status_code == 200, response.text
-    return response.headers["ETag"]
-
-
-async def post(
-    app: InProcessApp,
-    path: str,
-    body: dict[str, Any],
-    headers: dict[str, str],
-    *,
-    if_match: str | None = "*",
-    key: str | None = None,
-) -> httpx.Response:
-    extra = dict(headers)
-    if if_match is not None:
-        extra["If-Match"] = if_match
-    if key is not None:
-        extra["Idempotency-Key"] = key
-    return await app.client.post(path, json=body, headers=extra)
-
-
-async def deposit(app: InProcessApp, caller: dict[str, str], amount: str) -> None:
-    response = await post(
-        app, "/api/v1/portfolio/transactions", {"kind": "DEPOSIT", "amount": amount}, caller
-    )
-    assert response.status_code == 201, response.text
-
-
-async def ledger_rows(app: InProcessApp, caller: dict[str, str]) -> list[dict[str, Any]]:
-    response = await app.client.get("/api/v1/portfolio/transactions?limit=200", headers=caller)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
+from services.portfolio.tests.support import deposit, etag, ledger_rows, post, ticker
+from tests.inprocess import InProcessApp
 
 # --- POST /portfolio -------------------------------------------------------------------
 
