@@ -243,24 +243,31 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 
 # Turns a library's exception (a lost database connection, a cut query) into the
-# AppError the client should see, or None when it is not one it knows.
-ErrorTranslator = Callable[[BaseException], AppError | None]
+# AppError the client should see: the exception classes it takes, and the function.
+ErrorTranslator = tuple[tuple[type[Exception], ...], Callable[[Exception], AppError]]
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> Response:
+    # The client learns only that it failed and the id to quote; the log has the rest.
+    logger.exception("unhandled error", exc_info=exc)
+    return error_response(500, AppError.error_code, AppError.default_message)
 
 
 def install_error_handlers(app: FastAPI, translators: Sequence[ErrorTranslator] = ()) -> None:
-    """Render every error raised in ``app`` in the common envelope; an exception that no
-    handler knows is offered to ``translators`` before it becomes a 500."""
+    """Render every error raised in ``app`` in the common envelope; the exceptions that
+    ``translators`` name are answered as the AppError they translate to (registered per
+    class: a handler for ``Exception`` itself would be Starlette's last resort, which
+    re-raises after answering, and the server would log a traceback for a known failure)."""
+    for classes, translate in translators:
 
-    async def unexpected_error(request: Request, exc: Exception) -> Response:
-        for translate in translators:
-            known = translate(exc)
-            if known is not None:
-                return await _app_error(request, known)
-        # The client learns only that it failed and the id to quote; the log has the rest.
-        logger.exception("unhandled error", exc_info=exc)
-        return error_response(500, AppError.error_code, AppError.default_message)
+        async def translated(
+            request: Request, exc: Exception, translate: Callable[[Exception], AppError] = translate
+        ) -> Response:
+            return await _app_error(request, translate(exc))
 
+        for cls in classes:
+            app.add_exception_handler(cls, translated)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, unexpected_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import REQUEST_ID_HEADER, accept_request_id, set_request_id
-from shared.db.transaction import database_error
+from shared.db.transaction import DATABASE_FAILURES, database_error
 from shared.errors import install_error_handlers
 from shared.health import health_router
 
@@ -185,7 +185,7 @@ def create_service_app(
         **fastapi_kwargs,
     )
     app.state.readiness_checks = {}
-    install_error_handlers(app, translators=(database_error,))
+    install_error_handlers(app, translators=[(DATABASE_FAILURES, database_error)])
     app.add_middleware(RequestContextMiddleware, service=name)
     app.include_router(health_router())
     app.add_route("/metrics", _metrics, include_in_schema=False)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from shared.db import open_connection
 from tests.infra import TestInfra
 from tests.inprocess import InProcessApp, running_app
 
@@ -129,3 +131,23 @@ async def test_every_route_needs_a_token(realtime: InProcessApp) -> None:
         response = await realtime.client.get(path)
         assert response.status_code == 401
         assert response.json()["error_code"] == "UNAUTHENTICATED"
+
+
+async def test_a_query_cut_by_the_statement_timeout_answers_503_and_the_part_recovers(
+    infra: TestInfra, tmp_path: Path
+) -> None:
+    # A deliberately slow query: the rule table is locked by another session, so the read
+    # waits until PostgreSQL's statement_timeout cuts it.
+    async with running_app("realtime", infra, tmp_path, db_statement_timeout_ms=300) as app:
+        caller = app.token()
+        blocker = await open_connection(infra.admin_url)
+        try:
+            async with blocker.transaction():
+                await blocker.execute("LOCK TABLE realtime.alert_rules IN ACCESS EXCLUSIVE MODE")
+                answer = await app.client.get("/api/v1/alerts", headers=caller)
+        finally:
+            await blocker.close()
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error_code"] == "QUERY_TIMEOUT"
+        assert answer.headers["Retry-After"] == "1"
+        assert (await app.client.get("/api/v1/alerts", headers=caller)).status_code == 200
