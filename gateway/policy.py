@@ -91,6 +91,8 @@ RULES: tuple[Rule, ...] = (
     _svc("portfolio", "GET", "/portfolio/rebalance", "viewer"),
     _svc("portfolio", "POST", "/portfolio/positions", "viewer"),
     _svc("portfolio", "GET", "/portfolio/transactions", "viewer"),
+    _svc("portfolio", "GET", "/portfolio/performance", "viewer"),
+    _svc("portfolio", "GET", "/portfolios/{portfolio_id}/performance", "viewer"),
     _svc("portfolio", "POST", "/portfolio/transactions", "viewer"),
     _svc("portfolio", "GET", "/portfolios", "viewer"),
     _svc("portfolio", "GET", "/portfolios/{portfolio_id}", "viewer"),

@@ -7,10 +7,18 @@ the fields it reads (``services/portfolio/market.py``).
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from services.market import events as market
-from services.portfolio.market import QUOTES_RPC, QuotesReply, QuotesRequest
+from services.portfolio.market import (
+    HISTORY_RPC,
+    QUOTES_RPC,
+    HistoryReply,
+    HistoryRequest,
+    QuotesReply,
+    QuotesRequest,
+)
 
 
 def test_portfolio_asks_on_markets_subject_in_markets_shape() -> None:
@@ -26,3 +34,17 @@ def test_portfolio_reads_markets_quotes_reply() -> None:
     (quote,) = parsed.quotes
     assert (quote.ticker, quote.ts) == ("ACME", 1764167400123)
     assert Decimal(str(quote.price)) == Decimal("187.23") and parsed.missing == ["ZZZ"]
+
+
+def test_portfolio_asks_for_unadjusted_history_and_reads_its_pages() -> None:
+    assert HISTORY_RPC == market.RPC_HISTORY
+    sent = HistoryRequest(tickers=["ACME"], start=date(2025, 1, 1), end=date(2025, 1, 31))
+    received = market.HistoryRequest.model_validate_json(sent.model_dump_json())
+    assert received.adjusted is False and received.cursor is None
+    reply = market.HistoryReply(
+        series=[market.CloseSeries(ticker="ACME", dates=[date(2025, 1, 2)], closes=[10.5])],
+        missing=["ZZZ"],
+        next_cursor=1,
+    )
+    parsed = HistoryReply.model_validate_json(reply.model_dump_json())
+    assert parsed.series[0].closes == [10.5] and parsed.next_cursor == 1

@@ -33,4 +33,5 @@ def create_app(settings: PortfolioSettings) -> FastAPI:
         extensions=[idempotency_janitor()],
     )
     app.state.market_timeout = settings.market_timeout_seconds
+    app.state.market_history_timeout = settings.market_history_timeout_seconds
     return app

@@ -12,3 +12,5 @@ class PortfolioSettings(ServiceSettings):
     port: int = 8003
     # How long a valuation waits for market's quotes before answering without prices.
     market_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # How long one page of daily history (for performance) may take.
+    market_history_timeout_seconds: float = Field(default=10.0, gt=0, le=120)

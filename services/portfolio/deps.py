@@ -13,8 +13,10 @@ from shared.runtime import Resources
 
 async def _market(request: Request) -> MarketQuotes:
     resources: Resources = request.app.state.resources
-    timeout: float = request.app.state.market_timeout
-    return MarketQuotes(resources.bus, timeout=timeout)
+    state = request.app.state
+    return MarketQuotes(
+        resources.bus, timeout=state.market_timeout, history_timeout=state.market_history_timeout
+    )
 
 
 Market = Annotated[MarketQuotes, Depends(_market)]

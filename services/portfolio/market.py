@@ -8,6 +8,9 @@ them against market's models.
 - ``market.rpc.quotes``: :class:`QuotesRequest` -> :class:`QuotesReply` (latest quotes).
   ``sector`` is read if market sends it (it does not yet); without it a position's sector
   is unclassified.
+- ``market.rpc.history``: :class:`HistoryRequest` -> :class:`HistoryReply`, paged by
+  ``next_cursor``; we ask for *unadjusted* closes (``adjusted: false``), because the
+  ledger's SPLIT entries change quantities on their day as raw prices change then.
 
 Prices arrive as JSON floats rounded to 4 decimals by market; they become ``Decimal``
 through their shortest decimal form (``str``), so 187.23 is exactly 187.23.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +30,9 @@ from shared.errors import AppError
 from shared.messaging import Bus
 
 QUOTES_RPC = "market.rpc.quotes"
+HISTORY_RPC = "market.rpc.history"
+# A portfolio's history needs few pages (each is half a NATS payload); more is a bug.
+MAX_HISTORY_PAGES = 200
 
 
 class QuotesRequest(BaseModel):
@@ -49,6 +55,41 @@ class QuotesReply(BaseModel):
     missing: list[str] = Field(default_factory=list)
 
 
+class HistoryRequest(BaseModel):
+    tickers: list[str]
+    start: date
+    end: date
+    adjusted: bool = False
+    cursor: int | None = None
+
+
+class CloseSeries(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ticker: str
+    dates: list[date]
+    closes: list[float]
+
+
+class HistoryReply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    series: list[CloseSeries]
+    missing: list[str] = Field(default_factory=list)
+    next_cursor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseBook:
+    """Each ticker's daily closes, oldest first; ``available`` is False when market did
+    not answer (then ``closes`` is empty)."""
+
+    closes: dict[str, list[tuple[date, Decimal]]]
+    missing: list[str]
+    available: bool = True
+    problem: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class QuoteBook:
     """The quotes market gave; ``available`` is False when market did not answer."""
@@ -59,11 +100,13 @@ class QuoteBook:
 
 
 class MarketQuotes:
-    """Latest quotes from the market context (request/reply on the request's bus)."""
+    """Latest quotes and daily closes from the market context (request/reply on the
+    part's bus)."""
 
-    def __init__(self, bus: Bus, *, timeout: float) -> None:
+    def __init__(self, bus: Bus, *, timeout: float, history_timeout: float = 10.0) -> None:
         self._bus = bus
         self._timeout = timeout
+        self._history_timeout = history_timeout
 
     async def latest(self, tickers: Iterable[str]) -> QuoteBook:
         """The latest quote of each ticker market knows. Never raises for market being
@@ -87,3 +130,31 @@ class MarketQuotes:
                 for q in reply.quotes
             }
         )
+
+    async def closes(self, tickers: Iterable[str], start: date, end: date) -> CloseBook:
+        """Unadjusted daily closes of ``tickers`` between ``start`` and ``end``. Never
+        raises for market being away (``available=False``)."""
+        wanted = sorted(set(tickers))
+        if not wanted:
+            return CloseBook({}, [])
+        found: dict[str, list[tuple[date, Decimal]]] = {}
+        missing: list[str] = []
+        cursor: int | None = None
+        try:
+            for _ in range(MAX_HISTORY_PAGES):
+                request = HistoryRequest(tickers=wanted, start=start, end=end, cursor=cursor)
+                reply = await self._bus.request(
+                    HISTORY_RPC, request, HistoryReply, timeout=self._history_timeout
+                )
+                for item in reply.series:
+                    found[item.ticker] = [
+                        (day, Decimal(str(close)))
+                        for day, close in zip(item.dates, item.closes, strict=True)
+                    ]
+                missing += reply.missing
+                cursor = reply.next_cursor
+                if cursor is None:
+                    break
+        except AppError as exc:
+            return CloseBook({}, wanted, available=False, problem=exc.message)
+        return CloseBook(found, missing)

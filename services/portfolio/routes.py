@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Response, status
 from services.portfolio import domain, service
 from services.portfolio.deps import IdempotencyKey, IfMatch, Market
 from services.portfolio.schemas import (
+    Performance,
     PortfolioCreate,
     PortfolioOut,
     PortfolioPage,
@@ -113,6 +114,21 @@ async def rename_portfolio(
     renamed = await service.rename_portfolio(conn, caller.subject, portfolio_id, body, if_match)
     _with_etag(response, renamed.version)
     return PortfolioOut.of(renamed)
+
+
+@router.get("/portfolio/performance", response_model=Performance, responses=_READ)
+async def get_default_performance(conn: DbConn, caller: Viewer, market: Market) -> Performance:
+    """The default portfolio's returns (TWR and XIRR) over 1M, 3M, YTD, 1Y and since
+    inception, with the daily value series."""
+    return await service.performance(conn, caller.subject, None, market)
+
+
+@router.get("/portfolios/{portfolio_id}/performance", response_model=Performance, responses=_READ)
+async def get_performance(
+    conn: DbConn, caller: Viewer, market: Market, portfolio_id: UUID
+) -> Performance:
+    """A portfolio's returns and daily value series."""
+    return await service.performance(conn, caller.subject, portfolio_id, market)
 
 
 # --- positions and the ledger -----------------------------------------------------------

@@ -3,7 +3,7 @@ sent and received as JSON strings (numbers are accepted on input and read exactl
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
@@ -272,3 +272,67 @@ class PortfolioValuation(PortfolioOut):
     prices_as_of: datetime | None = Field(description="The oldest quote used.")
     prices_available: bool = Field(description="False when market did not answer.")
     unpriced: list[str] = Field(description="Open positions without a quote.")
+
+
+# --- performance ----------------------------------------------------------------------------
+
+TWR_METHOD = (
+    "time-weighted return: daily returns chain-linked, each day's flows (deposits,"
+    " withdrawals) counted at the start of the day; annualised only over a year or more"
+)
+MWR_METHOD = (
+    "money-weighted return: XIRR, the annual rate that discounts the period's starting"
+    " value, its deposits and withdrawals and its ending value to zero (actual/365);"
+    " over_period compounds it over the period's length"
+)
+VOLATILITY_METHOD = "sample standard deviation of the daily time-weighted returns x sqrt(252)"
+DRAWDOWN_METHOD = "deepest fall of the time-weighted index from a previous peak"
+
+
+class ReturnFigure(BaseModel):
+    """A return as a fraction (0.0123 = 1.23 %), 8 decimal places; null when there is
+    none (nothing invested, or no rate solves the flows)."""
+
+    method: str
+    value: Decimal | None
+    annualised: Decimal | None = None
+    over_period: Decimal | None = None
+
+
+class PeriodPerformance(BaseModel):
+    period: str = Field(description="1M, 3M, YTD, 1Y or INCEPTION")
+    start: date = Field(description="The base day: returns grow from its closing value.")
+    end: date
+    available: bool
+    note: str | None
+    start_value: Money
+    end_value: Money
+    net_flows: Money = Field(description="Deposits - withdrawals in the period.")
+    twr: ReturnFigure
+    mwr: ReturnFigure
+
+
+class SeriesPoint(BaseModel):
+    date: date
+    value: Money
+    cash: Money
+    net_flow: Money
+    twr_index: Decimal = Field(description="Growth of 1 invested at inception.")
+
+
+class Performance(BaseModel):
+    portfolio_id: UUID
+    base_currency: str
+    as_of: date
+    periods: list[PeriodPerformance]
+    volatility: ReturnFigure
+    max_drawdown: ReturnFigure
+    benchmark: None = Field(
+        None, description="Not yet: market serves no index over NATS (see benchmark_note)."
+    )
+    benchmark_note: str
+    prices_available: bool = Field(description="False when market's history did not answer.")
+    missing_history: list[str] = Field(
+        description="Tickers market has no closes for: valued at their last trade price."
+    )
+    series: list[SeriesPoint] = Field(description="Daily value, oldest first.")

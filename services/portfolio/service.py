@@ -21,10 +21,12 @@ Anything refused raises, and the request's rollback leaves nothing written.
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +35,7 @@ from pydantic import BaseModel
 
 from services.portfolio import domain, repository
 from services.portfolio.domain import Entry, Kind, LedgerRejected, Portfolio
+from services.portfolio.domain import performance as perf
 from services.portfolio.errors import (
     IdempotencyKeyReusedError,
     LedgerRefusedError,
@@ -46,10 +49,16 @@ from services.portfolio.errors import (
 )
 from services.portfolio.market import MarketQuotes
 from services.portfolio.schemas import (
+    DRAWDOWN_METHOD,
+    MWR_METHOD,
+    TWR_METHOD,
+    VOLATILITY_METHOD,
     AccountFeeIn,
     CashIn,
     ClosedPositionOut,
     DividendIn,
+    Performance,
+    PeriodPerformance,
     PortfolioCreate,
     PortfolioOut,
     PortfolioUpdate,
@@ -57,8 +66,10 @@ from services.portfolio.schemas import (
     PositionCreate,
     PositionOut,
     Recorded,
+    ReturnFigure,
     ReversalCreate,
     SectorWeight,
+    SeriesPoint,
     SplitIn,
     TradeIn,
     TransactionCreate,
@@ -462,3 +473,80 @@ async def list_transactions(
         last = items[limit - 1]
         next_cursor = encode_cursor({"at": last.executed_at.isoformat(), "seq": last.seq})
     return items[:limit], next_cursor
+
+
+# --- performance ----------------------------------------------------------------------
+
+BENCHMARK_NOTE = (
+    "No benchmark yet: the market context serves no index over NATS. Beta and excess"
+    " return come when it does."
+)
+_RATIO = Decimal("1E-8")
+
+
+def _ratio(value: float | None) -> Decimal | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return Decimal(repr(value)).quantize(_RATIO, rounding=ROUND_HALF_EVEN)
+
+
+async def performance(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    market: MarketQuotes,
+    *,
+    today: date | None = None,
+) -> Performance:
+    """TWR and MWR over the standard periods, volatility, drawdown and the daily value
+    series, valued at market's unadjusted daily closes (see domain.performance)."""
+    found = await portfolio(conn, owner_id, portfolio_id)
+    entries = await repository.entries(conn, found.id)
+    end = today or datetime.now(UTC).date()
+    live = domain.active(entries)
+    held = sorted({e.ticker for e in live if e.kind is Kind.BUY and e.ticker})
+    first = min((perf.entry_day(e) for e in live), default=end)
+    book = await market.closes(held, first, end)
+    series = perf.value_series(entries, book.closes, end)
+    returns = perf.daily_returns(series)
+    index = perf.twr_index(returns)
+    periods = [perf.period_return(series, p) for p in perf.Period] if series else []
+    return Performance(
+        portfolio_id=found.id,
+        base_currency=found.base_currency,
+        as_of=end,
+        periods=[
+            PeriodPerformance(
+                period=p.period.value,
+                start=p.start,
+                end=p.end,
+                available=p.available,
+                note=p.note,
+                start_value=p.start_value,
+                end_value=p.end_value,
+                net_flows=p.net_flows,
+                twr=ReturnFigure(
+                    method=TWR_METHOD, value=_ratio(p.twr), annualised=_ratio(p.twr_annualised)
+                ),
+                mwr=ReturnFigure(  # XIRR is an annual rate by definition
+                    method=MWR_METHOD, value=_ratio(p.mwr), over_period=_ratio(p.mwr_period)
+                ),
+            )
+            for p in periods
+        ],
+        volatility=ReturnFigure(method=VOLATILITY_METHOD, value=_ratio(perf.volatility(returns))),
+        max_drawdown=ReturnFigure(method=DRAWDOWN_METHOD, value=_ratio(perf.max_drawdown(returns))),
+        benchmark_note=BENCHMARK_NOTE,
+        prices_available=book.available,
+        missing_history=sorted(set(book.missing)),
+        series=[
+            SeriesPoint(
+                date=point.day,
+                value=point.value,
+                cash=point.cash,
+                net_flow=point.flow,
+                twr_index=_ratio(growth) or Decimal(0),
+            )
+            for point, growth in zip(series, index, strict=True)
+        ],
+    )

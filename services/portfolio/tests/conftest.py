@@ -5,11 +5,13 @@ that NATS by the test (as ``tests/test_realtime_streams.py`` does)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+from services.portfolio.tests.support import HISTORY, PRICES
 from shared.messaging import Delivered
 from tests.infra import TestInfra
 from tests.inprocess import InProcessApp, running_app
@@ -24,7 +26,18 @@ class _QuotesReply(BaseModel):
     missing: list[str]
 
 
-PRICES: dict[str, float] = {}
+class _HistoryRequest(BaseModel):
+    tickers: list[str]
+    start: date
+    end: date
+    adjusted: bool = True
+    cursor: int | None = None
+
+
+class _HistoryReply(BaseModel):
+    series: list[dict[str, Any]]
+    missing: list[str]
+    next_cursor: int | None
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +53,9 @@ async def portfolio(
 
 @pytest.fixture
 async def market(portfolio: InProcessApp) -> AsyncIterator[dict[str, float]]:
-    """Market's quote responder on the bus for one test, answering from ``PRICES``
-    (tickers the test makes up, so tests never see each other's prices). A test without
-    it finds nobody serving the subject: market is down."""
+    """Market's quote and history responders on the bus for one test, answering from
+    ``PRICES`` and ``HISTORY`` (tickers the test makes up, so tests never see each
+    other's prices). A test without it finds nobody serving the subjects: market is down."""
 
     async def quotes(request: _QuotesRequest, _: Delivered) -> BaseModel:
         return _QuotesReply(
@@ -62,7 +75,28 @@ async def market(portfolio: InProcessApp) -> AsyncIterator[dict[str, float]]:
             missing=[t for t in request.tickers if t not in PRICES],
         )
 
+    async def history(request: _HistoryRequest, _: Delivered) -> BaseModel:
+        # One ticker a page, so the client's paging is exercised; unadjusted only.
+        assert request.adjusted is False
+        at = request.cursor or 0
+        ticker = request.tickers[at] if at < len(request.tickers) else None
+        known = HISTORY.get(ticker or "", [])
+        rows = [(d, c) for d, c in known if request.start <= d <= request.end]
+        return _HistoryReply(
+            series=[
+                {"ticker": ticker, "dates": [d for d, _ in rows], "closes": [c for _, c in rows]}
+            ]
+            if ticker in HISTORY
+            else [],
+            missing=[ticker] if ticker is not None and ticker not in HISTORY else [],
+            next_cursor=at + 1 if at + 1 < len(request.tickers) else None,
+        )
+
     bus = portfolio.app.state.resources.bus
-    responder = await bus.serve("market.rpc.quotes", _QuotesRequest, quotes, queue=None)
+    responders = [
+        await bus.serve("market.rpc.quotes", _QuotesRequest, quotes, queue=None),
+        await bus.serve("market.rpc.history", _HistoryRequest, history, queue=None),
+    ]
     yield PRICES
-    await responder.unsubscribe()
+    for responder in responders:
+        await responder.unsubscribe()

@@ -4,11 +4,16 @@ them (with ``If-Match`` and ``Idempotency-Key``)."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Any
 
 import httpx
 
 from tests.inprocess import InProcessApp
+
+# What the ``market`` fixture's responders answer: latest prices and daily closes.
+PRICES: dict[str, float] = {}
+HISTORY: dict[str, list[tuple[date, float]]] = {}
 
 
 def ticker() -> str:

@@ -1,5 +1,5 @@
-"""Ownership: every route that takes a portfolio id answers 404 for another user's
-portfolio -- never 403, never their data -- and changes nothing of it."""
+"""Ownership: every route that takes a portfolio id (all of them, listed below) answers
+404 for another user's portfolio -- never 403, never their data -- and changes nothing."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ async def test_every_id_route_answers_404_for_another_users_portfolio(
         "GET portfolio": await client.get(base, headers=bob),
         "PATCH portfolio": await client.patch(base, json={"name": "mine"}, headers=bob_headers),
         "GET transactions": await client.get(f"{base}/transactions", headers=bob),
+        "GET performance": await client.get(f"{base}/performance", headers=bob),
         "POST transactions": await client.post(
             f"{base}/transactions",
             json={"kind": "WITHDRAWAL", "amount": "100"},

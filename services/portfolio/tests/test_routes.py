@@ -5,10 +5,11 @@ fixture, on the real NATS). Grouped per route."""
 from __future__ import annotations
 
 import asyncio
+from datetime import date, timedelta
 from decimal import Decimal
 
-from services.portfolio.schemas import PortfolioValuation, Recorded
-from services.portfolio.tests.support import deposit, etag, ledger_rows, post, ticker
+from services.portfolio.schemas import Performance, PortfolioValuation, Recorded
+from services.portfolio.tests.support import HISTORY, deposit, etag, ledger_rows, post, ticker
 from tests.inprocess import InProcessApp
 
 # --- POST /portfolio -------------------------------------------------------------------
@@ -428,3 +429,71 @@ async def test_rename_needs_the_current_etag(portfolio: InProcessApp) -> None:
     assert stale.status_code == 412
     missing = await portfolio.client.patch(path, json={"name": "x"}, headers=caller)
     assert missing.status_code == 428
+
+
+# --- GET /portfolio/performance -------------------------------------------------------------
+
+
+async def test_performance_by_hand_with_paged_history(
+    portfolio: InProcessApp, market: dict[str, float]
+) -> None:
+    """Flows on the first and the last day of the closes; the values and returns are
+    worked out by hand below (B's price never moves)."""
+    caller = portfolio.token()
+    a, b = ticker(), ticker()
+    d1 = date(2025, 1, 6)
+    HISTORY[a] = [(d1 + timedelta(days=i), c) for i, c in enumerate([100.0, 110.0, 99.0, 105.0])]
+    HISTORY[b] = [(d1 + timedelta(days=i), c) for i, c in enumerate([20.0, 20.0, 20.0, 20.0])]
+    url = "/api/v1/portfolio/transactions"
+
+    def at(day: int) -> str:
+        return f"{d1 + timedelta(days=day)}T15:00:00Z"
+
+    for body in (
+        {"kind": "DEPOSIT", "amount": "1100", "executed_at": at(0)},
+        {"kind": "BUY", "ticker": a, "quantity": "10", "price": "100", "executed_at": at(0)},
+        {"kind": "BUY", "ticker": b, "quantity": "5", "price": "20", "executed_at": at(0)},
+        {"kind": "DEPOSIT", "amount": "500", "executed_at": at(2)},
+        {"kind": "WITHDRAWAL", "amount": "200", "executed_at": at(3)},
+    ):
+        assert (await post(portfolio, url, body, caller)).status_code == 201
+    response = await portfolio.client.get("/api/v1/portfolio/performance", headers=caller)
+    assert response.status_code == 200, response.text
+    result = Performance.model_validate(response.json())
+    values = [(p.date, p.value, p.net_flow) for p in result.series[:4]]
+    assert values == [
+        (d1, Decimal("1100"), Decimal("1100")),
+        (d1 + timedelta(days=1), Decimal("1200"), Decimal("0")),
+        (d1 + timedelta(days=2), Decimal("1590"), Decimal("500")),
+        (d1 + timedelta(days=3), Decimal("1450"), Decimal("-200")),
+    ]
+    # Afterwards the closes stop: the value carries to today, unchanged.
+    assert result.series[-1].value == Decimal("1450") and result.as_of == result.series[-1].date
+    inception = next(p for p in result.periods if p.period == "INCEPTION")
+    expected = (1200 / 1100) * (1590 / 1700) * (1450 / 1390) - 1
+    assert inception.twr.value == Decimal(repr(expected)).quantize(Decimal("1E-8"))
+    assert "time-weighted" in inception.twr.method and "XIRR" in inception.mwr.method
+    assert inception.net_flows == Decimal("1400") and inception.end_value == Decimal("1450")
+    assert result.prices_available and result.missing_history == []
+    assert result.benchmark is None and "index" in result.benchmark_note
+    one_month = next(p for p in result.periods if p.period == "1M")
+    assert one_month.available and one_month.twr.value == Decimal("0E-8")
+
+
+async def test_performance_without_market_values_at_trade_prices(portfolio: InProcessApp) -> None:
+    caller = portfolio.token()
+    url = "/api/v1/portfolio/transactions"
+    await post(portfolio, url, {"kind": "DEPOSIT", "amount": "100"}, caller)
+    await post(
+        portfolio, url, {"kind": "BUY", "ticker": ticker(), "quantity": "2", "price": "10"}, caller
+    )
+    body = (await portfolio.client.get("/api/v1/portfolio/performance", headers=caller)).json()
+    assert body["prices_available"] is False
+    assert body["series"][-1]["value"] == "100.0000"
+
+
+async def test_performance_of_an_empty_portfolio(portfolio: InProcessApp) -> None:
+    body = (
+        await portfolio.client.get("/api/v1/portfolio/performance", headers=portfolio.token())
+    ).json()
+    assert body["series"] == [] and body["periods"] == []

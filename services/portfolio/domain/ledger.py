@@ -1,4 +1,4 @@
-"""Pure portfolio logic: the ledger's rules, positions derived from it, valuation. No I/O.
+"""The ledger's rules, positions derived from it, valuation. Pure: no I/O.
 
 The ledger is the truth; everything else is a replay of it. :func:`replay` walks the
 active entries (those neither reversed nor reversing) in execution order and refuses the
