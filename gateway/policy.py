@@ -92,6 +92,8 @@ RULES: tuple[Rule, ...] = (
     _svc("portfolio", "POST", "/portfolio/positions", "viewer"),
     _svc("portfolio", "GET", "/portfolio/transactions", "viewer"),
     _svc("portfolio", "GET", "/portfolio/performance", "viewer"),
+    _svc("portfolio", "PUT", "/portfolio/rebalance", "viewer"),
+    _svc("portfolio", "PUT", "/portfolios/{portfolio_id}/rebalance", "viewer"),
     _svc("portfolio", "GET", "/portfolios/{portfolio_id}/performance", "viewer"),
     _svc("portfolio", "POST", "/portfolio/transactions", "viewer"),
     _svc("portfolio", "GET", "/portfolios", "viewer"),

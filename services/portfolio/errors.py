@@ -73,3 +73,18 @@ class UnknownTickerError(ValidationFailedError):
 class MarketUnavailableError(ServiceUnavailableError):
     error_code = "MARKET_UNAVAILABLE"
     default_message = "Current prices are unavailable; give a price or retry shortly."
+
+
+class IdempotencyKeyRequiredError(ValidationFailedError):
+    error_code = "IDEMPOTENCY_KEY_REQUIRED"
+    default_message = (
+        "Applying a rebalance needs an Idempotency-Key, so a retry cannot trade twice."
+    )
+
+
+class RebalanceRefusedError(ValidationFailedError):
+    """Targets or constraints that cannot be met; ``error_code`` is the domain's reason."""
+
+    def __init__(self, reason: str, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message, details=details)
+        self.error_code = reason  # type: ignore[misc]

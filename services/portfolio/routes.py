@@ -22,6 +22,8 @@ from services.portfolio.schemas import (
     PortfolioUpdate,
     PortfolioValuation,
     PositionCreate,
+    RebalanceProposal,
+    RebalanceRequest,
     Recorded,
     ReversalCreate,
     TransactionCreate,
@@ -265,4 +267,44 @@ async def reverse_transaction(
         await service.reverse_transaction(
             conn, caller.subject, portfolio_id, transaction_id, body, if_match, idem
         )
+    )
+
+
+# --- rebalancing ------------------------------------------------------------------------------
+
+
+@router.put("/portfolio/rebalance", response_model=RebalanceProposal, responses=_CHANGE)
+async def rebalance_default(
+    conn: DbConn,
+    caller: Viewer,
+    market: Market,
+    body: RebalanceRequest,
+    if_match: IfMatch = None,
+    key: IdempotencyKey = None,
+) -> Response:
+    """A rebalance proposal for the default portfolio (explicit or equal weights, under
+    the constraints); with ``apply: true`` its trades are recorded in one transaction
+    (needs ``If-Match`` and ``Idempotency-Key``)."""
+    idem = service.idempotency(key, "rebalance", "default", body)
+    return _answer(
+        await service.rebalance(conn, caller.subject, None, body, if_match, idem, market)
+    )
+
+
+@router.put(
+    "/portfolios/{portfolio_id}/rebalance", response_model=RebalanceProposal, responses=_CHANGE
+)
+async def rebalance(
+    conn: DbConn,
+    caller: Viewer,
+    market: Market,
+    portfolio_id: UUID,
+    body: RebalanceRequest,
+    if_match: IfMatch = None,
+    key: IdempotencyKey = None,
+) -> Response:
+    """A rebalance proposal for one of the caller's portfolios (see the default's)."""
+    idem = service.idempotency(key, "rebalance", str(portfolio_id), body)
+    return _answer(
+        await service.rebalance(conn, caller.subject, portfolio_id, body, if_match, idem, market)
     )

@@ -8,7 +8,14 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
 
 from services.portfolio.domain import MONEY, Entry, Portfolio, Position, ValuedPosition
 
@@ -336,3 +343,107 @@ class Performance(BaseModel):
         description="Tickers market has no closes for: valued at their last trade price."
     )
     series: list[SeriesPoint] = Field(description="Daily value, oldest first.")
+
+
+# --- rebalancing -----------------------------------------------------------------------------
+
+WeightIn = Annotated[Decimal, Field(ge=0, le=1, max_digits=8, decimal_places=6)]
+
+
+class ExplicitTarget(_Input):
+    kind: Literal["explicit"]
+    weights: dict[Ticker, WeightIn] = Field(
+        description="Ticker -> fraction of total value, summing to at most 1; the rest is"
+        " cash. Held tickers not named here are sold (unless excluded)."
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _at_most_everything(cls, weights: dict[str, Decimal]) -> dict[str, Decimal]:
+        if sum(weights.values(), Decimal(0)) > 1:
+            raise ValueError("the weights sum to more than 1")
+        return weights
+
+
+class EqualTarget(_Input):
+    kind: Literal["equal"]
+    tickers: list[Ticker] | None = Field(
+        None, description="Default: the open positions that are not excluded."
+    )
+
+
+RebalanceTarget = Annotated[ExplicitTarget | EqualTarget, Field(discriminator="kind")]
+
+
+class RebalanceConstraints(_Input):
+    cash_buffer: Decimal = Field(
+        Decimal(0), ge=0, lt=1, decimal_places=6, description="Fraction of value kept in cash."
+    )
+    min_trade_value: FeeAmount = Field(Decimal(0), description="Smaller trades are dropped.")
+    fractional: bool = Field(False, description="Fractional shares (6 places) or whole ones.")
+    drift_band: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        le=1,
+        decimal_places=6,
+        description="A position this close to its target weight does not trade.",
+    )
+    max_turnover: Decimal | None = Field(
+        None, gt=0, le=1, decimal_places=6, description="One-way: sum(|trades|) / 2V."
+    )
+    exclude: list[Ticker] = Field(default_factory=list, description="Neither bought nor sold.")
+    fee_per_trade: FeeAmount = Field(Decimal(0), description="Recorded as each trade's fee.")
+    cost_bps: Decimal = Field(
+        Decimal(0), ge=0, le=10_000, decimal_places=2, description="Estimated spread, reported."
+    )
+
+
+class RebalanceRequest(_Input):
+    target: RebalanceTarget
+    constraints: RebalanceConstraints = Field(default_factory=RebalanceConstraints)
+    apply: bool = Field(
+        False,
+        description="Record the trades (needs If-Match and Idempotency-Key); otherwise only"
+        " propose them.",
+    )
+
+
+class ProposedTrade(BaseModel):
+    ticker: str
+    side: str
+    quantity: Quantity
+    price: Decimal
+    value: Money
+    fee: Money
+
+
+class RebalanceLine(BaseModel):
+    ticker: str
+    target: Decimal | None = Field(description="After scaling; null when excluded.")
+    weight_before: Decimal
+    weight_after: Decimal
+    quantity_before: Quantity
+    quantity_after: Quantity
+    tolerance: Decimal | None = Field(
+        description="How far weight_after may be from target when nothing was scaled down."
+    )
+
+
+class RebalanceProposal(BaseModel):
+    portfolio_id: UUID
+    version: int = Field(description="The portfolio version the proposal is based on.")
+    applied: bool
+    trades: list[ProposedTrade] = Field(description="Sells first: they fund the buys.")
+    lines: list[RebalanceLine]
+    total_value: Money
+    cash_before: Money
+    cash_after: Money
+    cash_weight_after: Decimal
+    turnover: Decimal = Field(description="One-way: sum(|trade values|) / 2V.")
+    estimated_cost: Money = Field(description="Fees plus the estimated spread.")
+    scaled_targets: bool
+    notes: list[str]
+    prices_as_of: datetime | None
+    transactions: list[TransactionOut] = Field(
+        default_factory=list, description="The ledger rows written, when applied."
+    )

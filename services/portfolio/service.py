@@ -36,13 +36,16 @@ from pydantic import BaseModel
 from services.portfolio import domain, repository
 from services.portfolio.domain import Entry, Kind, LedgerRejected, Portfolio
 from services.portfolio.domain import performance as perf
+from services.portfolio.domain import rebalance as rebalancing
 from services.portfolio.errors import (
+    IdempotencyKeyRequiredError,
     IdempotencyKeyReusedError,
     LedgerRefusedError,
     MarketUnavailableError,
     PortfolioNameTakenError,
     PortfolioNotFoundError,
     PreconditionRequiredError,
+    RebalanceRefusedError,
     TransactionNotFoundError,
     UnknownTickerError,
     VersionMismatchError,
@@ -57,6 +60,7 @@ from services.portfolio.schemas import (
     CashIn,
     ClosedPositionOut,
     DividendIn,
+    ExplicitTarget,
     Performance,
     PeriodPerformance,
     PortfolioCreate,
@@ -65,6 +69,10 @@ from services.portfolio.schemas import (
     PortfolioValuation,
     PositionCreate,
     PositionOut,
+    ProposedTrade,
+    RebalanceLine,
+    RebalanceProposal,
+    RebalanceRequest,
     Recorded,
     ReturnFigure,
     ReversalCreate,
@@ -550,3 +558,148 @@ async def performance(
             for point, growth in zip(series, index, strict=True)
         ],
     )
+
+
+# --- rebalancing ----------------------------------------------------------------------
+
+
+async def rebalance(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    data: RebalanceRequest,
+    if_match: str | None,
+    idem: Idempotency | None,
+    market: MarketQuotes,
+) -> Answer:
+    """A rebalance proposal at market's latest quotes; with ``apply``, its trades are
+    recorded too -- all of them in this one transaction, or none."""
+    if not data.apply:
+        return await _rebalance(conn, owner_id, portfolio_id, data, None, market)
+    if idem is None:
+        raise IdempotencyKeyRequiredError()
+
+    async def work() -> Answer:
+        return await _rebalance(conn, owner_id, portfolio_id, data, if_match, market)
+
+    return await _once(conn, owner_id, idem, work)
+
+
+async def _rebalance(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    data: RebalanceRequest,
+    if_match: str | None,
+    market: MarketQuotes,
+) -> Answer:
+    found = await portfolio(conn, owner_id, portfolio_id, lock=data.apply)
+    if data.apply:
+        _check_version(found, if_match)
+    entries = await repository.entries(conn, found.id)
+    ledger = domain.replay(entries)
+    c = data.constraints
+    excluded = frozenset(c.exclude)
+    positions = ledger.open_positions()
+    if isinstance(data.target, ExplicitTarget):
+        targets = dict(data.target.weights)
+    else:
+        chosen = data.target.tickers or [p.ticker for p in positions if p.ticker not in excluded]
+        try:
+            targets = rebalancing.equal_weights(chosen)
+        except rebalancing.RebalanceRejected as exc:
+            raise RebalanceRefusedError(exc.reason, exc.message, dict(exc.details)) from None
+    wanted = sorted({p.ticker for p in positions} | set(targets))
+    book = await market.latest(wanted)
+    if not book.available:
+        raise MarketUnavailableError(details={"reason": book.problem})
+    unpriced = [t for t in wanted if t not in book.quotes]
+    if unpriced:
+        raise UnknownTickerError(
+            "Market has no price for some tickers, so the portfolio cannot be valued.",
+            details={"tickers": unpriced},
+        )
+    prices = {t: q.price for t, q in book.quotes.items()}
+    try:
+        proposal = rebalancing.propose(
+            [rebalancing.Holding(p.ticker, p.quantity, prices[p.ticker]) for p in positions],
+            ledger.cash,
+            prices,
+            targets,
+            rebalancing.Constraints(
+                cash_buffer=c.cash_buffer,
+                min_trade_value=c.min_trade_value,
+                fractional=c.fractional,
+                drift_band=c.drift_band,
+                max_turnover=c.max_turnover,
+                exclude=excluded,
+                fee_per_trade=c.fee_per_trade,
+                cost_bps=c.cost_bps,
+            ),
+        )
+    except rebalancing.RebalanceRejected as exc:
+        raise RebalanceRefusedError(exc.reason, exc.message, dict(exc.details)) from None
+    written: list[Entry] = []
+    version = found.version
+    if data.apply and proposal.trades:
+        now = datetime.now(UTC)
+        new = [
+            Entry(
+                id=uuid.uuid4(),
+                seq=_UNWRITTEN_SEQ + i,
+                kind=Kind(t.side),
+                executed_at=now,
+                amount=domain.trade_amount(Kind(t.side), t.quantity, t.price, t.fee),
+                ticker=t.ticker,
+                quantity=t.quantity,
+                price=t.price,
+                fee=t.fee,
+                note="rebalance",
+            )
+            for i, t in enumerate(proposal.trades)
+        ]
+        try:
+            after = domain.replay([*entries, *new])
+        except LedgerRejected as exc:
+            raise LedgerRefusedError(exc.reason, exc.message, dict(exc.details)) from None
+        written = [await repository.append(conn, found.id, entry) for entry in new]
+        version = (await repository.set_balance(conn, found.id, after.cash)).version
+    body = RebalanceProposal(
+        portfolio_id=found.id,
+        version=version,
+        applied=data.apply,
+        trades=[
+            ProposedTrade(
+                ticker=t.ticker,
+                side=t.side,
+                quantity=t.quantity,
+                price=t.price,
+                value=t.value,
+                fee=t.fee,
+            )
+            for t in proposal.trades
+        ],
+        lines=[
+            RebalanceLine(
+                ticker=line.ticker,
+                target=line.target,
+                weight_before=line.weight_before,
+                weight_after=line.weight_after,
+                quantity_before=line.quantity_before,
+                quantity_after=line.quantity_after,
+                tolerance=line.tolerance,
+            )
+            for line in proposal.lines
+        ],
+        total_value=proposal.total_value,
+        cash_before=proposal.cash_before,
+        cash_after=proposal.cash_after,
+        cash_weight_after=proposal.cash_weight_after,
+        turnover=proposal.turnover,
+        estimated_cost=proposal.estimated_cost,
+        scaled_targets=proposal.scaled_targets,
+        notes=proposal.notes,
+        prices_as_of=min((q.as_of for q in book.quotes.values()), default=None),
+        transactions=[TransactionOut.of(e) for e in written],
+    )
+    return Answer(200, _json(body), domain.etag(version))

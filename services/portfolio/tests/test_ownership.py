@@ -48,6 +48,11 @@ async def test_every_id_route_answers_404_for_another_users_portfolio(
             json={"ticker": symbol, "quantity": "1", "price": "1"},
             headers={**bob_headers, "Idempotency-Key": "steal-2"},
         ),
+        "PUT rebalance": await client.put(
+            f"{base}/rebalance",
+            json={"target": {"kind": "equal"}, "apply": True},
+            headers={**bob_headers, "Idempotency-Key": "steal-4"},
+        ),
         "POST reversal": await client.post(
             f"{base}/transactions/{tx}/reversal",
             json={},

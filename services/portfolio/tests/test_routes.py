@@ -8,7 +8,12 @@ import asyncio
 from datetime import date, timedelta
 from decimal import Decimal
 
-from services.portfolio.schemas import Performance, PortfolioValuation, Recorded
+from services.portfolio.schemas import (
+    Performance,
+    PortfolioValuation,
+    RebalanceProposal,
+    Recorded,
+)
 from services.portfolio.tests.support import HISTORY, deposit, etag, ledger_rows, post, ticker
 from tests.inprocess import InProcessApp
 
@@ -497,3 +502,115 @@ async def test_performance_of_an_empty_portfolio(portfolio: InProcessApp) -> Non
         await portfolio.client.get("/api/v1/portfolio/performance", headers=portfolio.token())
     ).json()
     assert body["series"] == [] and body["periods"] == []
+
+
+# --- PUT /portfolio/rebalance ----------------------------------------------------------------
+
+
+async def funded(
+    app: InProcessApp, caller: dict[str, str], cash: str, buys: list[tuple[str, str, str]]
+) -> None:
+    await deposit(app, caller, cash)
+    for symbol, quantity, price in buys:
+        trade = {"kind": "BUY", "ticker": symbol, "quantity": quantity, "price": price}
+        response = await post(app, "/api/v1/portfolio/transactions", trade, caller)
+        assert response.status_code == 201, response.text
+
+
+async def test_a_proposal_changes_nothing(
+    portfolio: InProcessApp, market: dict[str, float]
+) -> None:
+    caller = portfolio.token()
+    a, b = ticker(), ticker()
+    market[a], market[b] = 10.0, 20.0
+    await funded(portfolio, caller, "200", [(a, "10", "10")])
+    before = await etag(portfolio, caller)
+    response = await portfolio.client.put(
+        "/api/v1/portfolio/rebalance",
+        json={"target": {"kind": "explicit", "weights": {a: "0.5", b: "0.5"}}},
+        headers=caller,
+    )
+    assert response.status_code == 200, response.text
+    proposal = RebalanceProposal.model_validate(response.json())
+    assert [(t.ticker, t.side, t.quantity) for t in proposal.trades] == [(b, "BUY", Decimal(5))]
+    assert not proposal.applied and proposal.transactions == []
+    assert proposal.cash_after == 0 and proposal.turnover == Decimal("0.25")
+    assert await etag(portfolio, caller) == before
+    assert len(await ledger_rows(portfolio, caller)) == 2
+
+
+async def test_applying_needs_a_key_and_if_match_and_trades_once(
+    portfolio: InProcessApp, market: dict[str, float]
+) -> None:
+    caller = portfolio.token()
+    a, b, c = ticker(), ticker(), ticker()
+    market[a], market[b], market[c] = 10.0, 25.0, 7.5
+    await funded(portfolio, caller, "1000", [(a, "60", "10")])
+    request = {
+        "target": {"kind": "equal", "tickers": [a, b, c]},
+        "constraints": {"cash_buffer": "0.05", "fee_per_trade": "1"},
+        "apply": True,
+    }
+    url = "/api/v1/portfolio/rebalance"
+    no_key = await portfolio.client.put(url, json=request, headers={**caller, "If-Match": "*"})
+    assert no_key.status_code == 422 and no_key.json()["error_code"] == "IDEMPOTENCY_KEY_REQUIRED"
+    keyed = {**caller, "Idempotency-Key": "rebalance-1"}
+    no_match = await portfolio.client.put(url, json=request, headers=keyed)
+    assert no_match.status_code == 428
+    current = await etag(portfolio, caller)
+    applied = await portfolio.client.put(url, json=request, headers={**keyed, "If-Match": current})
+    assert applied.status_code == 200, applied.text
+    again = await portfolio.client.put(url, json=request, headers={**keyed, "If-Match": current})
+    assert again.content == applied.content and again.headers["Idempotent-Replayed"] == "true"
+    proposal = RebalanceProposal.model_validate(applied.json())
+    assert proposal.applied and len(proposal.transactions) == len(proposal.trades) > 0
+    assert [t.note for t in proposal.transactions] == ["rebalance"] * len(proposal.trades)
+    rows = await ledger_rows(portfolio, caller)
+    assert len(rows) == 2 + len(proposal.trades)  # the retry wrote nothing
+    # The portfolio reached its targets within the stated tolerance, cash above the buffer.
+    valued = PortfolioValuation.model_validate(
+        (await portfolio.client.get("/api/v1/portfolio", headers=caller)).json()
+    )
+    weights = {p.ticker: p.weight for p in valued.positions}
+    for line in proposal.lines:
+        assert line.target is not None and line.tolerance is not None
+        assert abs((weights.get(line.ticker) or 0) - line.target) <= line.tolerance
+    assert any(t.side == "BUY" for t in proposal.trades)
+    assert valued.cash == proposal.cash_after >= proposal.total_value * Decimal("0.05")
+    assert valued.version == proposal.version
+
+
+async def test_rebalance_without_market_is_503(portfolio: InProcessApp) -> None:
+    caller = portfolio.token()
+    await funded(portfolio, caller, "100", [(ticker(), "1", "10")])
+    response = await portfolio.client.put(
+        "/api/v1/portfolio/rebalance", json={"target": {"kind": "equal"}}, headers=caller
+    )
+    assert response.status_code == 503 and response.json()["error_code"] == "MARKET_UNAVAILABLE"
+
+
+async def test_rebalance_refuses_impossible_targets(
+    portfolio: InProcessApp, market: dict[str, float]
+) -> None:
+    caller = portfolio.token()
+    a = ticker()
+    market[a] = 10.0
+    await funded(portfolio, caller, "100", [(a, "1", "10")])
+    url = "/api/v1/portfolio/rebalance"
+    for body, code in (
+        (
+            {"target": {"kind": "explicit", "weights": {a: "0.7", "ZZZZ": "0.7"}}},
+            "VALIDATION_ERROR",
+        ),
+        (
+            {
+                "target": {"kind": "explicit", "weights": {a: "0.5"}},
+                "constraints": {"exclude": [a]},
+            },
+            "EXCLUDED_TARGET",
+        ),
+        ({"target": {"kind": "explicit", "weights": {a: "1.5"}}}, "VALIDATION_ERROR"),
+    ):
+        response = await portfolio.client.put(url, json=body, headers=caller)
+        assert response.status_code == 422, response.text
+        assert response.json()["error_code"] == code, body
