@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.portfolio.background import idempotency_janitor
 from services.portfolio.config import PortfolioSettings
 from services.portfolio.routes import router
+from services.portfolio.states import LedgerStates
 from shared.db import Migration, load_migrations
 from shared.runtime import create_part_app
 
@@ -34,4 +35,5 @@ def create_app(settings: PortfolioSettings) -> FastAPI:
     )
     app.state.market_timeout = settings.market_timeout_seconds
     app.state.market_history_timeout = settings.market_history_timeout_seconds
+    app.state.ledger_states = LedgerStates(settings.ledger_states_capacity)
     return app

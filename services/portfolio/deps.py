@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from services.portfolio.market import MarketQuotes
+from services.portfolio.states import Ledgers
+from shared.deps import DbTransaction
 from shared.runtime import Resources
 
 
@@ -20,6 +22,14 @@ async def _market(request: Request) -> MarketQuotes:
 
 
 Market = Annotated[MarketQuotes, Depends(_market)]
+
+
+async def _ledgers(request: Request, unit: DbTransaction) -> Ledgers:
+    return Ledgers(request.app.state.ledger_states, unit.after_commit)
+
+
+# The request's ledger states; its transaction is the one ``DbConn`` is in.
+LedgerStatesDep = Annotated[Ledgers, Depends(_ledgers)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from services.portfolio import domain, service
-from services.portfolio.deps import IdempotencyKey, IfMatch, Market
+from services.portfolio.deps import IdempotencyKey, IfMatch, LedgerStatesDep, Market
 from services.portfolio.schemas import (
     Performance,
     PortfolioCreate,
@@ -51,6 +51,16 @@ def _answer(answer: service.Answer) -> Response:
     )
 
 
+def _valued(valued: PortfolioValuation) -> Response:
+    """A valuation, encoded once here (FastAPI would validate its hundreds of positions
+    again before encoding; test_routes checks the body against the model)."""
+    return Response(
+        valued.model_dump_json(),
+        media_type="application/json",
+        headers={"ETag": domain.etag(valued.version)},
+    )
+
+
 def _with_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = domain.etag(version)
 
@@ -60,12 +70,10 @@ def _with_etag(response: Response, version: int) -> None:
 
 @router.get("/portfolio", response_model=PortfolioValuation, responses=_READ)
 async def get_default_portfolio(
-    conn: DbConn, caller: Viewer, market: Market, response: Response
-) -> PortfolioValuation:
+    conn: DbConn, caller: Viewer, ledgers: LedgerStatesDep, market: Market
+) -> Response:
     """The caller's default portfolio (made on first use), valued at live quotes."""
-    valued = await service.valuation(conn, caller.subject, None, market)
-    _with_etag(response, valued.version)
-    return valued
+    return _valued(await service.valuation(conn, caller.subject, None, market, ledgers))
 
 
 @router.post(
@@ -95,12 +103,14 @@ async def list_portfolios(
 
 @router.get("/portfolios/{portfolio_id}", response_model=PortfolioValuation, responses=_READ)
 async def get_portfolio(
-    conn: DbConn, caller: Viewer, market: Market, portfolio_id: UUID, response: Response
-) -> PortfolioValuation:
+    conn: DbConn,
+    caller: Viewer,
+    ledgers: LedgerStatesDep,
+    market: Market,
+    portfolio_id: UUID,
+) -> Response:
     """One of the caller's portfolios, valued at live quotes."""
-    valued = await service.valuation(conn, caller.subject, portfolio_id, market)
-    _with_etag(response, valued.version)
-    return valued
+    return _valued(await service.valuation(conn, caller.subject, portfolio_id, market, ledgers))
 
 
 @router.patch("/portfolios/{portfolio_id}", response_model=PortfolioOut, responses=_CHANGE)
@@ -145,6 +155,7 @@ async def get_performance(
 async def add_position(
     conn: DbConn,
     caller: Viewer,
+    ledgers: LedgerStatesDep,
     market: Market,
     body: PositionCreate,
     if_match: IfMatch = None,
@@ -152,7 +163,9 @@ async def add_position(
 ) -> Response:
     """Buy into the default portfolio at a given price or market's latest quote."""
     idem = service.idempotency(key, "buy", "default", body)
-    return _answer(await service.buy(conn, caller.subject, None, body, if_match, idem, market))
+    return _answer(
+        await service.buy(conn, caller.subject, None, body, if_match, idem, market, ledgers)
+    )
 
 
 @router.post(
@@ -164,6 +177,7 @@ async def add_position(
 async def add_position_to(
     conn: DbConn,
     caller: Viewer,
+    ledgers: LedgerStatesDep,
     market: Market,
     portfolio_id: UUID,
     body: PositionCreate,
@@ -173,7 +187,7 @@ async def add_position_to(
     """Buy into one of the caller's portfolios."""
     idem = service.idempotency(key, "buy", str(portfolio_id), body)
     return _answer(
-        await service.buy(conn, caller.subject, portfolio_id, body, if_match, idem, market)
+        await service.buy(conn, caller.subject, portfolio_id, body, if_match, idem, market, ledgers)
     )
 
 
@@ -214,6 +228,7 @@ async def list_transactions(
 async def record_default_transaction(
     conn: DbConn,
     caller: Viewer,
+    ledgers: LedgerStatesDep,
     body: TransactionCreate,
     if_match: IfMatch = None,
     key: IdempotencyKey = None,
@@ -221,7 +236,7 @@ async def record_default_transaction(
     """Record a BUY, SELL, DEPOSIT, WITHDRAWAL, DIVIDEND, FEE or SPLIT in the default portfolio."""
     idem = service.idempotency(key, "record", "default", body)
     return _answer(
-        await service.record_transaction(conn, caller.subject, None, body, if_match, idem)
+        await service.record_transaction(conn, caller.subject, None, body, if_match, idem, ledgers)
     )
 
 
@@ -234,6 +249,7 @@ async def record_default_transaction(
 async def record_transaction(
     conn: DbConn,
     caller: Viewer,
+    ledgers: LedgerStatesDep,
     portfolio_id: UUID,
     body: TransactionCreate,
     if_match: IfMatch = None,
@@ -242,7 +258,9 @@ async def record_transaction(
     """Record a transaction in one of the caller's portfolios."""
     idem = service.idempotency(key, "record", str(portfolio_id), body)
     return _answer(
-        await service.record_transaction(conn, caller.subject, portfolio_id, body, if_match, idem)
+        await service.record_transaction(
+            conn, caller.subject, portfolio_id, body, if_match, idem, ledgers
+        )
     )
 
 
@@ -255,6 +273,7 @@ async def record_transaction(
 async def reverse_transaction(
     conn: DbConn,
     caller: Viewer,
+    ledgers: LedgerStatesDep,
     portfolio_id: UUID,
     transaction_id: UUID,
     body: ReversalCreate,
@@ -265,7 +284,7 @@ async def reverse_transaction(
     idem = service.idempotency(key, "reverse", f"{portfolio_id}/{transaction_id}", body)
     return _answer(
         await service.reverse_transaction(
-            conn, caller.subject, portfolio_id, transaction_id, body, if_match, idem
+            conn, caller.subject, portfolio_id, transaction_id, body, if_match, idem, ledgers
         )
     )
 
@@ -277,6 +296,7 @@ async def reverse_transaction(
 async def rebalance_default(
     conn: DbConn,
     caller: Viewer,
+    ledgers: LedgerStatesDep,
     market: Market,
     body: RebalanceRequest,
     if_match: IfMatch = None,
@@ -287,7 +307,7 @@ async def rebalance_default(
     (needs ``If-Match`` and ``Idempotency-Key``)."""
     idem = service.idempotency(key, "rebalance", "default", body)
     return _answer(
-        await service.rebalance(conn, caller.subject, None, body, if_match, idem, market)
+        await service.rebalance(conn, caller.subject, None, body, if_match, idem, market, ledgers)
     )
 
 
@@ -297,6 +317,7 @@ async def rebalance_default(
 async def rebalance(
     conn: DbConn,
     caller: Viewer,
+    ledgers: LedgerStatesDep,
     market: Market,
     portfolio_id: UUID,
     body: RebalanceRequest,
@@ -306,5 +327,7 @@ async def rebalance(
     """A rebalance proposal for one of the caller's portfolios (see the default's)."""
     idem = service.idempotency(key, "rebalance", str(portfolio_id), body)
     return _answer(
-        await service.rebalance(conn, caller.subject, portfolio_id, body, if_match, idem, market)
+        await service.rebalance(
+            conn, caller.subject, portfolio_id, body, if_match, idem, market, ledgers
+        )
     )

@@ -17,7 +17,7 @@ from pydantic import (
     field_validator,
 )
 
-from services.portfolio.domain import MONEY, Entry, Portfolio, Position, ValuedPosition
+from services.portfolio.domain import MONEY, Entry, Portfolio, Position, ValuedPosition, price
 
 TICKER_PATTERN = r"^[A-Z]{1,5}([.-][A-Z])?$"
 
@@ -219,12 +219,15 @@ class PositionOut(BaseModel):
 
     @classmethod
     def of(cls, valued: ValuedPosition) -> PositionOut:
+        # model_construct: every value comes from the domain, already of the right type;
+        # validating 200 positions and their lots again costs more than the rest of a read.
         p, quote = valued.position, valued.quote
-        return cls(
+        quantity = valued.quantity
+        return cls.model_construct(
             ticker=p.ticker,
-            quantity=p.quantity,
-            average_cost=p.average_cost,
-            cost_basis=p.cost_basis,
+            quantity=quantity,
+            average_cost=price(valued.cost_basis / quantity) if quantity else None,
+            cost_basis=valued.cost_basis,
             price=quote.price if quote else None,
             price_as_of=quote.as_of if quote else None,
             market_value=valued.market_value,
@@ -234,7 +237,7 @@ class PositionOut(BaseModel):
             weight=valued.weight,
             sector=quote.sector if quote else None,
             lots=[
-                LotOut(
+                LotOut.model_construct(
                     transaction_id=lot.entry_id,
                     opened_at=lot.opened_at,
                     quantity=lot.quantity,

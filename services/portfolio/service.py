@@ -83,6 +83,7 @@ from services.portfolio.schemas import (
     TransactionCreate,
     TransactionOut,
 )
+from services.portfolio.states import Ledgers
 from shared.errors import ConflictError, ValidationFailedError
 from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
 
@@ -270,12 +271,32 @@ async def rename_portfolio(
 # --- valuation ------------------------------------------------------------------------
 
 
+async def _state(
+    conn: asyncpg.Connection, found: Portfolio, ledgers: Ledgers
+) -> tuple[domain.Ledger, list[Entry] | None]:
+    """The ledger state of ``found`` at its version, and the entries if they were read."""
+    state = ledgers.states.get(found.id, found.version)
+    if state is not None:
+        return state, None
+    entries = await repository.entries(conn, found.id)
+    state = domain.replay(entries)
+    # Kept only if no change committed between reading the row and the entries (outside
+    # the row lock, READ COMMITTED can see a newer ledger than the row's version).
+    if await repository.version_of(conn, found.id) == found.version:
+        ledgers.states.put(found.id, found.version, state)
+    return state, entries
+
+
 async def valuation(
-    conn: asyncpg.Connection, owner_id: str, portfolio_id: UUID | None, market: MarketQuotes
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    market: MarketQuotes,
+    ledgers: Ledgers,
 ) -> PortfolioValuation:
     """The portfolio with its open positions at market's latest quotes."""
     found = await portfolio(conn, owner_id, portfolio_id)
-    ledger = domain.replay(await repository.entries(conn, found.id))
+    ledger, _ = await _state(conn, found, ledgers)
     book = await market.latest(p.ticker for p in ledger.open_positions())
     valued = domain.value(ledger, book.quotes)
     return PortfolioValuation(
@@ -362,17 +383,32 @@ async def _append(
     portfolio_id: UUID | None,
     if_match: str | None,
     make: Callable[[list[Entry]], Entry],
+    ledgers: Ledgers,
+    *,
+    needs_entries: bool = False,
 ) -> Answer:
     found = await portfolio(conn, owner_id, portfolio_id, lock=True)
     _check_version(found, if_match)
-    entries = await repository.entries(conn, found.id)
-    new = make(entries)
+    state, entries = await _state(conn, found, ledgers)
+    if needs_entries and entries is None:
+        entries = await repository.entries(conn, found.id)
+    new = make(entries or [])
     try:
-        ledger = domain.replay([*entries, new])
+        # Appending after the last entry extends the known state; a back-dated entry or a
+        # reversal replays the whole ledger.
+        ledger = domain.extend(state, new)
+        if ledger is None:
+            if entries is None:
+                entries = await repository.entries(conn, found.id)
+            ledger = domain.replay([*entries, new])
     except LedgerRejected as exc:
         raise LedgerRefusedError(exc.reason, exc.message, dict(exc.details)) from None
     stored = await repository.append(conn, found.id, new)
     updated = await repository.set_balance(conn, found.id, ledger.cash)
+    # The state kept is built from the row as stored (its decimals at the column's
+    # scale), so it is exactly what a replay from the database would give.
+    kept = domain.extend(state, stored) or domain.replay([*(entries or []), stored])
+    ledgers.keep_after_commit(found.id, updated.version, kept)
     body = Recorded(transaction=TransactionOut.of(stored), portfolio=PortfolioOut.of(updated))
     return Answer(201, _json(body), domain.etag(updated.version))
 
@@ -384,9 +420,12 @@ async def record_transaction(
     data: TransactionCreate,
     if_match: str | None,
     idem: Idempotency | None,
+    ledgers: Ledgers,
 ) -> Answer:
     async def work() -> Answer:
-        return await _append(conn, owner_id, portfolio_id, if_match, lambda _: _entry_of(data))
+        return await _append(
+            conn, owner_id, portfolio_id, if_match, lambda _: _entry_of(data), ledgers
+        )
 
     return await _once(conn, owner_id, idem, work)
 
@@ -399,6 +438,7 @@ async def buy(
     if_match: str | None,
     idem: Idempotency | None,
     market: MarketQuotes,
+    ledgers: Ledgers,
 ) -> Answer:
     """Add to a position: a BUY at the given price, or at market's latest quote."""
 
@@ -425,7 +465,9 @@ async def buy(
             executed_at=data.executed_at,
             note=data.note,
         )
-        return await _append(conn, owner_id, portfolio_id, if_match, lambda _: _entry_of(trade))
+        return await _append(
+            conn, owner_id, portfolio_id, if_match, lambda _: _entry_of(trade), ledgers
+        )
 
     return await _once(conn, owner_id, idem, work)
 
@@ -438,6 +480,7 @@ async def reverse_transaction(
     data: ReversalCreate,
     if_match: str | None,
     idem: Idempotency | None,
+    ledgers: Ledgers,
 ) -> Answer:
     """Cancel a ledger entry with a reversing entry (refused if what follows it in the
     ledger depends on it: reversing a BUY whose shares were sold is an oversell)."""
@@ -453,7 +496,9 @@ async def reverse_transaction(
         return domain.reversal_of(target, entry_id=uuid.uuid4(), seq=_UNWRITTEN_SEQ, note=data.note)
 
     async def work() -> Answer:
-        return await _append(conn, owner_id, portfolio_id, if_match, make)
+        return await _append(
+            conn, owner_id, portfolio_id, if_match, make, ledgers, needs_entries=True
+        )
 
     return await _once(conn, owner_id, idem, work)
 
@@ -571,16 +616,17 @@ async def rebalance(
     if_match: str | None,
     idem: Idempotency | None,
     market: MarketQuotes,
+    ledgers: Ledgers,
 ) -> Answer:
     """A rebalance proposal at market's latest quotes; with ``apply``, its trades are
     recorded too -- all of them in this one transaction, or none."""
     if not data.apply:
-        return await _rebalance(conn, owner_id, portfolio_id, data, None, market)
+        return await _rebalance(conn, owner_id, portfolio_id, data, None, market, ledgers)
     if idem is None:
         raise IdempotencyKeyRequiredError()
 
     async def work() -> Answer:
-        return await _rebalance(conn, owner_id, portfolio_id, data, if_match, market)
+        return await _rebalance(conn, owner_id, portfolio_id, data, if_match, market, ledgers)
 
     return await _once(conn, owner_id, idem, work)
 
@@ -592,12 +638,12 @@ async def _rebalance(
     data: RebalanceRequest,
     if_match: str | None,
     market: MarketQuotes,
+    ledgers: Ledgers,
 ) -> Answer:
     found = await portfolio(conn, owner_id, portfolio_id, lock=data.apply)
     if data.apply:
         _check_version(found, if_match)
-    entries = await repository.entries(conn, found.id)
-    ledger = domain.replay(entries)
+    ledger, entries = await _state(conn, found, ledgers)
     c = data.constraints
     excluded = frozenset(c.exclude)
     positions = ledger.open_positions()
@@ -659,11 +705,21 @@ async def _rebalance(
             for i, t in enumerate(proposal.trades)
         ]
         try:
-            after = domain.replay([*entries, *new])
+            after: domain.Ledger | None = ledger
+            for entry in new:  # at now: after every entry, so each extends the state
+                after = domain.extend(after, entry) if after is not None else None
+            if after is None:
+                everything = entries or await repository.entries(conn, found.id)
+                after = domain.replay([*everything, *new])
         except LedgerRejected as exc:
             raise LedgerRefusedError(exc.reason, exc.message, dict(exc.details)) from None
         written = [await repository.append(conn, found.id, entry) for entry in new]
         version = (await repository.set_balance(conn, found.id, after.cash)).version
+        kept: domain.Ledger | None = ledger
+        for entry in written:
+            kept = domain.extend(kept, entry) if kept is not None else None
+        if kept is not None:  # else the next request reads the ledger again
+            ledgers.keep_after_commit(found.id, version, kept)
     body = RebalanceProposal(
         portfolio_id=found.id,
         version=version,

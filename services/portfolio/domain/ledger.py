@@ -147,6 +147,30 @@ class Ledger:
     withdrawals: Decimal = ZERO
     fees: Decimal = ZERO  # FEE entries (account fees), not trade fees
     entries: int = 0
+    last_at: datetime | None = None  # the latest active entry's time
+
+    def fork(self, ticker: str | None) -> Ledger:
+        """A copy that :func:`apply` may change without changing this one, for an entry
+        on ``ticker``: positions are shared except that one, which is copied deeply."""
+        positions = dict(self.positions)
+        if ticker is not None and ticker in positions:
+            old = positions[ticker]
+            positions[ticker] = Position(
+                old.ticker,
+                [Lot(lot.opened_at, lot.entry_id, lot.quantity, lot.cost) for lot in old.lots],
+                old.realised_pnl,
+                old.dividends,
+                old.fees,
+            )
+        return Ledger(
+            self.cash,
+            positions,
+            self.deposits,
+            self.withdrawals,
+            self.fees,
+            self.entries,
+            self.last_at,
+        )
 
     def open_positions(self) -> list[Position]:
         return sorted((p for p in self.positions.values() if p.quantity > 0), key=_ticker)
@@ -191,6 +215,8 @@ def apply(ledger: Ledger, entry: Entry) -> None:
     """Apply one entry to ``ledger`` in place (or raise, leaving it unusable)."""
     kind = entry.kind
     ledger.entries += 1
+    if ledger.last_at is None or entry.executed_at > ledger.last_at:
+        ledger.last_at = entry.executed_at
     if kind is Kind.SPLIT:
         _split(ledger, entry)
         return
@@ -274,6 +300,20 @@ def _split(ledger: Ledger, entry: Entry) -> None:
     position.lots = [lot for lot in position.lots if lot.quantity > 0]
 
 
+def extend(ledger: Ledger, entry: Entry) -> Ledger | None:
+    """``ledger`` with ``entry`` applied after its last entry, without replaying it: the
+    same result as :func:`replay` of everything plus ``entry`` when ``entry`` is neither
+    a reversal nor earlier than the ledger's last entry. None when it is (replay then).
+    Raises :class:`LedgerRejected` like :func:`replay`; ``ledger`` is never changed."""
+    if entry.reverses is not None:
+        return None
+    if ledger.last_at is not None and entry.executed_at < ledger.last_at:
+        return None
+    extended = ledger.fork(entry.ticker)
+    apply(extended, entry)
+    return extended
+
+
 def reversal_of(original: Entry, *, entry_id: UUID, seq: int, note: str | None) -> Entry:
     """The entry that cancels ``original``: same kind, opposite signs, naming it. The
     ledger stays append-only; :func:`active` drops both from the replay."""
@@ -322,6 +362,8 @@ class Quote:
 @dataclass(frozen=True, slots=True)
 class ValuedPosition:
     position: Position
+    quantity: Decimal  # the position's, computed once
+    cost_basis: Decimal
     quote: Quote | None
     market_value: Decimal | None
     unrealised_pnl: Decimal | None
@@ -358,16 +400,20 @@ def value(ledger: Ledger, quotes: Mapping[str, Quote]) -> Valuation:
         values.append((position, quote, money(position.quantity * quote.price) if quote else None))
     market_value = sum((v for _, _, v in values if v is not None), ZERO)
     total = ledger.cash + market_value
-    valued = [
-        ValuedPosition(
-            position=position,
-            quote=quote,
-            market_value=mv,
-            unrealised_pnl=mv - position.cost_basis if mv is not None else None,
-            weight=_weight(mv, total) if mv is not None else None,
+    valued = []
+    for position, quote, mv in values:
+        cost = position.cost_basis
+        valued.append(
+            ValuedPosition(
+                position=position,
+                quantity=position.quantity,
+                cost_basis=cost,
+                quote=quote,
+                market_value=mv,
+                unrealised_pnl=mv - cost if mv is not None else None,
+                weight=_weight(mv, total) if mv is not None else None,
+            )
         )
-        for position, quote, mv in values
-    ]
     by_sector: dict[str, Decimal] = {}
     for _, quote, mv in values:
         if mv is not None and quote is not None:
@@ -380,7 +426,7 @@ def value(ledger: Ledger, quotes: Mapping[str, Quote]) -> Valuation:
         cash=ledger.cash,
         market_value=market_value,
         total_value=total,
-        cost_basis=sum((p.cost_basis for p in open_positions), ZERO),
+        cost_basis=sum((v.cost_basis for v in valued), ZERO),
         unrealised_pnl=sum((v.unrealised_pnl or ZERO for v in valued), ZERO),
         realised_pnl=ledger.realised_pnl,
         dividends=ledger.dividends,

@@ -6,13 +6,16 @@ than the burst, so they queue, interleave and contend for the same rows."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from decimal import Decimal
 
 import httpx
+import pytest
 
 from services.portfolio.tests.support import deposit, etag, ledger_rows, post, ticker
-from tests.inprocess import InProcessApp
+from tests.infra import TestInfra
+from tests.inprocess import InProcessApp, running_app
 
 
 async def test_a_thousand_concurrent_retries_with_one_key_make_one_trade(
@@ -114,3 +117,33 @@ async def test_concurrent_sells_never_oversell(portfolio: InProcessApp) -> None:
     assert body["closed_positions"] == [
         {"ticker": symbol, "realised_pnl": "10.0000", "dividends": "0.0000"}
     ]
+
+
+async def test_two_instances_never_answer_from_a_stale_state(
+    portfolio: InProcessApp, infra: TestInfra, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Each instance keeps ledger states in memory by version: a change made through
+    the other instance is a new version, so it is read, never missed."""
+    async with running_app("portfolio", infra, tmp_path_factory.mktemp("pf-b")) as other:
+        subject = str(uuid.uuid4())
+        via_a, via_b = portfolio.token(subject=subject), other.token(subject=subject)
+        symbol = ticker()
+        await deposit(portfolio, via_a, "100")
+        assert (await portfolio.client.get("/api/v1/portfolio", headers=via_a)).json()[
+            "cash"
+        ] == "100.0000"  # A now holds this version's state
+        await deposit(other, via_b, "50")
+        buy = {"kind": "BUY", "ticker": symbol, "quantity": "3", "price": "10"}
+        assert (await post(other, "/api/v1/portfolio/transactions", buy, via_b)).status_code == 201
+        seen_by_a = (await portfolio.client.get("/api/v1/portfolio", headers=via_a)).json()
+        assert seen_by_a["cash"] == "120.0000" and seen_by_a["positions"][0]["quantity"] == "3"
+        # A change through A builds on what B wrote: 4 cannot be sold, 3 can.
+        sell = {"kind": "SELL", "ticker": symbol, "quantity": "4", "price": "10"}
+        refused = await post(portfolio, "/api/v1/portfolio/transactions", sell, via_a)
+        assert refused.status_code == 409
+        sell["quantity"] = "3"
+        assert (
+            await post(portfolio, "/api/v1/portfolio/transactions", sell, via_a)
+        ).status_code == 201
+        seen_by_b = (await other.client.get("/api/v1/portfolio", headers=via_b)).json()
+        assert seen_by_b["cash"] == "150.0000" and seen_by_b["positions"] == []

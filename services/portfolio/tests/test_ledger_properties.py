@@ -20,7 +20,15 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from services.portfolio.domain import Entry, Kind, LedgerRejected, replay, reversal_of
+from services.portfolio.domain import (
+    Entry,
+    Kind,
+    LedgerRejected,
+    extend,
+    replay,
+    reversal_of,
+    trade_amount,
+)
 
 TICKERS = ("AAA", "BBB", "CCC")
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -259,3 +267,74 @@ def test_a_split_keeps_cost_basis_and_value(
     assert 0 <= shortfall < len(before.lots) * Decimal("1E-10") * frm
     if frm == 1:
         assert shortfall == 0  # a whole-number split is exact
+
+
+@PROPERTY
+@given(ledgers(), st.data())
+def test_extending_a_state_equals_replaying_everything(
+    built: tuple[list[Entry], int], data: st.DataObject
+) -> None:
+    """What the in-memory states rely on: appending an entry after the last one to a
+    replayed state gives what a replay of the whole ledger gives -- or the same refusal."""
+    entries, _ = built
+    state = replay(entries)
+    before = (
+        state.cash,
+        {t: [(lot.quantity, lot.cost) for lot in p.lots] for t, p in state.positions.items()},
+    )
+    last = max((e.executed_at for e in entries), default=T0)
+    kind = data.draw(
+        st.sampled_from([Kind.BUY, Kind.SELL, Kind.WITHDRAWAL, Kind.SPLIT, Kind.DIVIDEND])
+    )
+    ticker = data.draw(st.sampled_from(TICKERS))
+    quantity = data.draw(decimals("0.0000000001", "40", 10))
+    price = data.draw(decimals("0", "300", 6))
+    amounts = {
+        Kind.BUY: trade_amount(Kind.BUY, quantity, price, Decimal(0)),
+        Kind.SELL: trade_amount(Kind.SELL, quantity, price, Decimal(0)),
+        Kind.WITHDRAWAL: -quantity.quantize(CENT4),
+        Kind.SPLIT: Decimal(0),
+        Kind.DIVIDEND: quantity.quantize(CENT4),
+    }
+    new = Entry(
+        id=uuid.uuid4(),
+        seq=10_000,
+        kind=kind,
+        executed_at=last + timedelta(hours=data.draw(st.integers(0, 48))),
+        amount=amounts[kind],
+        ticker=None if kind is Kind.WITHDRAWAL else ticker,
+        quantity=quantity if kind in (Kind.BUY, Kind.SELL) else None,
+        price=price if kind in (Kind.BUY, Kind.SELL) else None,
+        split_to=3 if kind is Kind.SPLIT else None,
+        split_from=2 if kind is Kind.SPLIT else None,
+    )
+    try:
+        expected = replay([*entries, new])
+    except LedgerRejected as refused:
+        try:
+            extend(state, new)
+        except LedgerRejected as also:
+            assert also.reason == refused.reason
+        else:
+            raise AssertionError("extend accepted what replay refuses") from None
+    else:
+        extended = extend(state, new)
+        assert extended is not None
+        assert extended.cash == expected.cash
+        for t in TICKERS:
+            got, want = extended.positions.get(t), expected.positions.get(t)
+            assert (
+                (got is None) == (want is None)
+                or (got and got.quantity == 0)
+                or (want and want.quantity == 0)
+            )
+            if got and want:
+                assert [(lot.quantity, lot.cost) for lot in got.lots] == [
+                    (lot.quantity, lot.cost) for lot in want.lots
+                ]
+                assert (got.realised_pnl, got.dividends) == (want.realised_pnl, want.dividends)
+    # The state it started from is unchanged (states are shared between requests).
+    assert (
+        state.cash,
+        {t: [(lot.quantity, lot.cost) for lot in p.lots] for t, p in state.positions.items()},
+    ) == before
