@@ -1,9 +1,11 @@
 """The gateway's app factory.
 
-Middleware, outermost first: request id and access log (shared) -> security headers ->
-CORS (when configured) -> gzip -> the edge (route policy, authentication, rate limits,
-forwarding; :mod:`gateway.middleware`) -> the gateway's own routes. In front of all of
-it, :mod:`gateway.front` serves forwarded requests with the same steps in one function.
+In front of everything, :mod:`gateway.pipeline.forwarded` serves forwarded requests,
+step by step in one function (the map of the steps is :mod:`gateway.pipeline`).
+Everything else takes FastAPI's stack, outermost first: request id and access log
+(shared) -> security headers -> CORS (when configured) -> gzip -> the same steps as
+middleware (:mod:`gateway.pipeline.full_stack`) -> the gateway's own routes. The server
+reads request heads through :mod:`gateway.pipeline.wire` (:func:`http_protocol`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
 
-from gateway import front
 from gateway.config import GatewaySettings
 from gateway.edge import edge_extension
+from gateway.identity.passwords import PasswordSlots
 from gateway.identity.routes import router as identity_router
-from gateway.middleware import EdgeMiddleware, GzipWhenAccepted, SecurityHeadersMiddleware
+from gateway.pipeline import forwarded
+from gateway.pipeline.full_stack import EdgeMiddleware
+from gateway.pipeline.respond import GzipWhenAccepted, SecurityHeadersMiddleware
+from gateway.pipeline.wire import GatewayHttpProtocol, HeadLimits, protocol_class
 from gateway.routes import outside_router, router
 from shared.db import Migration, load_migrations
 from shared.runtime import create_part_app
@@ -27,9 +32,23 @@ _DEFAULT_DOC_ROUTES = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.jso
 
 
 def migrations() -> list[Migration]:
-    """The identity schema's migrations, then the shared outbox's."""
-    return load_migrations("gateway.migrations") + load_migrations(
-        "shared.messaging.migrations", source="outbox"
+    """The identity schema's migrations, then those of the shared outbox and cursor key."""
+    return (
+        load_migrations("gateway.migrations")
+        + load_migrations("shared.messaging.migrations", source="outbox")
+        + load_migrations("shared.pagination_migrations", source="pagination")
+    )
+
+
+def http_protocol(settings: GatewaySettings) -> type[GatewayHttpProtocol]:
+    """The HTTP protocol the gateway is served with: uvicorn's, with bounded heads."""
+    return protocol_class(
+        HeadLimits(
+            line_bytes=settings.max_header_line_bytes,
+            head_bytes=settings.max_header_bytes,
+            count=settings.max_header_count,
+            url_bytes=settings.max_url_bytes,
+        )
     )
 
 
@@ -43,6 +62,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         title="Bourse",
         description="Self-hostable backend for stock-investment analysis.",
         extensions=[edge_extension(settings)],
+    )
+    app.state.password_slots = PasswordSlots(
+        settings.password_hash_concurrency, settings.password_hash_wait_seconds
     )
     # The platform's document (merged with the services') replaces FastAPI's defaults.
     app.router.routes = [
@@ -74,7 +96,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
     app.user_middleware.append(Middleware(GzipWhenAccepted, minimum_size=1024))
     app.user_middleware.append(Middleware(EdgeMiddleware))
-    front.install(
+    forwarded.install(
         app, service=NAME, hsts_seconds=settings.hsts_seconds, cors=bool(settings.cors_origins)
     )
     return app

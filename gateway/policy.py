@@ -8,6 +8,12 @@ class charged (see :mod:`gateway.limits`) and the upstream that serves it (``Non
 gateway itself). API keys carry scopes: ``read`` for GET/HEAD/OPTIONS, ``write`` for the
 rest; ``api_keys=False`` routes need an interactive login (managing keys and passwords).
 
+Matching: literal segments beat parameters. A path is matched against the most literal
+templates that fit it (``/alerts/history`` before ``/alerts/{rule_id}``), and only those:
+a method they lack is ``405`` with ``Allow`` listing their methods, never a fall-through
+to a less literal template that happens to have the method. ``HEAD`` is served wherever
+``GET`` is (and listed in ``Allow`` with it).
+
 Services still check roles and ownership themselves: this table is the outer wall.
 
 To add a route: add its rule here, in the block of its service.
@@ -167,6 +173,9 @@ class Policy:
         rule = self._static.get((lookup, path)) or self._seen.get((lookup, path))
         if rule is not None:
             return rule
+        literal = self._static_paths.get(path)
+        if literal is not None:  # a literal path wins over every template
+            raise NoRoute(_allowed(literal))
         rule = self._match_templates(lookup, path)
         if len(self._seen) >= 4096:
             self._seen.clear()  # bounded: paths carry ids, so the set of them is not
@@ -174,13 +183,32 @@ class Policy:
         return rule
 
     def _match_templates(self, lookup: str, path: str) -> Rule:
-        allowed = list(self._static_paths.get(path, ()))
+        best: tuple[int, ...] | None = None
+        fitting: list[Rule] = []
         for regex, candidate in self._templated.get(_first_segment(path), ()):
             if regex.match(path):
-                if candidate.method == lookup:
-                    return candidate
-                allowed.append(candidate.method)
-        raise NoRoute(tuple(sorted(set(allowed))))
+                key = _literal_key(candidate.path)
+                if best is None or key > best:
+                    best, fitting = key, [candidate]
+                elif key == best:
+                    fitting.append(candidate)
+        for candidate in fitting:
+            if candidate.method == lookup:
+                return candidate
+        raise NoRoute(_allowed([candidate.method for candidate in fitting]))
+
+
+def _literal_key(template: str) -> tuple[int, ...]:
+    """Per segment, 1 for a literal and 0 for a parameter: the greater key is the more
+    literal template (compared from the left, so an earlier literal counts more)."""
+    return tuple(0 if "{" in segment else 1 for segment in template.split("/"))
+
+
+def _allowed(methods: Iterable[str]) -> tuple[str, ...]:
+    allowed = set(methods)
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return tuple(sorted(allowed))
 
 
 def _first_segment(path: str) -> str:

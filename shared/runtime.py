@@ -7,6 +7,7 @@ registers the readiness checks for each. :func:`serve` is a part's ``__main__``.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import socket
@@ -22,11 +23,13 @@ import httpx
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
-from shared.db import Migration, create_pool, migrate
+from shared.db import Migration, create_pool, migrate, ping
+from shared.db.cursor_key import stored_cursor_secret
 from shared.http import create_service_app
 from shared.jwt import RemoteJwks, TokenVerifier
 from shared.log import configure_logging
 from shared.messaging import Bus, OutboxRelay, connect_bus
+from shared.pagination import CursorKey
 from shared.redis import RedisNamespace, connect_redis
 from shared.settings import BaseServiceSettings, ServiceSettings, SettingsError, load_settings
 
@@ -41,6 +44,8 @@ class Resources:
     redis: RedisNamespace
     bus: Bus
     http: httpx.AsyncClient
+    # Signs and checks the part's pagination cursors (shared.pagination).
+    cursor_key: CursorKey
     verifier: TokenVerifier | None = None
     # How long a request waits for a pooled connection (then 503 DATABASE_BUSY).
     db_acquire_timeout: float = 5.0
@@ -72,6 +77,10 @@ async def open_resources(
     try:
         async with pool.acquire() as conn:
             applied = await migrate(conn, schema, migrations)
+            if settings.cursor_key is not None:
+                cursor_key = CursorKey(settings.cursor_key.get_secret_value().encode())
+            else:
+                cursor_key = CursorKey(await stored_cursor_secret(conn))
         for migration in applied:
             logger.info("applied migration %s/%04d_%s", *_describe(migration))
         bus = await connect_bus(settings.nats_url, name=name, prefix=settings.nats_prefix)
@@ -91,12 +100,13 @@ async def open_resources(
             redis=redis,
             bus=bus,
             http=http,
+            cursor_key=cursor_key,
             verifier=verifier,
             db_acquire_timeout=settings.db_acquire_timeout_seconds,
         )
         app.state.resources = resources
         app.state.readiness_checks = {
-            "postgres": lambda: pool.fetchval("SELECT 1"),
+            "postgres": lambda: ping(pool),
             "redis": redis.ping,
             "nats": bus.ping,
         }
@@ -116,9 +126,13 @@ def _describe(migration: Migration) -> tuple[str, int, str]:
 S = TypeVar("S", bound=BaseServiceSettings)
 
 
-# Young-generation threshold raised from 700: a request allocates enough containers that
-# the default collects many times a second, and full collections over a large heap stalled
-# the event loop for tens of milliseconds (measured: p99 at 1,000 req/s).
+# The cyclic GC's thresholds for every part (CPython's default: 700, 10, 10). A request
+# allocates enough containers that the default collects many times a second, and full
+# collections over a large heap stalled the event loop for tens of milliseconds (measured:
+# p99 at 1,000 req/s). On a realtime node each socket holds a few hundred tracked objects
+# and each tick allocates a dozen containers: with the defaults a benchmark run made 11 full
+# collections of up to 0.39 s of CPU each, with these 2 of at most 0.11 s
+# (docs/performance.md). Cycles are still collected, less often.
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
@@ -133,8 +147,15 @@ class PartServer(uvicorn.Server):
         gc.freeze()
 
 
-def serve(name: str, settings_cls: type[S], create_app: Callable[[S], FastAPI]) -> None:
-    """Run a part with uvicorn (uvloop + httptools); exit 2 on bad configuration."""
+def serve(
+    name: str,
+    settings_cls: type[S],
+    create_app: Callable[[S], FastAPI],
+    http_protocol: Callable[[S], type[asyncio.Protocol]] | None = None,
+) -> None:
+    """Run a part with uvicorn (uvloop + httptools); exit 2 on bad configuration.
+    ``http_protocol`` gives the HTTP protocol class for the settings (default: uvicorn's
+    httptools protocol)."""
     try:
         settings = load_settings(settings_cls)
     except SettingsError as exc:
@@ -147,7 +168,7 @@ def serve(name: str, settings_cls: type[S], create_app: Callable[[S], FastAPI]) 
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=http_protocol(settings) if http_protocol is not None else "httptools",
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

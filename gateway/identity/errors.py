@@ -7,6 +7,7 @@
     +-- InvalidRefreshTokenError     INVALID_REFRESH_TOKEN unknown, expired or revoked
     |   +-- RefreshTokenReusedError  REFRESH_TOKEN_REUSED  a used token again: family revoked
     +-- InvalidApiKeyError           INVALID_API_KEY
+    +-- AccountDisabledError         ACCOUNT_DISABLED      a credential of a disabled account
     PermissionDeniedError (403)
     +-- RoleExceedsOwnerError        ROLE_EXCEEDS_OWNER    a key wider than its owner
     NotFoundError (404)
@@ -14,12 +15,16 @@
     +-- ApiKeyNotFoundError          API_KEY_NOT_FOUND
     ConflictError (409)
     +-- UsernameTakenError           USERNAME_TAKEN
+    +-- UserDisabledError            USER_DISABLED         a key for a disabled account
     ValidationFailedError (422)
     +-- InvalidUsernameError         INVALID_USERNAME
     +-- InvalidPasswordError         INVALID_PASSWORD
     ServiceUnavailableError (503)
     +-- LoginUnavailableError        LOGIN_UNAVAILABLE     brute-force guard cannot be checked
+    +-- PasswordWorkBusyError        LOGIN_BUSY            no password-check slot in time
 """
+
+from typing import Any
 
 from shared.errors import (
     AuthenticationError,
@@ -53,6 +58,11 @@ class InvalidApiKeyError(AuthenticationError):
     default_message = "The API key is invalid, expired or revoked."
 
 
+class AccountDisabledError(AuthenticationError):
+    error_code = "ACCOUNT_DISABLED"
+    default_message = "This account is disabled; its credentials no longer work."
+
+
 class RoleExceedsOwnerError(PermissionDeniedError):
     error_code = "ROLE_EXCEEDS_OWNER"
     default_message = "An API key cannot have a role above its owner's."
@@ -72,6 +82,11 @@ class UsernameTakenError(ConflictError):
     error_code = "USERNAME_TAKEN"
 
 
+class UserDisabledError(ConflictError):
+    error_code = "USER_DISABLED"
+    default_message = "The user is disabled: enable them first."
+
+
 class InvalidUsernameError(ValidationFailedError):
     error_code = "INVALID_USERNAME"
     default_message = "A username is 3-64 letters, digits, '.', '_' or '-'."
@@ -80,6 +95,15 @@ class InvalidUsernameError(ValidationFailedError):
 class InvalidPasswordError(ValidationFailedError):
     error_code = "INVALID_PASSWORD"
     default_message = "A password has 8 to 1024 characters."
+
+
+class PasswordWorkBusyError(ServiceUnavailableError):
+    error_code = "LOGIN_BUSY"
+    default_message = "Too many password checks are waiting; try again shortly."
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "2"})
+        super().__init__(message, **kwargs)
 
 
 class LoginUnavailableError(ServiceUnavailableError):

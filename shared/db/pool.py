@@ -95,3 +95,8 @@ async def open_connection(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(dsn, **kwargs)
     await _init_connection(conn)
     return conn
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """One round trip on a pooled connection (the readiness check)."""
+    await pool.fetchval("SELECT 1")

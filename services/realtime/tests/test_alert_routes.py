@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,10 +26,12 @@ async def realtime(
         yield running
 
 
-async def create_rule(app: InProcessApp, caller: dict[str, str], **fields: object) -> dict:
+async def create_rule(
+    app: InProcessApp, caller: dict[str, str], **fields: object
+) -> dict[str, Any]:
     response = await app.client.post("/api/v1/alerts", json={**RULE, **fields}, headers=caller)
     assert response.status_code == 201, response.text
-    body: dict = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 
