@@ -30,7 +30,7 @@ from services.portfolio.schemas import (
     TransactionOut,
     TransactionPage,
 )
-from shared.deps import DbConn, Viewer
+from shared.deps import CursorKeyDep, DbConn, Viewer
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["portfolio"])
@@ -92,11 +92,15 @@ async def create_portfolio(
 
 @router.get("/portfolios", response_model=PortfolioPage, responses=_READ)
 async def list_portfolios(
-    conn: DbConn, caller: Viewer, limit: int = Limit, cursor: str | None = Cursor
+    conn: DbConn,
+    caller: Viewer,
+    cursor_key: CursorKeyDep,
+    limit: int = Limit,
+    cursor: str | None = Cursor,
 ) -> PortfolioPage:
     """The caller's portfolios, oldest first."""
     items, next_cursor = await service.list_portfolios(
-        conn, caller.subject, cursor=cursor, limit=limit
+        conn, caller.subject, cursor=cursor, limit=limit, cursor_key=cursor_key
     )
     return PortfolioPage(items=[PortfolioOut.of(p) for p in items], next_cursor=next_cursor)
 
@@ -193,11 +197,15 @@ async def add_position_to(
 
 @router.get("/portfolio/transactions", response_model=TransactionPage, responses=_READ)
 async def list_default_transactions(
-    conn: DbConn, caller: Viewer, limit: int = Limit, cursor: str | None = Cursor
+    conn: DbConn,
+    caller: Viewer,
+    cursor_key: CursorKeyDep,
+    limit: int = Limit,
+    cursor: str | None = Cursor,
 ) -> TransactionPage:
     """The default portfolio's ledger, newest first."""
     items, next_cursor = await service.list_transactions(
-        conn, caller.subject, None, cursor=cursor, limit=limit
+        conn, caller.subject, None, cursor=cursor, limit=limit, cursor_key=cursor_key
     )
     return TransactionPage(items=[TransactionOut.of(e) for e in items], next_cursor=next_cursor)
 
@@ -208,13 +216,14 @@ async def list_default_transactions(
 async def list_transactions(
     conn: DbConn,
     caller: Viewer,
+    cursor_key: CursorKeyDep,
     portfolio_id: UUID,
     limit: int = Limit,
     cursor: str | None = Cursor,
 ) -> TransactionPage:
     """A portfolio's ledger, newest first."""
     items, next_cursor = await service.list_transactions(
-        conn, caller.subject, portfolio_id, cursor=cursor, limit=limit
+        conn, caller.subject, portfolio_id, cursor=cursor, limit=limit, cursor_key=cursor_key
     )
     return TransactionPage(items=[TransactionOut.of(e) for e in items], next_cursor=next_cursor)
 

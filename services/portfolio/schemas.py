@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from services.portfolio.domain import MONEY, Entry, Portfolio, Position, ValuedPosition, price
+from shared.pagination import CursorCodec, CursorPosition
 
 TICKER_PATTERN = r"^[A-Z]{1,5}([.-][A-Z])?$"
 
@@ -144,6 +145,26 @@ class PortfolioOut(BaseModel):
     @classmethod
     def of(cls, portfolio: Portfolio) -> PortfolioOut:
         return cls.model_validate(portfolio, from_attributes=True)
+
+
+class PortfolioPagePosition(CursorPosition):
+    """Where a page of portfolios ends (oldest first): the last one's creation and id."""
+
+    created_at: datetime
+    id: UUID
+
+
+PORTFOLIOS_CURSOR = CursorCodec("portfolio.portfolios", PortfolioPagePosition)
+
+
+class TransactionPagePosition(CursorPosition):
+    """Where a page of the ledger ends (newest first): the last entry's time and seq."""
+
+    executed_at: datetime
+    seq: int = Field(ge=1, le=2**63 - 1)
+
+
+TRANSACTIONS_CURSOR = CursorCodec("portfolio.transactions", TransactionPagePosition)
 
 
 class PortfolioPage(BaseModel):

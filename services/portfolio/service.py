@@ -54,6 +54,8 @@ from services.portfolio.market import MarketQuotes
 from services.portfolio.schemas import (
     DRAWDOWN_METHOD,
     MWR_METHOD,
+    PORTFOLIOS_CURSOR,
+    TRANSACTIONS_CURSOR,
     TWR_METHOD,
     VOLATILITY_METHOD,
     AccountFeeIn,
@@ -65,6 +67,7 @@ from services.portfolio.schemas import (
     PeriodPerformance,
     PortfolioCreate,
     PortfolioOut,
+    PortfolioPagePosition,
     PortfolioUpdate,
     PortfolioValuation,
     PositionCreate,
@@ -82,10 +85,11 @@ from services.portfolio.schemas import (
     TradeIn,
     TransactionCreate,
     TransactionOut,
+    TransactionPagePosition,
 )
 from services.portfolio.states import Ledgers
 from shared.errors import ConflictError, ValidationFailedError
-from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from shared.pagination import CursorKey
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 DEFAULT_NAME = "Main"
@@ -158,20 +162,24 @@ def _json(model: BaseModel) -> bytes:
 
 
 async def list_portfolios(
-    conn: asyncpg.Connection, owner_id: str, *, cursor: str | None, limit: int
+    conn: asyncpg.Connection,
+    owner_id: str,
+    *,
+    cursor: str | None,
+    limit: int,
+    cursor_key: CursorKey,
 ) -> tuple[list[Portfolio], str | None]:
     after = None
     if cursor:
-        position = decode_cursor(cursor, keys=("at", "id"))
-        try:
-            after = (datetime.fromisoformat(position["at"]), UUID(position["id"]))
-        except (TypeError, ValueError):
-            raise InvalidCursorError() from None
+        position = PORTFOLIOS_CURSOR.decode(cursor_key, cursor)
+        after = (position.created_at, position.id)
     items = await repository.list_for_owner(conn, owner_id, after=after, limit=limit + 1)
     next_cursor = None
     if len(items) > limit:
         last = items[limit - 1]
-        next_cursor = encode_cursor({"at": last.created_at.isoformat(), "id": str(last.id)})
+        next_cursor = PORTFOLIOS_CURSOR.encode(
+            cursor_key, PortfolioPagePosition(created_at=last.created_at, id=last.id)
+        )
     return items[:limit], next_cursor
 
 
@@ -510,21 +518,21 @@ async def list_transactions(
     *,
     cursor: str | None,
     limit: int,
+    cursor_key: CursorKey,
 ) -> tuple[list[Entry], str | None]:
     """The ledger, newest first."""
     found = await portfolio(conn, owner_id, portfolio_id)
     before = None
     if cursor:
-        position = decode_cursor(cursor, keys=("at", "seq"))
-        try:
-            before = (datetime.fromisoformat(position["at"]), int(position["seq"]))
-        except (TypeError, ValueError):
-            raise InvalidCursorError() from None
+        position = TRANSACTIONS_CURSOR.decode(cursor_key, cursor)
+        before = (position.executed_at, position.seq)
     items = await repository.page_of_entries(conn, found.id, before=before, limit=limit + 1)
     next_cursor = None
     if len(items) > limit:
         last = items[limit - 1]
-        next_cursor = encode_cursor({"at": last.executed_at.isoformat(), "seq": last.seq})
+        next_cursor = TRANSACTIONS_CURSOR.encode(
+            cursor_key, TransactionPagePosition(executed_at=last.executed_at, seq=last.seq)
+        )
     return items[:limit], next_cursor
 
 
