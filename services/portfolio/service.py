@@ -521,11 +521,11 @@ async def list_transactions(
     cursor_key: CursorKey,
 ) -> tuple[list[Entry], str | None]:
     """The ledger, newest first."""
-    found = await portfolio(conn, owner_id, portfolio_id)
     before = None
-    if cursor:
+    if cursor:  # the input first: a bad cursor is a 422 whichever portfolio it names
         position = TRANSACTIONS_CURSOR.decode(cursor_key, cursor)
         before = (position.executed_at, position.seq)
+    found = await portfolio(conn, owner_id, portfolio_id)
     items = await repository.page_of_entries(conn, found.id, before=before, limit=limit + 1)
     next_cursor = None
     if len(items) > limit:
