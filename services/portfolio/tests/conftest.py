@@ -4,6 +4,7 @@ that NATS by the test (as ``tests/test_realtime_streams.py`` does)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
@@ -45,8 +46,15 @@ async def portfolio(
     infra: TestInfra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[InProcessApp]:
     # Bursts in these tests queue for the pool far longer than a real client would wait.
+    # Its own NATS subjects: market's side is the ``market`` fixture, never the market
+    # process an end-to-end test may have started on the session's prefix (then "market
+    # is down" would depend on which tests ran first).
     async with running_app(
-        "portfolio", infra, tmp_path_factory.mktemp("pf"), db_acquire_timeout_seconds=60.0
+        "portfolio",
+        infra,
+        tmp_path_factory.mktemp("pf"),
+        db_acquire_timeout_seconds=60.0,
+        nats_prefix=f"{infra.nats_prefix}pf{uuid.uuid4().hex[:8]}",
     ) as running:
         yield running
 
