@@ -88,3 +88,7 @@ class RebalanceRefusedError(ValidationFailedError):
     def __init__(self, reason: str, message: str, details: dict[str, Any]) -> None:
         super().__init__(message, details=details)
         self.error_code = reason  # type: ignore[misc]
+
+
+class InvalidImportError(ValidationFailedError):
+    error_code = "INVALID_IMPORT"

@@ -8,13 +8,16 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from services.portfolio import domain, service
 from services.portfolio.deps import IdempotencyKey, IfMatch, LedgerStatesDep, Market
+from services.portfolio.errors import InvalidImportError
 from services.portfolio.schemas import (
+    ImportReport,
     Performance,
     PortfolioCreate,
     PortfolioOut,
@@ -31,7 +34,7 @@ from services.portfolio.schemas import (
     TransactionPage,
 )
 from shared.deps import CursorKeyDep, DbConn, Viewer
-from shared.errors import error_responses
+from shared.errors import PayloadTooLargeError, error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["portfolio"])
 
@@ -340,3 +343,107 @@ async def rebalance(
             conn, caller.subject, portfolio_id, body, if_match, idem, market, ledgers
         )
     )
+
+
+# --- CSV export and import ----------------------------------------------------------------
+
+MAX_IMPORT_BYTES = 8 * 1024 * 1024
+_CSV_BODY = {"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+_CSV_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "The ledger as CSV."}
+}
+
+
+def _csv(text: str, name: str) -> Response:
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@router.get("/portfolio/transactions/export", responses={**_READ, **_CSV_ANSWER})
+async def export_default_transactions(conn: DbConn, caller: Viewer) -> Response:
+    """The default portfolio's whole ledger as CSV (the layout the import reads)."""
+    return _csv(await service.export_transactions(conn, caller.subject, None), "transactions")
+
+
+@router.get("/portfolios/{portfolio_id}/transactions/export", responses={**_READ, **_CSV_ANSWER})
+async def export_transactions(conn: DbConn, caller: Viewer, portfolio_id: UUID) -> Response:
+    """A portfolio's whole ledger as CSV."""
+    text = await service.export_transactions(conn, caller.subject, portfolio_id)
+    return _csv(text, f"transactions-{portfolio_id}")
+
+
+async def _csv_body(request: Request) -> str:
+    body = await request.body()
+    if len(body) > MAX_IMPORT_BYTES:
+        raise PayloadTooLargeError("The file is larger than 8 MiB; split it.")
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidImportError("The file is not UTF-8 text.") from None
+
+
+@router.post(
+    "/portfolio/transactions/import",
+    response_model=ImportReport,
+    responses={**_CHANGE, **error_responses(413)},
+    openapi_extra=_CSV_BODY,
+)
+async def import_default_transactions(
+    request: Request,
+    conn: DbConn,
+    caller: Viewer,
+    ledgers: LedgerStatesDep,
+    dry_run: bool = False,
+    if_match: IfMatch = None,
+    key: IdempotencyKey = None,
+) -> Response:
+    """Import transactions into the default portfolio from a CSV body (the documented
+    layout): a per-row report; duplicates and bad rows are left out."""
+    text = await _csv_body(request)
+    idem = service.idempotency_of_text(key, "import", "default", text)
+    answer = await service.import_transactions(
+        conn,
+        caller.subject,
+        None,
+        text,
+        dry_run=dry_run,
+        if_match=if_match,
+        idem=idem,
+        ledgers=ledgers,
+    )
+    return _answer(answer)
+
+
+@router.post(
+    "/portfolios/{portfolio_id}/transactions/import",
+    response_model=ImportReport,
+    responses={**_CHANGE, **error_responses(413)},
+    openapi_extra=_CSV_BODY,
+)
+async def import_transactions(
+    request: Request,
+    conn: DbConn,
+    caller: Viewer,
+    ledgers: LedgerStatesDep,
+    portfolio_id: UUID,
+    dry_run: bool = False,
+    if_match: IfMatch = None,
+    key: IdempotencyKey = None,
+) -> Response:
+    """Import transactions into one of the caller's portfolios from a CSV body."""
+    text = await _csv_body(request)
+    idem = service.idempotency_of_text(key, "import", str(portfolio_id), text)
+    answer = await service.import_transactions(
+        conn,
+        caller.subject,
+        portfolio_id,
+        text,
+        dry_run=dry_run,
+        if_match=if_match,
+        idem=idem,
+        ledgers=ledgers,
+    )
+    return _answer(answer)

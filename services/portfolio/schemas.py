@@ -471,3 +471,23 @@ class RebalanceProposal(BaseModel):
     transactions: list[TransactionOut] = Field(
         default_factory=list, description="The ledger rows written, when applied."
     )
+
+
+# --- CSV import -------------------------------------------------------------------------------
+
+
+class ImportedRow(BaseModel):
+    line: int = Field(description="The row's line in the file (the header is line 1).")
+    status: Literal["imported", "duplicate", "skipped", "error"]
+    message: str | None
+    transaction_id: UUID | None = Field(description="The ledger row written (or to be).")
+
+
+class ImportReport(BaseModel):
+    dry_run: bool
+    imported: int
+    duplicates: int
+    skipped: int
+    errors: int
+    rows: list[ImportedRow]
+    portfolio: PortfolioOut

@@ -33,13 +33,14 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel
 
-from services.portfolio import domain, repository
+from services.portfolio import domain, ledger_csv, repository
 from services.portfolio.domain import Entry, Kind, LedgerRejected, Portfolio
 from services.portfolio.domain import performance as perf
 from services.portfolio.domain import rebalance as rebalancing
 from services.portfolio.errors import (
     IdempotencyKeyRequiredError,
     IdempotencyKeyReusedError,
+    InvalidImportError,
     LedgerRefusedError,
     MarketUnavailableError,
     PortfolioNameTakenError,
@@ -63,6 +64,8 @@ from services.portfolio.schemas import (
     ClosedPositionOut,
     DividendIn,
     ExplicitTarget,
+    ImportedRow,
+    ImportReport,
     Performance,
     PeriodPerformance,
     PortfolioCreate,
@@ -115,6 +118,16 @@ def idempotency(
     if key is None:
         return None
     digest = hashlib.sha256(f"{operation}\n{target}\n{body.model_dump_json()}".encode()).hexdigest()
+    return Idempotency(key, digest)
+
+
+def idempotency_of_text(
+    key: str | None, operation: str, target: str, text: str
+) -> Idempotency | None:
+    """As :func:`idempotency`, for a body that is text (a CSV file)."""
+    if key is None:
+        return None
+    digest = hashlib.sha256(f"{operation}\n{target}\n{text}".encode()).hexdigest()
     return Idempotency(key, digest)
 
 
@@ -767,3 +780,109 @@ async def _rebalance(
         transactions=[TransactionOut.of(e) for e in written],
     )
     return Answer(200, _json(body), domain.etag(version))
+
+
+# --- CSV ------------------------------------------------------------------------------
+
+
+async def export_transactions(
+    conn: asyncpg.Connection, owner_id: str, portfolio_id: UUID | None
+) -> str:
+    """The whole ledger as CSV (the documented layout, which the import reads back)."""
+    found = await portfolio(conn, owner_id, portfolio_id)
+    return ledger_csv.export(await repository.entries(conn, found.id))
+
+
+async def import_transactions(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    text: str,
+    *,
+    dry_run: bool,
+    if_match: str | None,
+    idem: Idempotency | None,
+    ledgers: Ledgers,
+) -> Answer:
+    """Import a CSV of transactions: rows with errors and duplicates (of the ledger's live
+    entries or of earlier rows) are reported and left out; the rest go in together, in
+    one transaction, if the ledger accepts them all -- else nothing does, and the answer
+    names the first row it refuses. ``dry_run`` reports without writing."""
+
+    async def work() -> Answer:
+        found = await portfolio(conn, owner_id, portfolio_id, lock=not dry_run)
+        if not dry_run:
+            _check_version(found, if_match)
+        entries = await repository.entries(conn, found.id)
+        try:
+            rows = ledger_csv.parse(
+                text, now=datetime.now(UTC) + FUTURE_TOLERANCE, first_seq=_UNWRITTEN_SEQ
+            )
+        except ledger_csv.CsvRejected as exc:
+            raise InvalidImportError(exc.message) from None
+        seen = {ledger_csv.fingerprint(e) for e in domain.active(entries)}
+        report: list[ImportedRow] = []
+        new: list[Entry] = []
+        line_of: dict[UUID, int] = {}
+        for row in rows:
+            if row.entry is None:
+                status = "error" if row.error else "skipped"
+                report.append(
+                    ImportedRow(
+                        line=row.line,
+                        status=status,
+                        message=row.error or row.skipped,
+                        transaction_id=None,
+                    )
+                )
+                continue
+            key = ledger_csv.fingerprint(row.entry)
+            if key in seen:
+                report.append(
+                    ImportedRow(
+                        line=row.line,
+                        status="duplicate",
+                        message="already in the ledger (or earlier in the file)",
+                        transaction_id=None,
+                    )
+                )
+                continue
+            seen.add(key)
+            new.append(row.entry)
+            line_of[row.entry.id] = row.line
+            report.append(
+                ImportedRow(
+                    line=row.line, status="imported", message=None, transaction_id=row.entry.id
+                )
+            )
+        try:
+            domain.replay([*entries, *new])
+        except LedgerRejected as exc:
+            line = line_of.get(UUID(str(exc.details.get("entry_id"))))
+            where = f"Line {line}: " if line else ""
+            raise LedgerRefusedError(
+                exc.reason,
+                f"{where}{exc.message} Nothing was imported.",
+                {**exc.details, "line": line},
+            ) from None
+        updated = found
+        if not dry_run and new:
+            stored = [await repository.append(conn, found.id, entry) for entry in new]
+            after = domain.replay([*entries, *stored])
+            updated = await repository.set_balance(conn, found.id, after.cash)
+            ledgers.keep_after_commit(found.id, updated.version, after)
+        counts = {s: sum(r.status == s for r in report) for s in ("imported", "duplicate")}
+        body = ImportReport(
+            dry_run=dry_run,
+            imported=counts["imported"],
+            duplicates=counts["duplicate"],
+            skipped=sum(r.status == "skipped" for r in report),
+            errors=sum(r.status == "error" for r in report),
+            rows=report,
+            portfolio=PortfolioOut.of(updated),
+        )
+        return Answer(200, _json(body), domain.etag(updated.version))
+
+    if dry_run:
+        return await work()
+    return await _once(conn, owner_id, idem, work)

@@ -38,6 +38,12 @@ async def test_every_id_route_answers_404_for_another_users_portfolio(
         "PATCH portfolio": await client.patch(base, json={"name": "mine"}, headers=bob_headers),
         "GET transactions": await client.get(f"{base}/transactions", headers=bob),
         "GET performance": await client.get(f"{base}/performance", headers=bob),
+        "GET export": await client.get(f"{base}/transactions/export", headers=bob),
+        "POST import": await client.post(
+            f"{base}/transactions/import",
+            content=b"executed_at,kind,amount\n2025-01-02,WITHDRAWAL,100\n",
+            headers={**bob_headers, "Content-Type": "text/csv", "Idempotency-Key": "steal-5"},
+        ),
         "POST transactions": await client.post(
             f"{base}/transactions",
             json={"kind": "WITHDRAWAL", "amount": "100"},

@@ -8,7 +8,10 @@ import asyncio
 from datetime import date, timedelta
 from decimal import Decimal
 
+import httpx
+
 from services.portfolio.schemas import (
+    ImportReport,
     Performance,
     PortfolioValuation,
     RebalanceProposal,
@@ -614,3 +617,105 @@ async def test_rebalance_refuses_impossible_targets(
         response = await portfolio.client.put(url, json=body, headers=caller)
         assert response.status_code == 422, response.text
         assert response.json()["error_code"] == code, body
+
+
+# --- CSV export and import ------------------------------------------------------------------
+
+
+async def import_csv(
+    app: InProcessApp,
+    caller: dict[str, str],
+    text: str,
+    *,
+    dry_run: bool = False,
+    key: str | None = None,
+    if_match: str | None = "*",
+) -> httpx.Response:
+    headers = {**caller, "Content-Type": "text/csv"}
+    if if_match is not None:
+        headers["If-Match"] = if_match
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return await app.client.post(
+        "/api/v1/portfolio/transactions/import",
+        content=text.encode(),
+        params={"dry_run": str(dry_run).lower()},
+        headers=headers,
+    )
+
+
+async def test_an_export_imports_into_another_portfolio_as_the_same_ledger(
+    portfolio: InProcessApp,
+) -> None:
+    alice, bob = portfolio.token(), portfolio.token()
+    symbol = ticker()
+    await funded(portfolio, alice, "1000", [(symbol, "2.5", "10.25")])
+    url = "/api/v1/portfolio/transactions"
+    pid = (await portfolio.client.get("/api/v1/portfolio", headers=alice)).json()["id"]
+    withdrawal = await post(portfolio, url, {"kind": "WITHDRAWAL", "amount": "5"}, alice)
+    wid = withdrawal.json()["transaction"]["id"]
+    await post(portfolio, f"/api/v1/portfolios/{pid}/transactions/{wid}/reversal", {}, alice)
+    exported = await portfolio.client.get("/api/v1/portfolio/transactions/export", headers=alice)
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert len(exported.text.strip().splitlines()) == 1 + 4
+    imported = await import_csv(portfolio, bob, exported.text)
+    assert imported.status_code == 200, imported.text
+    report = ImportReport.model_validate(imported.json())
+    assert (report.imported, report.skipped, report.errors) == (2, 2, 0)
+    theirs = (await portfolio.client.get("/api/v1/portfolio", headers=alice)).json()
+    mine = (await portfolio.client.get("/api/v1/portfolio", headers=bob)).json()
+    assert mine["cash"] == theirs["cash"] == "974.3750"
+    assert mine["positions"][0]["lots"][0]["cost"] == theirs["positions"][0]["lots"][0]["cost"]
+    # Importing the same file again finds only duplicates.
+    again = ImportReport.model_validate((await import_csv(portfolio, bob, exported.text)).json())
+    assert (again.imported, again.duplicates) == (0, 2)
+
+
+async def test_an_import_reports_each_row_and_a_dry_run_writes_nothing(
+    portfolio: InProcessApp,
+) -> None:
+    caller = portfolio.token()
+    symbol = ticker()
+    text = (
+        "executed_at,kind,ticker,quantity,price,amount\n"
+        "2025-01-02,DEPOSIT,,,,100\n"
+        f"2025-01-03,BUY,{symbol},2,10,\n"
+        "2025-01-03,LOAN,,,,5\n"
+        "2025-01-02,DEPOSIT,,,,100\n"
+    )
+    dry = await import_csv(portfolio, caller, text, dry_run=True, if_match=None)
+    assert dry.status_code == 200, dry.text
+    report = ImportReport.model_validate(dry.json())
+    assert [(r.line, r.status) for r in report.rows] == [
+        (2, "imported"),
+        (3, "imported"),
+        (4, "error"),
+        (5, "duplicate"),
+    ]
+    assert await ledger_rows(portfolio, caller) == []
+    missing = await import_csv(portfolio, caller, text, if_match=None)
+    assert missing.status_code == 428
+    done = await import_csv(portfolio, caller, text, key="import-1")
+    again = await import_csv(portfolio, caller, text, key="import-1")
+    assert done.status_code == 200 and again.content == done.content
+    assert [r["kind"] for r in await ledger_rows(portfolio, caller)] == ["BUY", "DEPOSIT"]
+
+
+async def test_an_import_the_ledger_refuses_writes_nothing_and_names_the_line(
+    portfolio: InProcessApp,
+) -> None:
+    caller = portfolio.token()
+    symbol = ticker()
+    text = (
+        "executed_at,kind,ticker,quantity,price,amount\n"
+        "2025-01-02,DEPOSIT,,,,100\n"
+        f"2025-01-03,BUY,{symbol},2,10,\n"
+        f"2025-01-04,SELL,{symbol},3,10,\n"
+    )
+    refused = await import_csv(portfolio, caller, text)
+    assert refused.status_code == 409
+    assert refused.json()["error_code"] == "INSUFFICIENT_QUANTITY"
+    assert refused.json()["details"]["line"] == 4 and "Line 4" in refused.json()["message"]
+    assert await ledger_rows(portfolio, caller) == []
+    unusable = await import_csv(portfolio, caller, "nothing,useful\n1,2\n")
+    assert unusable.status_code == 422 and unusable.json()["error_code"] == "INVALID_IMPORT"
