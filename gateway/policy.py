@@ -93,8 +93,6 @@ RULES: tuple[Rule, ...] = (
     # --- portfolio --------------------------------------------------------------------
     _svc("portfolio", "GET", "/portfolio", "viewer"),
     _svc("portfolio", "POST", "/portfolio", "viewer"),
-    _svc("portfolio", "GET", "/portfolio/positions", "viewer"),
-    _svc("portfolio", "GET", "/portfolio/rebalance", "viewer"),
     _svc("portfolio", "POST", "/portfolio/positions", "viewer"),
     _svc("portfolio", "GET", "/portfolio/transactions", "viewer"),
     _svc("portfolio", "POST", "/portfolio/transactions", "viewer"),
