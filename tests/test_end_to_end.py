@@ -131,8 +131,8 @@ async def test_portfolios_belong_to_their_owner(gateway: httpx.AsyncClient) -> N
     )
     assert_envelope(extra, 422, "VALIDATION_ERROR")
 
-    mine = (await gateway.get("/api/v1/portfolio", headers=viewer)).json()["items"]
-    theirs = (await gateway.get("/api/v1/portfolio", headers=analyst)).json()["items"]
+    mine = (await gateway.get("/api/v1/portfolios", headers=viewer)).json()["items"]
+    theirs = (await gateway.get("/api/v1/portfolios", headers=analyst)).json()["items"]
     assert name in [p["name"] for p in mine]
     assert name not in [p["name"] for p in theirs]
 
