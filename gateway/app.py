@@ -90,7 +90,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                     "Idempotency-Key",
                     "If-Match",
                 ],
-                expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
+                # ETag (for If-Match) and Idempotent-Replayed: portfolio's concurrency and
+                # idempotency answers, which a browser client must be able to read.
+                expose_headers=[
+                    "X-Request-ID",
+                    "RateLimit",
+                    "RateLimit-Policy",
+                    "Retry-After",
+                    "ETag",
+                    "Idempotent-Replayed",
+                ],
                 max_age=600,
             )
         )

@@ -118,6 +118,14 @@ async def test_cors_from_configuration(platform: Platform) -> None:
                 "/api/v1/health", headers={"Origin": "https://evil.example"}
             )
             assert "access-control-allow-origin" not in stranger.headers
+            # A browser may read what portfolio's writes answer with (ETag for If-Match,
+            # Idempotent-Replayed) and the limits.
+            simple = await client.get("/api/v1/health", headers={"Origin": origin})
+            exposed = {
+                h.strip().lower()
+                for h in simple.headers["access-control-expose-headers"].split(",")
+            }
+            assert {"etag", "idempotent-replayed", "retry-after", "x-request-id"} <= exposed
     finally:
         process.stop()
 
