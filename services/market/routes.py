@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from services.market import schemas
+from services.market import encoders, schemas
 from services.market.background import EOD_TAG
 from services.market.cached_reads import CachedRoute, request_key
 from services.market.deps import authorize, request_connection, request_unit
@@ -46,10 +45,6 @@ STREAM_ROWS = 5000
 TickerPath = Annotated[
     str, Path(pattern=TICKER_PATTERN, description="1-5 letters, optional class: BRK.B")
 ]  # price histories longer than this are streamed, not cached
-
-
-def _json(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 async def _cached(
@@ -162,11 +157,7 @@ async def list_stocks(
                 sort=sort_name,
                 descending=descending,
             )
-        items = [
-            schemas.StockSummary.of(s, q_).model_dump(include=set(chosen) if chosen else None)
-            for s, q_ in rows
-        ]
-        return _json({"items": items, "next_cursor": next_cursor})
+        return encoders.stock_page(rows, chosen, next_cursor)
 
     return await _cached(request, TTL_LISTS, build)
 
@@ -180,7 +171,7 @@ async def get_stock(request: Request, ticker: TickerPath) -> Response:
     async def build() -> bytes:
         async with request_connection(request) as conn:
             security, quote = await stock_service.get_stock(conn, ticker)
-        return _json(schemas.StockDetail.of(security, quote).model_dump())
+        return encoders.stock_detail(security, quote)
 
     return await _cached(request, TTL_QUOTES, build)
 
@@ -216,87 +207,18 @@ async def get_prices(
     if interval == "daily" and (end - start).days * 252 / 365 > STREAM_ROWS:
         series = await load()
         media = "text/csv" if format == "csv" else "application/json"
-        return StreamingResponse(_stream(series, start, end, format), media_type=media)
+        return StreamingResponse(
+            encoders.price_history_stream(series, start, end, format), media_type=media
+        )
 
     async def build() -> bytes:
         data = await load()
-        return _encode_csv(data) if format == "csv" else _encode_json(data, start, end)
+        if format == "csv":
+            return encoders.price_history_csv(data)
+        return encoders.price_history_json(data, start, end)
 
     media_type = "text/csv" if format == "csv" else "application/json"
     return await _cached(request, TTL_HISTORY, build, media_type=media_type, tags=(EOD_TAG,))
-
-
-def _rows(
-    series: stock_service.PriceSeries, lo: int = 0, hi: int | None = None
-) -> list[dict[str, Any]]:
-    hi = len(series.period) if hi is None else hi
-    days = series.period[lo:hi].astype(str).tolist()
-    last = series.last_day[lo:hi].astype(str).tolist()
-    o = series.open[lo:hi].round(4).tolist()
-    h = series.high[lo:hi].round(4).tolist()
-    lw = series.low[lo:hi].round(4).tolist()
-    c = series.close[lo:hi].round(4).tolist()
-    v = series.volume[lo:hi].round(0).tolist()
-    weekly = series.interval != "daily"
-    return [
-        {
-            "date": days[i],
-            "open": o[i],
-            "high": h[i],
-            "low": lw[i],
-            "close": c[i],
-            "volume": v[i],
-            "last_day": last[i] if weekly else None,
-        }
-        for i in range(len(days))
-    ]
-
-
-def _header(series: stock_service.PriceSeries, start: date, end: date) -> dict[str, Any]:
-    return {
-        "ticker": series.security.ticker,
-        "interval": series.interval,
-        "adjusted": series.adjusted,
-        "start": start,
-        "end": end,
-        "data_source": series.security.data_source,
-    }
-
-
-def _encode_json(series: stock_service.PriceSeries, start: date, end: date) -> bytes:
-    return _json({**_header(series, start, end), "bars": _rows(series)})
-
-
-# The JSON bar's fields, in its order: the CSV carries the same (last_day empty for daily).
-_CSV_HEAD = b"date,open,high,low,close,volume,last_day\n"
-
-
-def _csv_lines(series: stock_service.PriceSeries, lo: int, hi: int) -> bytes:
-    return "".join(
-        f"{r['date']},{r['open']},{r['high']},{r['low']},{r['close']},{int(r['volume'])},"
-        f"{r['last_day'] or ''}\n"
-        for r in _rows(series, lo, hi)
-    ).encode()
-
-
-def _encode_csv(series: stock_service.PriceSeries) -> bytes:
-    return _CSV_HEAD + _csv_lines(series, 0, len(series.period))
-
-
-async def _stream(series: stock_service.PriceSeries, start: date, end: date, fmt: str):  # type: ignore[no-untyped-def]
-    step = 1000
-    n = len(series.period)
-    if fmt == "csv":
-        yield _CSV_HEAD
-        for lo in range(0, n, step):
-            yield _csv_lines(series, lo, min(n, lo + step))
-        return
-    head = _json({**_header(series, start, end), "bars": []})
-    yield head[:-2]  # without the closing "]}"
-    for lo in range(0, n, step):
-        chunk = _json(_rows(series, lo, min(n, lo + step)))[1:-1]
-        yield (b"," if lo else b"") + chunk
-    yield b"]}"
 
 
 @router.get("/stocks/{ticker}/analysis", response_model=schemas.Analysis, responses=_WITH_404)
@@ -310,16 +232,7 @@ async def get_analysis(request: Request, ticker: TickerPath) -> Response:
     async def build() -> bytes:
         async with request_connection(request) as conn:
             security, live_price, result = await stock_service.analysis(conn, ticker)
-        return _json(
-            {
-                "ticker": security.ticker,
-                "name": security.name,
-                "sector": security.sector,
-                "live_price": live_price,
-                "adjusted": True,
-                **result,
-            }
-        )
+        return encoders.analysis(security, live_price, result)
 
     return await _cached(request, TTL_ANALYSIS, build, tags=(EOD_TAG,))
 
@@ -331,7 +244,7 @@ async def get_overview(request: Request) -> Response:
 
     async def build() -> bytes:
         async with request_connection(request) as conn:
-            return _json(await market_service.overview(conn))
+            return encoders.json(await market_service.overview(conn))
 
     return await _cached(request, TTL_MARKET, build, tags=(EOD_TAG,))
 
@@ -343,7 +256,7 @@ async def get_sectors(request: Request) -> Response:
 
     async def build() -> bytes:
         async with request_connection(request) as conn:
-            return _json(await market_service.sectors(conn))
+            return encoders.json(await market_service.sectors(conn))
 
     return await _cached(request, TTL_MARKET, build, tags=(EOD_TAG,))
 
@@ -361,7 +274,7 @@ async def get_index(
 
     async def build() -> bytes:
         async with request_connection(request) as conn:
-            return _json(await market_service.index_history(conn, start, end))
+            return encoders.json(await market_service.index_history(conn, start, end))
 
     return await _cached(request, TTL_HISTORY, build, tags=(EOD_TAG,))
 
@@ -386,7 +299,7 @@ async def get_status(request: Request) -> Response:
         status = await market_service.status(conn)
     feed = getattr(request.app.state, "feed", None)
     status["feed"] = feed.stats.as_dict() if feed is not None else None
-    return Response(_json(status), media_type="application/json")
+    return Response(encoders.json(status), media_type="application/json")
 
 
 @router.post(
