@@ -187,9 +187,9 @@ async def test_every_pre_encoded_body_matches_its_declared_model(
     ticker = (await app.client.get("/api/v1/stocks", params={"limit": 1}, headers=headers)).json()[
         "items"
     ][0]["ticker"]
-    calls = [
-        ("/api/v1/stocks", {"limit": 3}),
-        ("/api/v1/stocks", {"limit": 3, "fields": "name,last_price", "sort": "-market_cap"}),
+    calls: list[tuple[str, dict[str, str]]] = [
+        ("/api/v1/stocks", {"limit": "3"}),
+        ("/api/v1/stocks", {"limit": "3", "fields": "name,last_price", "sort": "-market_cap"}),
         ("/api/v1/stocks/{ticker}", {}),
         ("/api/v1/stocks/{ticker}/prices", {}),
         ("/api/v1/stocks/{ticker}/prices", {"interval": "weekly", "adjusted": "false"}),
