@@ -197,6 +197,27 @@ async def test_relay_survives_a_nats_outage(pool: asyncpg.Pool, bus: Bus) -> Non
         await proxy.stop()
 
 
+async def test_relay_survives_losing_its_listening_connection(pool: asyncpg.Pool, bus: Bus) -> None:
+    # A restarted PostgreSQL breaks the connection the relay LISTENs on; asyncpg takes it
+    # back into the pool, and the relay must listen again on a fresh one, not crash (which
+    # left every later event unpublished until the part was restarted).
+    relay = OutboxRelay(pool, bus, poll_interval=0.1, max_backoff=0.3)
+    await relay.start()
+    try:
+        await wait_until(lambda: relay.listening_pid is not None)
+        killed = relay.listening_pid
+        await pool.execute("SELECT pg_terminate_backend($1)", killed)
+        await wait_until(lambda: relay.listening_pid not in (None, killed))
+
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, "demo.relisten", changed(1))
+        await wait_until(lambda: _is_zero(unpublished(pool, "demo.relisten")))
+        assert await stream_count(bus, "demo.relisten") == 1
+        assert relay.running
+    finally:
+        await relay.stop()
+
+
 async def test_failed_publish_leaves_the_row_for_retry(pool: asyncpg.Pool, bus: Bus) -> None:
     relay = OutboxRelay(pool, bus, publish_timeout=1)  # not started: driven by hand
     async with pool.acquire() as conn, conn.transaction():
