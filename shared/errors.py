@@ -18,12 +18,18 @@ The tree (each service subclasses these; nobody raises ``HTTPException`` for a d
     +-- RateLimitedError        429 RATE_LIMITED
     +-- UpstreamError           502 UPSTREAM_ERROR
     +-- ServiceUnavailableError 503 SERVICE_UNAVAILABLE
+        +-- DependencyUnavailableError 503, ``Retry-After``, ``details.dependency``
+
+A lost dependency (PostgreSQL, Redis, NATS, an upstream part) is a
+:class:`DependencyUnavailableError`: the client is told which one and when to retry, and
+the log gets one WARNING per outage (:class:`shared.health.Outages`), not one per request.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -127,6 +133,35 @@ class ServiceUnavailableError(AppError):
     default_message = "The service is temporarily unavailable."
 
 
+class DependencyUnavailableError(ServiceUnavailableError):
+    """A server this request needs cannot serve it now: ``503`` with ``Retry-After`` and
+    ``details.dependency`` naming it (``postgres``, ``redis``, ``nats``, ``market`` ...)."""
+
+    error_code = "DEPENDENCY_UNAVAILABLE"
+    default_message = "A dependency is unavailable; retry shortly."
+    # Seconds a client is asked to wait: about how long a restarted server takes to answer.
+    retry_after: ClassVar[int] = 5
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        dependency: str,
+        retry_after: int | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        keep_changes: bool = False,
+    ) -> None:
+        self.dependency = dependency
+        wait = self.retry_after if retry_after is None else retry_after
+        super().__init__(
+            message,
+            details={"dependency": dependency, **(details or {})},
+            headers={"Retry-After": str(wait), **(headers or {})},
+            keep_changes=keep_changes,
+        )
+
+
 _HTTP_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHENTICATED",
@@ -212,9 +247,16 @@ def error_response(
     )
 
 
-async def _app_error(_: Request, exc: Exception) -> Response:
+async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
-    if exc.status_code >= 500:
+    if isinstance(exc, DependencyUnavailableError):
+        # One WARNING per outage, from the part's outage tracker; none per request.
+        outages = getattr(request.app.state, "outages", None)
+        if outages is not None:
+            outages.failed(exc.dependency, exc.message)
+        else:
+            logger.warning("request failed: %s %s", exc.error_code, exc.message)
+    elif exc.status_code >= 500:
         logger.warning("request failed: %s %s", exc.error_code, exc.message)
     return error_response(exc.status_code, exc.error_code, exc.message, exc.details, exc.headers)
 
@@ -242,25 +284,47 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
 
-# Turns a library's exception (a lost database connection, a cut query) into the
-# AppError the client should see, or None when it is not one it knows.
-ErrorTranslator = Callable[[BaseException], AppError | None]
+@dataclass(frozen=True)
+class ErrorTranslator:
+    """Turns a library's exceptions (``catches``: a lost database connection, a cut query,
+    a Redis that went away) into the AppError the client should see; ``translate``
+    returns None for one of those it does not recognise (then it is a 500)."""
+
+    catches: tuple[type[Exception], ...]
+    translate: Callable[[BaseException], AppError | None]
+
+
+def _unexpected(exc: BaseException) -> Response:
+    # The client learns only that it failed and the id to quote; the log has the rest.
+    logger.error("unhandled error", exc_info=exc)
+    return error_response(500, AppError.error_code, AppError.default_message)
 
 
 def install_error_handlers(app: FastAPI, translators: Sequence[ErrorTranslator] = ()) -> None:
-    """Render every error raised in ``app`` in the common envelope; an exception that no
-    handler knows is offered to ``translators`` before it becomes a 500."""
+    """Render every error raised in ``app`` in the common envelope. The exceptions
+    ``translators`` catch become the errors they translate to.
 
-    async def unexpected_error(request: Request, exc: Exception) -> Response:
-        for translate in translators:
-            known = translate(exc)
-            if known is not None:
-                return await _app_error(request, known)
-        # The client learns only that it failed and the id to quote; the log has the rest.
-        logger.exception("unhandled error", exc_info=exc)
-        return error_response(500, AppError.error_code, AppError.default_message)
+    Each translator is registered for its own exception classes rather than inside the
+    catch-all: Starlette re-raises whatever reaches the catch-all after answering, so the
+    server would log a second traceback for every translated 503.
+    """
+
+    def translated(translator: ErrorTranslator) -> Callable[[Request, Exception], Any]:
+        async def handler(request: Request, exc: Exception) -> Response:
+            known = translator.translate(exc)
+            if known is None:
+                return _unexpected(exc)
+            return await _app_error(request, known)
+
+        return handler
+
+    async def unexpected_error(_: Request, exc: Exception) -> Response:
+        return _unexpected(exc)
 
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for translator in translators:
+        for cls in translator.catches:
+            app.add_exception_handler(cls, translated(translator))
     app.add_exception_handler(Exception, unexpected_error)

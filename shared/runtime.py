@@ -182,6 +182,7 @@ def create_part_app(
             ) as resources,
             AsyncExitStack() as stack,
         ):
+            stack.push_async_callback(app.state.outages.close)
             for extension in extensions:
                 await stack.enter_async_context(extension(app, resources))
             yield

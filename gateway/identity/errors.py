@@ -17,16 +17,16 @@
     ValidationFailedError (422)
     +-- InvalidUsernameError         INVALID_USERNAME
     +-- InvalidPasswordError         INVALID_PASSWORD
-    ServiceUnavailableError (503)
-    +-- LoginUnavailableError        LOGIN_UNAVAILABLE     brute-force guard cannot be checked
+    DependencyUnavailableError (503, Retry-After, details.dependency)
+    +-- LoginUnavailableError        LOGIN_UNAVAILABLE     the login guard (Redis) is down
 """
 
 from shared.errors import (
     AuthenticationError,
     ConflictError,
+    DependencyUnavailableError,
     NotFoundError,
     PermissionDeniedError,
-    ServiceUnavailableError,
     ValidationFailedError,
 )
 
@@ -82,6 +82,10 @@ class InvalidPasswordError(ValidationFailedError):
     default_message = "A password has 8 to 1024 characters."
 
 
-class LoginUnavailableError(ServiceUnavailableError):
+class LoginUnavailableError(DependencyUnavailableError):
     error_code = "LOGIN_UNAVAILABLE"
     default_message = "Logging in is temporarily unavailable; try again shortly."
+
+    def __init__(self, message: str | None = None) -> None:
+        # Failed logins are counted in Redis; without it they cannot be limited.
+        super().__init__(message, dependency="redis")

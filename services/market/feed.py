@@ -33,6 +33,7 @@ from services.market.repository import bars as bars_repo
 from services.market.repository import feed_state, quotes, stats
 from services.market.repository.quotes import QuoteRow
 from services.market.service.market import complete_eod
+from shared.db.transaction import BACKGROUND_CONNECTION_ERRORS
 from shared.messaging import Bus, MessagingUnavailableError
 
 logger = logging.getLogger("services.market.feed")
@@ -117,6 +118,8 @@ class Feed:
                                 await feed_state.stop_leading(lock_conn)
             except asyncio.CancelledError:
                 raise
+            except BACKGROUND_CONNECTION_ERRORS as exc:  # the database went away: no bug
+                logger.warning("feed stopped, database unavailable (%s); restarting in 5 s", exc)
             except Exception:
                 logger.exception("feed failed; restarting in 5 s")
             self.stats.running = False

@@ -26,18 +26,18 @@ from typing import Any
 
 import asyncpg
 
-from shared.errors import ServiceUnavailableError
+from shared.errors import DependencyUnavailableError, ErrorTranslator
 
 logger = logging.getLogger("shared.db")
 
 # How long a client is asked to wait before retrying when the pool is exhausted or the
 # database is unreachable: long enough for a burst to drain, short enough to feel live.
-BUSY_RETRY_AFTER = "1"
-DOWN_RETRY_AFTER = "5"
+BUSY_RETRY_AFTER = 1
+DOWN_RETRY_AFTER = 5
 
 # What asyncpg raises when the server cannot be reached, is shutting down, refuses more
 # connections, or the connection broke mid-request.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
@@ -45,38 +45,46 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
 )
 
+# What background work (consumers, relays, the feed) sees when the database goes away:
+# the errors above, plus asyncpg's complaints about a connection that broke under it (the
+# pool took it back; its reset found the protocol mid-operation). Such work logs a line
+# and retries; it is not a bug to trace.
+BACKGROUND_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    *CONNECTION_ERRORS,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    DependencyUnavailableError,
+)
 
-class DatabaseBusyError(ServiceUnavailableError):
+
+class DatabaseBusyError(DependencyUnavailableError):
     error_code = "DATABASE_BUSY"
     default_message = "Every database connection is in use; retry shortly."
+    retry_after = BUSY_RETRY_AFTER
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"Retry-After": BUSY_RETRY_AFTER})
-        kwargs.setdefault("details", {"dependency": "postgres"})
-        super().__init__(message, **kwargs)
+        super().__init__(message, dependency="postgres", **kwargs)
 
 
-class DatabaseUnavailableError(ServiceUnavailableError):
+class DatabaseUnavailableError(DependencyUnavailableError):
     error_code = "DATABASE_UNAVAILABLE"
     default_message = "The database is unavailable; retry shortly."
+    retry_after = DOWN_RETRY_AFTER
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"Retry-After": DOWN_RETRY_AFTER})
-        kwargs.setdefault("details", {"dependency": "postgres"})
-        super().__init__(message, **kwargs)
+        super().__init__(message, dependency="postgres", **kwargs)
 
 
-class QueryTimeoutError(ServiceUnavailableError):
+class QueryTimeoutError(DependencyUnavailableError):
     error_code = "QUERY_TIMEOUT"
     default_message = "The database did not answer in time; retry shortly."
+    retry_after = BUSY_RETRY_AFTER
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"Retry-After": BUSY_RETRY_AFTER})
-        kwargs.setdefault("details", {"dependency": "postgres"})
-        super().__init__(message, **kwargs)
+        super().__init__(message, dependency="postgres", **kwargs)
 
 
-def database_error(exc: BaseException) -> ServiceUnavailableError | None:
+def database_error(exc: BaseException) -> DependencyUnavailableError | None:
     """The client's answer to a database failure raised anywhere in a request: a query
     cut by ``statement_timeout`` (or asyncpg's own timeout) or a lost connection is a 503
     with ``Retry-After``; anything else (a bug, a constraint) is not a dependency failure."""
@@ -85,6 +93,12 @@ def database_error(exc: BaseException) -> ServiceUnavailableError | None:
     if isinstance(exc, CONNECTION_ERRORS) and not isinstance(exc, TimeoutError):
         return DatabaseUnavailableError()
     return None
+
+
+# For :func:`shared.errors.install_error_handlers`.
+DATABASE_ERRORS = ErrorTranslator(
+    catches=(*CONNECTION_ERRORS, asyncpg.QueryCanceledError), translate=database_error
+)
 
 
 @asynccontextmanager
@@ -107,6 +121,16 @@ async def _acquire(pool: asyncpg.Pool, timeout: float) -> asyncpg.Connection:
     except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailableError() from exc
     return conn
+
+
+async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    """Give ``conn`` back. On a connection that broke mid-request the reset fails and
+    asyncpg closes it instead: the request's answer (a 503 for the lost database, or the
+    success already committed) must not become a 500 because of that."""
+    try:
+        await pool.release(conn)
+    except Exception as exc:  # asyncpg has terminated the connection; the pool replaces it
+        logger.debug("a broken connection was dropped on release: %s", exc)
 
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -133,7 +157,7 @@ class RequestTransaction:
                 transaction = conn.transaction()
                 await transaction.start()
             except BaseException:
-                await self._pool.release(conn)
+                await _release(self._pool, conn)
                 raise
             self._conn, self._transaction = conn, transaction
         return self._conn
@@ -157,7 +181,7 @@ class RequestTransaction:
                     raise DatabaseUnavailableError() from exc
                 # A rollback on a broken connection: the server has rolled back already.
             finally:
-                await self._pool.release(conn)
+                await _release(self._pool, conn)
         if commit:
             for callback in callbacks:
                 await callback()

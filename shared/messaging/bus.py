@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel, ValidationError
 
 from shared.context import REQUEST_ID_HEADER
-from shared.errors import AppError, error_body
+from shared.errors import AppError, ErrorTranslator, error_body
 from shared.messaging import jetstream as _js
 from shared.messaging._wire import (
     ERROR_HEADER,
@@ -229,6 +229,10 @@ class Bus:
         :class:`RequestTimeoutError` / :class:`NoRespondersError` when nobody answers,
         :class:`InvalidResponseError` when the reply does not validate.
         """
+        if not self._nc.is_connected:
+            # Reconnecting: the request would sit in the buffer until its timeout and then
+            # blame the responder; it is the bus that is away.
+            raise MessagingUnavailableError("Not connected to NATS.", subject=subject)
         try:
             msg = await self._nc.request(
                 self.namespace.subject(subject),
@@ -543,3 +547,22 @@ async def connect_bus(
 
 
 __all__ = ["Bus", "Delivered", "RequestHandler", "Subscription", "connect_bus"]
+
+
+def _messaging_error(_: BaseException) -> MessagingUnavailableError:
+    return MessagingUnavailableError()
+
+
+# For :func:`shared.errors.install_error_handlers`: the client library's "not connected"
+# errors, should one escape a route unwrapped, are a 503 naming NATS.
+MESSAGING_ERRORS = ErrorTranslator(
+    catches=(
+        nats.errors.ConnectionClosedError,
+        nats.errors.ConnectionDrainingError,
+        nats.errors.ConnectionReconnectingError,
+        nats.errors.NoServersError,
+        nats.errors.OutboundBufferLimitError,
+        nats.errors.StaleConnectionError,
+    ),
+    translate=_messaging_error,
+)
