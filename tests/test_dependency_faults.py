@@ -70,9 +70,16 @@ class Fault:
 class Load:
     """The request loop and what it saw."""
 
-    def __init__(self, client: httpx.AsyncClient, headers: dict[str, str], ticker: str) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        key: dict[str, str],
+        ticker: str,
+    ) -> None:
         self.client = client
         self.headers = headers
+        self.key = key
         self.ticker = ticker
         self.outcomes: list[Outcome] = []
         self.rules: list[str] = []
@@ -116,6 +123,10 @@ class Load:
             for template in READS:
                 path = template.format(ticker=self.ticker)
                 await self.call(f"GET {template}", "GET", path, headers=self.headers)
+            # An API key is looked up by the edge itself, before any route runs.
+            await self.call(
+                "GET /api/v1/stocks (API key)", "GET", "/api/v1/stocks?limit=1", headers=self.key
+            )
 
     async def writes(self) -> None:
         while self.running:
@@ -179,7 +190,12 @@ async def _scenario(platform: Platform, servers: PrivateInfra) -> tuple[Load, li
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
         stocks = await client.get("/api/v1/stocks?limit=1", headers=headers)
         assert stocks.status_code == 200, stocks.text
-        load = Load(client, headers, stocks.json()["items"][0]["ticker"])
+        created = await client.post(
+            "/api/v1/api-keys", headers=headers, json={"name": "faults", "scopes": ["read"]}
+        )
+        assert created.status_code == 201, created.text
+        key = {"X-API-Key": created.json()["key"]}
+        load = Load(client, headers, key, stocks.json()["items"][0]["ticker"])
         tasks = [
             asyncio.create_task(load.reads()),
             asyncio.create_task(load.reads()),
@@ -257,6 +273,7 @@ def test_requests_during_dependency_faults(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("GATEWAY_RATE_LIMIT_WRITE", "100000/60s")
     monkeypatch.setenv("GATEWAY_RATE_LIMIT_PUBLIC", "100000/60s")
     monkeypatch.setenv("MARKET_FEED_RATE", "20")
+    monkeypatch.setenv("GATEWAY_API_KEY_CACHE_SECONDS", "0")  # every request looks its key up
     key_file = tmp_path / "jwt-signing.pem"
     key_file.write_bytes(SigningKey.generate().to_pem())
     key_file.chmod(0o600)

@@ -45,14 +45,20 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.TooManyConnectionsError,
 )
 
-# What background work (consumers, relays, the feed) sees when the database goes away:
-# the errors above, plus asyncpg's complaints about a connection that broke under it (the
-# pool took it back; its reset found the protocol mid-operation). Such work logs a line
-# and retries; it is not a bug to trace.
-BACKGROUND_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+# What asyncpg raises on a connection that broke under it: the server's errors above, a
+# call on a connection already closed (InterfaceError), a protocol left mid-operation by
+# the server's shutdown message (InternalClientError).
+BROKEN_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     *CONNECTION_ERRORS,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
+)
+
+# What background work (consumers, relays, the feed) sees when the database goes away: the
+# errors above, and :func:`acquire`'s 503s. Such work logs a line and retries; it is not a
+# bug to trace.
+BACKGROUND_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    *BROKEN_CONNECTION_ERRORS,
     DependencyUnavailableError,
 )
 
@@ -92,12 +98,17 @@ def database_error(exc: BaseException) -> DependencyUnavailableError | None:
         return QueryTimeoutError()
     if isinstance(exc, CONNECTION_ERRORS) and not isinstance(exc, TimeoutError):
         return DatabaseUnavailableError()
+    if isinstance(exc, asyncpg.InternalClientError):
+        # asyncpg's protocol left mid-operation: seen when the server shut the connection
+        # down under a query (a restart, an admin shutdown).
+        return DatabaseUnavailableError()
     return None
 
 
 # For :func:`shared.errors.install_error_handlers`.
 DATABASE_ERRORS = ErrorTranslator(
-    catches=(*CONNECTION_ERRORS, asyncpg.QueryCanceledError), translate=database_error
+    catches=(*CONNECTION_ERRORS, asyncpg.InternalClientError, asyncpg.QueryCanceledError),
+    translate=database_error,
 )
 
 
@@ -110,7 +121,7 @@ async def acquire(pool: asyncpg.Pool, *, timeout: float) -> AsyncIterator[asyncp
     try:
         yield conn
     finally:
-        await pool.release(conn)
+        await _release(pool, conn)
 
 
 async def _acquire(pool: asyncpg.Pool, timeout: float) -> asyncpg.Connection:
@@ -131,6 +142,13 @@ async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
         await pool.release(conn)
     except Exception as exc:  # asyncpg has terminated the connection; the pool replaces it
         logger.debug("a broken connection was dropped on release: %s", exc)
+
+
+def _closed(conn: asyncpg.Connection) -> bool:
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:  # the pool has taken the broken connection back
+        return True
 
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -156,11 +174,20 @@ class RequestTransaction:
             try:
                 transaction = conn.transaction()
                 await transaction.start()
+            except BROKEN_CONNECTION_ERRORS as exc:
+                # BEGIN cannot fail for a reason of the request's: the connection broke
+                # between its last use and now (the server shut it down while idle).
+                await _release(self._pool, conn)
+                raise DatabaseUnavailableError() from exc
             except BaseException:
                 await _release(self._pool, conn)
                 raise
             self._conn, self._transaction = conn, transaction
         return self._conn
+
+    def connection_lost(self) -> bool:
+        """Whether the request's connection was taken and has since been closed."""
+        return self._conn is not None and _closed(self._conn)
 
     def after_commit(self, callback: AfterCommit) -> None:
         """Run ``callback`` once the transaction has committed; never if it rolls back."""
@@ -176,7 +203,9 @@ class RequestTransaction:
                     await transaction.commit()
                 else:
                     await transaction.rollback()
-            except CONNECTION_ERRORS as exc:
+            except BROKEN_CONNECTION_ERRORS as exc:
+                if isinstance(exc, asyncpg.InterfaceError) and not _closed(conn):
+                    raise  # a misuse of the connection, not a lost one
                 if commit:
                     raise DatabaseUnavailableError() from exc
                 # A rollback on a broken connection: the server has rolled back already.
@@ -198,6 +227,14 @@ async def request_transaction(
     try:
         yield unit
     except BaseException as exc:
+        # asyncpg reports a query on a connection the server has just closed (a restart,
+        # an admin shutdown) as a misuse (InterfaceError), or as its own InternalClientError
+        # when the shutdown arrived in the middle of the protocol: the database going away.
+        lost = isinstance(exc, asyncpg.InternalClientError) or (
+            isinstance(exc, asyncpg.InterfaceError) and unit.connection_lost()
+        )
         await unit.finish(commit=bool(getattr(exc, "keep_changes", False)))
+        if lost:
+            raise DatabaseUnavailableError() from exc
         raise
     await unit.finish(commit=True)

@@ -33,6 +33,14 @@ async def postgres_refused() -> None:
     raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
 
 
+@router.get("/postgres-shut-down")
+async def postgres_shut_down() -> None:
+    # What asyncpg raises when the server's shutdown message lands mid-protocol.
+    raise asyncpg.InternalClientError(
+        "cannot switch to state 12; another operation (2) is in progress"
+    )
+
+
 @router.get("/redis-lost")
 async def redis_lost() -> None:
     raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
@@ -96,6 +104,7 @@ def client(app: FastAPI) -> httpx.AsyncClient:
     [
         ("/postgres-lost", "DATABASE_UNAVAILABLE", "postgres"),
         ("/postgres-refused", "DATABASE_UNAVAILABLE", "postgres"),
+        ("/postgres-shut-down", "DATABASE_UNAVAILABLE", "postgres"),
         ("/redis-lost", "REDIS_UNAVAILABLE", "redis"),
         ("/nats-lost", "MESSAGING_UNAVAILABLE", "nats"),
         ("/nats-unavailable", "MESSAGING_UNAVAILABLE", "nats"),
