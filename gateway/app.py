@@ -43,6 +43,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         title="Bourse",
         description="Self-hostable backend for stock-investment analysis.",
         extensions=[edge_extension(settings)],
+        # Forwarding with a bearer token needs none of PostgreSQL, Redis or NATS; the
+        # routes that do need one answer 503 on their own (docs/architecture.md, Health).
+        ready_requires=(),
     )
     # The platform's document (merged with the services') replaces FastAPI's defaults.
     app.router.routes = [

@@ -1,9 +1,14 @@
 """Liveness, readiness, and the log of dependency outages.
 
 ``GET /live``  -- 200 while the process can answer at all (no dependency is checked).
-``GET /ready`` -- 200 when every dependency check passes within its timeout, else 503
-naming the failing ones. Checks are registered on ``app.state.readiness_checks`` by the
-part's lifespan, once its pool and connections exist.
+``GET /ready`` -- whether this replica should receive traffic. Every dependency is checked
+(with a timeout) and reported, but only the part's *required* ones
+(``app.state.readiness_required``) make it 503: those without which the part can serve
+nothing. A dependency some routes can do without (a cache, the message bus) is reported
+as ``degraded`` with a 200 -- taking every replica out of rotation for it would turn a
+partial outage into a total one. Checks are registered on ``app.state.readiness_checks``
+by the part's lifespan, once its pool and connections exist; which parts require what is
+in docs/architecture.md ("Health").
 
 :class:`Outages` turns requests refused for a lost dependency into one WARNING when the
 outage starts and one line when the dependency answers again, however many requests were
@@ -16,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,10 +159,16 @@ def health_router() -> APIRouter:
     @router.get("/ready")
     async def ready(request: Request) -> Response:
         checks: Mapping[str, Check] = getattr(request.app.state, "readiness_checks", {})
-        ok, results = await run_checks(checks)
-        body = {"status": "ready" if ok else "not_ready", "checks": results}
+        required: Collection[str] = getattr(request.app.state, "readiness_required", checks)
+        _, results = await run_checks(checks)
+        for name, result in results.items():
+            result["required"] = name in required
+        down = sorted(name for name, result in results.items() if result["status"] != "up")
+        failing = [name for name in down if name in required]
+        status = "not_ready" if failing else "degraded" if down else "ready"
+        body = {"status": status, "checks": results, "down": down}
         return Response(
-            orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json"
+            orjson.dumps(body), status_code=503 if failing else 200, media_type="application/json"
         )
 
     return router

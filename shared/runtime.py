@@ -11,7 +11,7 @@ import gc
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -55,8 +55,11 @@ async def open_resources(
     name: str,
     schema: str,
     migrations: list[Migration],
+    ready_requires: Collection[str] = ("postgres",),
 ) -> AsyncIterator[Resources]:
-    """Open (and on exit close) everything ``name`` needs; see the module docstring."""
+    """Open (and on exit close) everything ``name`` needs; see the module docstring.
+    ``ready_requires`` names the dependencies without which ``/ready`` answers 503 (the
+    others are reported as degraded)."""
     pool = await create_pool(
         settings.database_url,
         schema=schema,
@@ -100,6 +103,7 @@ async def open_resources(
             "redis": redis.ping,
             "nats": bus.ping,
         }
+        app.state.readiness_required = frozenset(ready_requires)
         yield resources
     finally:
         if bus is not None:
@@ -169,16 +173,24 @@ def create_part_app(
     description: str,
     version: str = "0.1.0",
     extensions: Sequence[Extension] = (),
+    ready_requires: Collection[str] = ("postgres",),
 ) -> FastAPI:
     """A part's app: the common behaviour of :func:`shared.http.create_service_app`, with
     a lifespan that opens :class:`Resources` and then enters each of ``extensions``
-    (a part's background work: consumers, relays, feeds), closing them in reverse."""
+    (a part's background work: consumers, relays, feeds), closing them in reverse.
+    ``ready_requires``: the dependencies without which the part can serve nothing
+    (``/ready`` answers 503 while one is down; see :mod:`shared.health`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
             open_resources(
-                app, settings, name=name, schema=schema, migrations=migrations
+                app,
+                settings,
+                name=name,
+                schema=schema,
+                migrations=migrations,
+                ready_requires=ready_requires,
             ) as resources,
             AsyncExitStack() as stack,
         ):

@@ -104,4 +104,7 @@ def create_app(settings: RealtimeSettings) -> FastAPI:
         title="Bourse realtime service",
         description="Live price and alert streams (WebSocket); alert rules and alert history.",
         extensions=[streams_extension(settings)],
+        # Price streams need NATS and not PostgreSQL; alert rules the reverse: neither
+        # alone leaves the node with nothing to serve (docs/architecture.md, Health).
+        ready_requires=(),
     )
