@@ -18,7 +18,9 @@ import pytest
 from pydantic import BaseModel
 
 from services.realtime.feeds import (
+    FEED_STATUS,
     TICK_SUBJECT_PREFIX,
+    FeedStatus,
     HistoryReply,
     HistoryRequest,
     QuotesReply,
@@ -123,3 +125,12 @@ def test_realtime_parses_market_history_replies() -> None:
     parsed = HistoryReply.model_validate_json(sent.model_dump_json())
     assert parsed.series[0].closes == [1.5, 2.5]
     assert parsed.series[0].dates == [date(2026, 1, 2), date(2026, 1, 5)]
+
+
+def test_realtime_parses_the_market_feed_status() -> None:
+    module = market_events()
+    assert module.FEED_STATUS == FEED_STATUS
+    for state in ("running", "stopped"):
+        sent = module.FeedStatus(state=state, interval_seconds=2.0, ts=1764167400123)
+        parsed = FeedStatus.model_validate_json(sent.model_dump_json())
+        assert (parsed.state, parsed.interval_seconds) == (state, 2.0)

@@ -10,7 +10,9 @@ What must hold:
   ``Retry-After`` (never a 500, 502 or 504);
 - outside the faults, every answer is a success;
 - within 5 s of a server being back, every route answers as before;
-- no lost writes: every rule and portfolio answered ``201`` is there at the end.
+- no lost writes: every rule and portfolio answered ``201`` is there at the end;
+- an open price socket is told when the feed stops (NATS, or the market's feed losing
+  PostgreSQL) and when it is live again, and quotes flow again after that.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import orjson
 import pytest
 
 from bourse.infra import NATS, POSTGRES, REDIS
+from services.realtime.tests.support import StreamClient, stream
 from shared.jwt import SigningKey
 from tests.platform import Platform, start_platform
 from tests.private_infra import DATABASE, PrivateInfra, private_infra, provision
@@ -58,6 +61,30 @@ class Outcome:
     error_code: str | None
     retry_after: str | None
     dependency: str | None
+
+
+@dataclass(frozen=True)
+class Heard:
+    at: float
+    message: dict[str, object]
+
+
+async def _listen(socket: StreamClient, heard: list[Heard]) -> None:
+    while True:
+        message = await socket.next(timeout=3600)
+        heard.append(Heard(time.monotonic(), message))
+
+
+async def _until_heard(
+    heard: list[Heard], since: float, wanted: dict[str, object], timeout: float
+) -> Heard | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for item in heard:
+            if item.at >= since and all(item.message.get(k) == v for k, v in wanted.items()):
+                return item
+        await asyncio.sleep(0.1)
+    return None
 
 
 @dataclass
@@ -196,6 +223,12 @@ async def _scenario(platform: Platform, servers: PrivateInfra) -> tuple[Load, li
         assert created.status_code == 201, created.text
         key = {"X-API-Key": created.json()["key"]}
         load = Load(client, headers, key, stocks.json()["items"][0]["ticker"])
+        heard: list[Heard] = []
+        socket_context = stream(platform.gateway_url, "/api/v1/ws/prices", headers=headers)
+        socket = await socket_context.__aenter__()
+        await socket.send(action="subscribe", tickers=[load.ticker])
+        listener = asyncio.create_task(_listen(socket, heard))
+        assert await _until_heard(heard, 0, {"type": "quote"}, 10), heard[-5:]
         tasks = [
             asyncio.create_task(load.reads()),
             asyncio.create_task(load.reads()),
@@ -213,9 +246,20 @@ async def _scenario(platform: Platform, servers: PrivateInfra) -> tuple[Load, li
                 fault.restarted_at = time.monotonic()
                 faults.append(fault)
                 await _until_all_ok(load, fault.restarted_at, RECOVERY_SECONDS + 2)
+                if dependency != REDIS:  # ticks need NATS, and the feed its database
+                    # The market's feed retries 5 s after losing its database, then says
+                    # it runs within its 2 s status interval.
+                    live = await _until_heard(
+                        heard, fault.stopped_at, {"type": "status", "feed": "live"}, 10
+                    )
+                    assert live is not None, [h.message for h in heard[-10:]]
         finally:
             load.running = False
             await asyncio.gather(*tasks)
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            await socket_context.__aexit__(None, None, None)
+        _check_feed_status(heard, faults)
         # No lost writes: everything answered 201 is there.
         rules = await client.get("/api/v1/alerts", headers=headers)
         portfolios = await client.get("/api/v1/portfolio", headers=headers)
@@ -226,6 +270,25 @@ async def _scenario(platform: Platform, servers: PrivateInfra) -> tuple[Load, li
         assert set(load.rules) <= stored_rules, set(load.rules) - stored_rules
         assert set(load.portfolios) <= stored_portfolios, set(load.portfolios) - stored_portfolios
         return load, faults
+
+
+def _check_feed_status(heard: list[Heard], faults: list[Fault]) -> None:
+    """Per fault: the socket heard the feed stop (for the right reason) after the server
+    went down, then heard it live again, then got quotes again."""
+    reasons = {NATS: "nats", POSTGRES: "market_feed_stopped"}
+    statuses = [h for h in heard if h.message["type"] == "status"]
+    for fault, following in zip(faults, [*faults[1:], None], strict=True):
+        until = following.stopped_at if following is not None else float("inf")
+        window = [h for h in statuses if fault.stopped_at <= h.at < until]
+        if fault.dependency == REDIS:
+            assert not window, [h.message for h in window]  # ticks need no Redis
+            continue
+        down = next((h for h in window if h.message["feed"] == "interrupted"), None)
+        assert down is not None, (fault.dependency, [h.message for h in statuses])
+        assert down.message["reason"] == reasons[fault.dependency], down.message
+        up = next((h for h in window if h.at > down.at and h.message["feed"] == "live"), None)
+        assert up is not None, (fault.dependency, [h.message for h in statuses])
+        assert any(h.message["type"] == "quote" and h.at > up.at for h in heard), fault
 
 
 def _window(outcome: Outcome, faults: list[Fault]) -> Fault | None:

@@ -96,6 +96,19 @@ class Bus:
         self.namespace = namespace
         self._consumers: set[Consumer[Any]] = set()
         self._responders: set[Subscription] = set()
+        self._connection_listeners: list[Callable[[bool], None]] = []
+
+    def on_connection_change(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(False)`` when the connection is lost and ``listener(True)``
+        when it is back (what a subscriber cannot tell from silence alone)."""
+        self._connection_listeners.append(listener)
+
+    def _connection_changed(self, connected: bool) -> None:
+        for listener in self._connection_listeners:
+            try:
+                listener(connected)
+            except Exception:  # one listener's bug must not stop the others
+                logger.exception("connection listener failed")
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -500,6 +513,7 @@ async def connect_bus(
 
     # While NATS is away every reconnect attempt fails: warn once per outage, not per attempt.
     outage = False
+    made: list[Bus] = []  # the bus, once built: told of connection changes
 
     async def on_error(exc: Exception) -> None:
         if outage:
@@ -513,11 +527,15 @@ async def connect_bus(
             return  # a close we asked for; on_closed reports it
         outage = True
         logger.warning("disconnected from NATS (%s); reconnecting", name)
+        if made:
+            made[0]._connection_changed(False)
 
     async def on_reconnected() -> None:
         nonlocal outage
         outage = False
         logger.info("reconnected to NATS at %s (%s)", _server(client), name)
+        if made:
+            made[0]._connection_changed(True)
 
     async def on_closed() -> None:
         logger.info("NATS connection closed (%s)", name)
@@ -543,7 +561,8 @@ async def connect_bus(
         await client.close()
         raise MessagingUnavailableError("Could not connect to NATS.") from exc
     logger.info("connected to NATS at %s (%s)", _server(client), name)
-    return Bus(client, name=name, namespace=namespace)
+    made.append(Bus(client, name=name, namespace=namespace))
+    return made[0]
 
 
 __all__ = ["Bus", "Delivered", "RequestHandler", "Subscription", "connect_bus"]
