@@ -26,10 +26,10 @@ from bourse.environment import part_environment, part_ports, part_url
 from bourse.home import Home
 from bourse.keys import ensure_signing_key
 from bourse.parts import BY_NAME, PARTS, SERVICES, Part
+from shared.auth import ROLES
 from shared.db import MigrationError
 from shared.errors import AppError
 
-ROLES = ("viewer", "analyst", "admin")
 Handler = Callable[[argparse.Namespace], int]
 
 

@@ -7,15 +7,18 @@ Roles are ordered: ``viewer`` < ``analyst`` < ``admin``; a role includes those b
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from fastapi import Depends, Request
 
 from shared.errors import AuthenticationError, PermissionDeniedError
 from shared.jwt import Claims, TokenVerifier
 
-ROLES = ("viewer", "analyst", "admin")
-_RANK = {role: rank for rank, role in enumerate(ROLES)}
+# The one list of roles, lowest first: API schemas validate against ``Role``, the CLI
+# offers ``ROLES``, ranks follow their order.
+Role = Literal["viewer", "analyst", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+_RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 
 
 def roles_reach(roles: Iterable[str], minimum: str) -> bool:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -284,47 +283,32 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
 
-@dataclass(frozen=True)
-class ErrorTranslator:
-    """Turns a library's exceptions (``catches``: a lost database connection, a cut query,
-    a Redis that went away) into the AppError the client should see; ``translate``
-    returns None for one of those it does not recognise (then it is a 500)."""
-
-    catches: tuple[type[Exception], ...]
-    translate: Callable[[BaseException], AppError | None]
+# Turns a library's exception (a lost database connection, a cut query) into the
+# AppError the client should see: the exception classes it takes, and the function.
+ErrorTranslator = tuple[tuple[type[Exception], ...], Callable[[Exception], AppError]]
 
 
-def _unexpected(exc: BaseException) -> Response:
+async def _unexpected_error(_: Request, exc: Exception) -> Response:
     # The client learns only that it failed and the id to quote; the log has the rest.
-    logger.error("unhandled error", exc_info=exc)
+    logger.exception("unhandled error", exc_info=exc)
     return error_response(500, AppError.error_code, AppError.default_message)
 
 
 def install_error_handlers(app: FastAPI, translators: Sequence[ErrorTranslator] = ()) -> None:
-    """Render every error raised in ``app`` in the common envelope. The exceptions
-    ``translators`` catch become the errors they translate to.
+    """Render every error raised in ``app`` in the common envelope; the exceptions that
+    ``translators`` name are answered as the AppError they translate to (registered per
+    class: a handler for ``Exception`` itself would be Starlette's last resort, which
+    re-raises after answering, and the server would log a traceback for a known failure)."""
+    for classes, translate in translators:
 
-    Each translator is registered for its own exception classes rather than inside the
-    catch-all: Starlette re-raises whatever reaches the catch-all after answering, so the
-    server would log a second traceback for every translated 503.
-    """
+        async def translated(
+            request: Request, exc: Exception, translate: Callable[[Exception], AppError] = translate
+        ) -> Response:
+            return await _app_error(request, translate(exc))
 
-    def translated(translator: ErrorTranslator) -> Callable[[Request, Exception], Any]:
-        async def handler(request: Request, exc: Exception) -> Response:
-            known = translator.translate(exc)
-            if known is None:
-                return _unexpected(exc)
-            return await _app_error(request, known)
-
-        return handler
-
-    async def unexpected_error(_: Request, exc: Exception) -> Response:
-        return _unexpected(exc)
-
+        for cls in classes:
+            app.add_exception_handler(cls, translated)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for translator in translators:
-        for cls in translator.catches:
-            app.add_exception_handler(cls, translated(translator))
-    app.add_exception_handler(Exception, unexpected_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -19,15 +19,13 @@ class RedisUnavailableError(DependencyUnavailableError):
         super().__init__(message, dependency="redis", **kwargs)  # type: ignore[arg-type]
 
 
-def _redis_error(_: BaseException) -> RedisUnavailableError:
+def _redis_error(_: Exception) -> RedisUnavailableError:
     return RedisUnavailableError()
 
 
 # For :func:`shared.errors.install_error_handlers`: a lost Redis that reaches a route
 # (most callers fall back instead: Redis is never the only copy) is a 503 naming it.
-REDIS_ERRORS = ErrorTranslator(
-    catches=(RedisConnectionError, RedisTimeoutError), translate=_redis_error
-)
+REDIS_ERRORS: ErrorTranslator = ((RedisConnectionError, RedisTimeoutError), _redis_error)
 
 
 class RedisNamespace:

@@ -377,6 +377,10 @@ def test_dockerfile_runs_as_non_root_on_python_311() -> None:
     assert "python:3.11-slim-bookworm" in text
     assert "pip install --no-cache-dir -r requirements.lock" in text
     assert "pip install --no-cache-dir --no-deps ." in text
+    # The image gets the runtime pins only: no tools, no embedded servers, no installers.
+    instructions = re.sub(r"(?m)^\s*#.*$", "", text)
+    assert "requirements-dev.lock" not in instructions and ".[" not in instructions  # no extras
+    assert "pip uninstall --yes --quiet pip setuptools" in text
     assert "PYTHONDONTWRITEBYTECODE=1" in text and "PYTHONUNBUFFERED=1" in text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -18,9 +19,9 @@ pytestmark = pytest.mark.e2e
 ACCOUNTS = {role: (username, password) for role, username, password in DEMO_ACCOUNTS}
 
 
-def assert_envelope(response: httpx.Response, status: int, code: str) -> dict:
+def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert set(body) == {"error_code", "message", "details", "timestamp", "request_id"}
     assert body["error_code"] == code
     assert body["request_id"] == response.headers["x-request-id"]

@@ -7,6 +7,8 @@ A service that adds a route without adding its rule to ``gateway/policy.py`` fai
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -19,7 +21,7 @@ SERVICES = ("market", "recommendations", "portfolio", "realtime")
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
-def operations(document: dict) -> list[tuple[str, str]]:
+def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         (method.upper(), path)
         for path, item in document.get("paths", {}).items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -71,7 +72,7 @@ async def test_bodies_over_the_limit_are_refused(platform: Platform) -> None:
             own = await client.post("/api/v1/api-keys", json=big, headers=user.headers)
             assert_envelope(own, 413, "PAYLOAD_TOO_LARGE")
 
-            async def chunks():  # no Content-Length: counted as it streams
+            async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
                 for _ in range(8):
                     yield b"x" * 1024
 

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import jwt as pyjwt
@@ -178,6 +179,8 @@ async def test_admins_list_users_with_a_cursor(gateway: httpx.AsyncClient) -> No
     analysts = await gateway.get("/api/v1/users", params={"role": "analyst"}, headers=admin)
     assert {u["role"] for u in analysts.json()["items"]} == {"analyst"}
     assert all("password" not in str(u) for u in analysts.json()["items"])
+    unknown = await gateway.get("/api/v1/users", params={"role": "root"}, headers=admin)
+    assert_envelope(unknown, 422, "VALIDATION_ERROR")
 
 
 async def test_api_key_lifecycle(gateway: httpx.AsyncClient) -> None:
@@ -289,7 +292,7 @@ async def test_api_keys_are_never_wider_than_their_owner(gateway: httpx.AsyncCli
     ],
 )
 async def test_mass_assignment_is_refused(
-    gateway: httpx.AsyncClient, method: str, path: str, body: dict
+    gateway: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
 ) -> None:
     user = await new_user(gateway)
     response = await gateway.request(method, path, json=body, headers=user.headers)

@@ -33,7 +33,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict:  # t
 async def test_list_filters_sorts_selects_fields_and_pages(
     gateway: httpx.AsyncClient, viewer: dict[str, str]
 ) -> None:
-    params = {
+    params: dict[str, str | int] = {
         "sector": "Information Technology",
         "sort": "-market_cap",
         "limit": 3,

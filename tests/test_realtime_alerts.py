@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -52,13 +53,16 @@ def user(platform: Platform, role: str = "viewer") -> dict[str, str]:
     return mint_token(key_file, f"{role}-{uuid.uuid4().hex[:12]}", role)
 
 
-async def rule(gateway: httpx.AsyncClient, headers: dict[str, str], **body: object) -> dict:
+async def rule(
+    gateway: httpx.AsyncClient, headers: dict[str, str], **body: object
+) -> dict[str, Any]:
     response = await gateway.post("/api/v1/alerts", json=body, headers=headers)
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
 
 
-async def alerts_of(client: StreamClient, count: int) -> list[dict]:
+async def alerts_of(client: StreamClient, count: int) -> list[dict[str, Any]]:
     found = [await client.of_type("alert", timeout=10) for _ in range(count)]
     rest = [m for m in await client.barrier() if m["type"] == "alert"]
     assert rest == [], f"more alerts than expected: {rest}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import orjson
@@ -75,7 +76,7 @@ async def test_every_http_route_for_every_caller(
     checked = 0
     for rule in (r for r in RULES if not r.websocket):
         for caller in callers:
-            body = {} if rule.method in ("POST", "PATCH", "PUT") else None
+            body: dict[str, Any] | None = {} if rule.method in ("POST", "PATCH", "PUT") else None
             response = await gateway.request(
                 rule.method, concrete(rule.path), json=body, headers=caller.headers
             )

@@ -31,7 +31,7 @@ from gateway.identity.schemas import (
     UserUpdate,
 )
 from gateway.limits.login import LoginGuard
-from shared.auth import roles_reach
+from shared.auth import Role, roles_reach
 from shared.errors import PermissionDeniedError, ValidationFailedError, error_responses
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -162,7 +162,7 @@ async def list_users(
     conn: DbConn,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
-    role: Annotated[str | None, Query(pattern="^(viewer|analyst|admin)$")] = None,
+    role: Annotated[Role | None, Query()] = None,
 ) -> UserList:
     """Every user, ordered by username (cursor-paginated)."""
     after = decode_cursor(cursor, keys=("username",))["username"] if cursor else None

@@ -9,8 +9,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.identity.domain import USERNAME_PATTERN, ApiKey, User
+from shared.auth import Role
 
-Role = Literal["viewer", "analyst", "admin"]
 Scope = Literal["read", "write"]
 
 

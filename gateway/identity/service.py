@@ -43,7 +43,7 @@ from gateway.identity.errors import (
 )
 from gateway.identity.passwords import MAX_PASSWORD_LENGTH, hash_password_async, verify_password
 from shared.auth import ROLES
-from shared.db.transaction import acquire, database_error
+from shared.db.transaction import DATABASE_FAILURES, acquire, database_error
 from shared.errors import ValidationFailedError
 
 MIN_PASSWORD_LENGTH = 8
@@ -284,10 +284,7 @@ async def resolve_api_key(
     async with acquire(pool, timeout=acquire_timeout) as conn:
         try:
             return await repository.use_api_key(conn, prefix, secret_hash(raw))
-        except Exception as exc:
+        except DATABASE_FAILURES as exc:
             # Outside any route, so no handler translates it: a connection lost here
             # must still be a 503, not the edge's 500 for the unexpected.
-            unavailable = database_error(exc)
-            if unavailable is None:
-                raise
-            raise unavailable from exc
+            raise database_error(exc) from exc

@@ -123,3 +123,39 @@ async def test_a_reused_refresh_token_revokes_its_family_although_the_request_fa
         # The revocation was committed although the request answered an error.
         after = await gw.client.post("/api/v1/auth/refresh", json={"refresh_token": second})
         assert after.status_code == 401
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+async def bearer(client: httpx.AsyncClient, username: str) -> dict[str, str]:
+    token = (await password_login(client, username)).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_burst_of_key_creations_and_key_checks_all_complete(
+    gateway: InProcessApp, infra: TestInfra
+) -> None:
+    username = await make_user(infra)
+    caller = await bearer(gateway.client, username)
+    burst = 5 * gateway.settings.db_pool_max
+    async with asyncio.timeout(120):
+        created = await asyncio.gather(
+            *(
+                gateway.client.post(
+                    "/api/v1/api-keys", json={"name": f"k{i}", "scopes": ["read"]}, headers=caller
+                )
+                for i in range(burst)
+            )
+        )
+        assert [c.status_code for c in created] == [201] * burst
+        # Each key is checked by the edge (one connection, given back) before the route
+        # takes the request's own: never two at once.
+        checked = await asyncio.gather(
+            *(
+                gateway.client.get("/api/v1/users/me", headers={"X-API-Key": c.json()["key"]})
+                for c in created
+            )
+        )
+    assert [c.status_code for c in checked] == [200] * burst
+    assert {c.json()["username"] for c in checked} == {username}

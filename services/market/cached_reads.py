@@ -22,7 +22,8 @@ from shared.errors import AppError
 def request_key(scope: Scope) -> str:
     """The cache key of a GET: its path and raw query string."""
     query: bytes = scope.get("query_string", b"")
-    return scope["path"] + ("?" + query.decode("latin-1") if query else "")
+    path: str = scope["path"]
+    return path + ("?" + query.decode("latin-1") if query else "")
 
 
 @dataclass(frozen=True, slots=True)

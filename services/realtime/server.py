@@ -23,15 +23,10 @@ from services.realtime.app import NAME, create_app
 from services.realtime.config import RealtimeSettings
 from services.realtime.streams.session import FRAME_WRITER
 from shared.log import configure_logging
+from shared.runtime import GC_THRESHOLDS, PartServer
 from shared.settings import SettingsError, load_settings
 
 MAX_CLIENT_MESSAGE = 64 * 1024  # bytes: the largest client frame (a subscribe of 1,000 tickers)
-# The cyclic GC's thresholds (CPython's default: 700, 10, 10). Each socket holds a few
-# hundred tracked objects and each tick allocates a dozen containers: with the defaults a
-# benchmark run made 11 full collections of up to 0.39 s of CPU each (the loop stalls
-# meanwhile), with these 2 of at most 0.11 s (docs/performance.md). Cycles are still
-# collected, less often.
-GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class RealtimeWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -101,17 +96,13 @@ class Inbox:
         return not self._items
 
 
-class RealtimeServer(uvicorn.Server):
+class RealtimeServer(PartServer):
+    """Every part's server (start-up state frozen out of the collector's sight), closing
+    our sockets with 1001 before uvicorn's shutdown."""
+
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)
         self._app = app
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        # Everything alive now (modules, the app, pools) lives as long as the process:
-        # out of the collector's sight, a full collection walks only what sockets add.
-        gc.collect()
-        gc.freeze()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:

@@ -9,7 +9,7 @@ from shared.db.bootstrap import (
     with_database,
 )
 from shared.db.migrations import Migration, MigrationError, load_migrations, migrate
-from shared.db.pool import create_pool, open_connection
+from shared.db.pool import create_pool, open_connection, ping
 
 __all__ = [
     "Migration",
@@ -21,6 +21,7 @@ __all__ = [
     "load_migrations",
     "migrate",
     "open_connection",
+    "ping",
     "service_dsn",
     "with_database",
 ]

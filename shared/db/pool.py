@@ -1,12 +1,40 @@
 """asyncpg pools: one per service, connected as the service's own role, with the
-service's schema as the only entry on its search path."""
+service's schema as the only entry on its search path.
+
+A pool refuses to hand a second connection to a request that already holds its one
+(:class:`SecondConnectionError`): waiting for a second connection while holding one is
+how a burst deadlocked the gateway's pool, so it fails loudly, in tests first.
+"""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 import asyncpg
 import orjson
+
+# True in a request's context while it holds its connection (set by
+# :class:`shared.db.transaction.RequestTransaction`).
+HOLDS_REQUEST_CONNECTION: ContextVar[bool] = ContextVar("holds_request_connection", default=False)
+
+
+class SecondConnectionError(RuntimeError):
+    """Code running inside a request asked the pool for a second connection."""
+
+
+class Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no type hints
+    """asyncpg's pool, refusing a second connection inside a request that holds one."""
+
+    __slots__ = ()
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        if HOLDS_REQUEST_CONNECTION.get():
+            raise SecondConnectionError(
+                "this request already holds a database connection: pass it down instead "
+                "of taking another from the pool (see shared.db.transaction)"
+            )
+        return super().acquire(timeout=timeout)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -38,10 +66,16 @@ async def create_pool(
     query and no forgotten transaction holds a connection (and its locks) for long; a
     statement cut by the server raises ``asyncpg.QueryCanceledError``.
     """
-    pool = await asyncpg.create_pool(
+    # asyncpg.create_pool with our Pool class: the same arguments and defaults.
+    pool = Pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         command_timeout=command_timeout,
         init=_init_connection,
         server_settings={
@@ -52,7 +86,7 @@ async def create_pool(
         },
         **kwargs,
     )
-    assert pool is not None
+    await pool
     return pool
 
 
@@ -61,3 +95,8 @@ async def open_connection(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(dsn, **kwargs)
     await _init_connection(conn)
     return conn
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """One round trip on a pooled connection (the readiness check)."""
+    await pool.fetchval("SELECT 1")

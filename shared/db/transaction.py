@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.db.pool import HOLDS_REQUEST_CONNECTION
 from shared.errors import DependencyUnavailableError, ErrorTranslator
 
 logger = logging.getLogger("shared.db")
@@ -90,26 +91,28 @@ class QueryTimeoutError(DependencyUnavailableError):
         super().__init__(message, dependency="postgres", **kwargs)
 
 
-def database_error(exc: BaseException) -> DependencyUnavailableError | None:
-    """The client's answer to a database failure raised anywhere in a request: a query
-    cut by ``statement_timeout`` (or asyncpg's own timeout) or a lost connection is a 503
-    with ``Retry-After``; anything else (a bug, a constraint) is not a dependency failure."""
+# What a request may raise from the database that is the dependency's failure, not the
+# request's: a statement cut by statement_timeout, a connection lost or refused mid-request,
+# or asyncpg's protocol left mid-operation by the server's shutdown message (a restart).
+DATABASE_FAILURES: tuple[type[Exception], ...] = (
+    asyncpg.QueryCanceledError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError,
+)
+
+
+def database_error(exc: Exception) -> DependencyUnavailableError:
+    """The client's answer to one of :data:`DATABASE_FAILURES`: a 503 with ``Retry-After``."""
     if isinstance(exc, asyncpg.QueryCanceledError):
         return QueryTimeoutError()
-    if isinstance(exc, CONNECTION_ERRORS) and not isinstance(exc, TimeoutError):
-        return DatabaseUnavailableError()
-    if isinstance(exc, asyncpg.InternalClientError):
-        # asyncpg's protocol left mid-operation: seen when the server shut the connection
-        # down under a query (a restart, an admin shutdown).
-        return DatabaseUnavailableError()
-    return None
+    return DatabaseUnavailableError()
 
 
 # For :func:`shared.errors.install_error_handlers`.
-DATABASE_ERRORS = ErrorTranslator(
-    catches=(*CONNECTION_ERRORS, asyncpg.InternalClientError, asyncpg.QueryCanceledError),
-    translate=database_error,
-)
+DATABASE_ERRORS: ErrorTranslator = (DATABASE_FAILURES, database_error)
 
 
 @asynccontextmanager
@@ -158,7 +161,7 @@ class RequestTransaction:
     """A request's unit of work: its one connection (acquired on first use) inside one
     transaction, and what to do once that transaction has committed."""
 
-    __slots__ = ("_after_commit", "_conn", "_pool", "_timeout", "_transaction")
+    __slots__ = ("_after_commit", "_conn", "_holds", "_pool", "_timeout", "_transaction")
 
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float) -> None:
         self._pool = pool
@@ -166,6 +169,7 @@ class RequestTransaction:
         self._conn: asyncpg.Connection | None = None
         self._transaction: Any = None
         self._after_commit: list[AfterCommit] = []
+        self._holds: Any = None
 
     async def connection(self) -> asyncpg.Connection:
         """The request's connection, in its open transaction (acquired on first call)."""
@@ -183,6 +187,8 @@ class RequestTransaction:
                 await _release(self._pool, conn)
                 raise
             self._conn, self._transaction = conn, transaction
+            # From here on, the pool refuses this request a second connection.
+            self._holds = HOLDS_REQUEST_CONNECTION.set(True)
         return self._conn
 
     def connection_lost(self) -> bool:
@@ -197,6 +203,9 @@ class RequestTransaction:
         """Commit (then run the after-commit callbacks) or roll back, and release."""
         conn, transaction, callbacks = self._conn, self._transaction, self._after_commit
         self._conn, self._transaction, self._after_commit = None, None, []
+        if self._holds is not None:
+            HOLDS_REQUEST_CONNECTION.reset(self._holds)
+            self._holds = None
         if conn is not None:
             try:
                 if commit:

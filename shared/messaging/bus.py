@@ -568,14 +568,14 @@ async def connect_bus(
 __all__ = ["Bus", "Delivered", "RequestHandler", "Subscription", "connect_bus"]
 
 
-def _messaging_error(_: BaseException) -> MessagingUnavailableError:
+def _messaging_error(_: Exception) -> MessagingUnavailableError:
     return MessagingUnavailableError()
 
 
 # For :func:`shared.errors.install_error_handlers`: the client library's "not connected"
 # errors, should one escape a route unwrapped, are a 503 naming NATS.
-MESSAGING_ERRORS = ErrorTranslator(
-    catches=(
+MESSAGING_ERRORS: ErrorTranslator = (
+    (
         nats.errors.ConnectionClosedError,
         nats.errors.ConnectionDrainingError,
         nats.errors.ConnectionReconnectingError,
@@ -583,5 +583,5 @@ MESSAGING_ERRORS = ErrorTranslator(
         nats.errors.OutboundBufferLimitError,
         nats.errors.StaleConnectionError,
     ),
-    translate=_messaging_error,
+    _messaging_error,
 )

@@ -28,11 +28,6 @@ async def postgres_lost() -> None:
     raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
 
 
-@router.get("/postgres-refused")
-async def postgres_refused() -> None:
-    raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
-
-
 @router.get("/postgres-shut-down")
 async def postgres_shut_down() -> None:
     # What asyncpg raises when the server's shutdown message lands mid-protocol.
@@ -103,7 +98,6 @@ def client(app: FastAPI) -> httpx.AsyncClient:
     ("path", "code", "dependency"),
     [
         ("/postgres-lost", "DATABASE_UNAVAILABLE", "postgres"),
-        ("/postgres-refused", "DATABASE_UNAVAILABLE", "postgres"),
         ("/postgres-shut-down", "DATABASE_UNAVAILABLE", "postgres"),
         ("/redis-lost", "REDIS_UNAVAILABLE", "redis"),
         ("/nats-lost", "MESSAGING_UNAVAILABLE", "nats"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,9 @@ import asyncpg
 import pytest
 
 from bourse.parts import PORTFOLIO
+from shared.db.pool import SecondConnectionError
 from shared.db.transaction import (
+    DATABASE_FAILURES,
     DatabaseBusyError,
     DatabaseUnavailableError,
     QueryTimeoutError,
@@ -56,7 +59,10 @@ async def test_commits_when_the_block_ends_and_runs_after_commit_work(pool: asyn
     async with request_transaction(pool, acquire_timeout=1) as unit:
         await _insert(unit, pool, "a")
         unit.after_commit(after)
-        assert await _values(pool) == []  # not visible before the commit
+        # Not visible to others before the commit (looked at from outside the request:
+        # inside it, the pool refuses a second connection).
+        outside = asyncio.create_task(_values(pool), context=contextvars.Context())
+        assert await outside == []
     assert await _values(pool) == ["a"]
     assert seen == [["a"]]  # after-commit work saw the committed row
 
@@ -125,10 +131,10 @@ async def test_a_query_cut_by_statement_timeout_is_a_503(pool: asyncpg.Pool) -> 
         with pytest.raises(asyncpg.QueryCanceledError) as caught:
             await conn.execute("SELECT pg_sleep(2)")
         await conn.execute("RESET statement_timeout")
+    assert isinstance(caught.value, DATABASE_FAILURES)
     answer = database_error(caught.value)
     assert isinstance(answer, QueryTimeoutError)
     assert answer.status_code == 503 and "Retry-After" in answer.headers
-    assert database_error(ValueError("a bug")) is None
 
 
 async def test_pools_carry_the_statement_and_idle_transaction_timeouts(
@@ -139,10 +145,30 @@ async def test_pools_carry_the_statement_and_idle_transaction_timeouts(
         assert await conn.fetchval("SHOW idle_in_transaction_session_timeout") == "1min"
 
 
+async def test_a_second_connection_inside_a_request_is_refused(pool: asyncpg.Pool) -> None:
+    with pytest.raises(SecondConnectionError):
+        async with request_transaction(pool, acquire_timeout=1) as unit:
+            await unit.connection()
+            async with pool.acquire():
+                pass
+    with pytest.raises(SecondConnectionError):
+        async with request_transaction(pool, acquire_timeout=1) as unit:
+            await unit.connection()
+            await pool.fetchval("SELECT 1")  # the pool's shortcuts acquire too
+    # Outside a request, and in a request that has not taken its connection, it may.
+    async with request_transaction(pool, acquire_timeout=1):
+        assert await pool.fetchval("SELECT 1") == 1
+    assert await pool.fetchval("SELECT 1") == 1
+
+
 async def _terminate(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
     """The server closes ``conn`` (what a restart or an admin shutdown does to it)."""
     pid = conn.get_server_pid()
-    assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+    # From a context of its own: inside the request the pool refuses a second connection.
+    killed = asyncio.create_task(
+        pool.fetchval("SELECT pg_terminate_backend($1)", pid), context=contextvars.Context()
+    )
+    assert await killed
     await asyncio.sleep(0.05)
 
 
@@ -163,9 +189,7 @@ async def test_a_connection_closed_by_the_server_mid_request_is_a_lost_database(
                         await conn.execute("SELECT 1")
                 await conn.execute("SELECT 1")
         error = caught.value
-        assert isinstance(error, DatabaseUnavailableError) or isinstance(
-            database_error(error), DatabaseUnavailableError
-        ), repr(error)
+        assert isinstance(error, (DatabaseUnavailableError, *DATABASE_FAILURES)), repr(error)
 
     # The pool replaced the dead connections.
     async with request_transaction(pool, acquire_timeout=1) as unit:

@@ -51,7 +51,7 @@ def validate(
     n = len(days)
     reason = np.full(n, -1, dtype=np.int64)
 
-    def flag(mask: npt.NDArray[np.bool_], code: int) -> None:
+    def flag(mask: npt.NDArray[np.bool_] | np.bool_, code: int) -> None:
         reason[(reason < 0) & mask] = code
 
     prices = np.vstack([open_, high, low, close]) if n else np.empty((4, 0))

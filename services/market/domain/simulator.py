@@ -342,7 +342,7 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
         ref = price.copy()
         up = active & (price > threshold) & (since_split > 250) & (split_u[:, t] < 0.02)
         down = active & (price < 1.0) & (since_split > 60) & (split_u[:, t] < 0.05)
-        for row in np.flatnonzero(up | down):
+        for row in np.flatnonzero(up | down).tolist():
             ratio = (
                 0.1
                 if down[row]
@@ -353,7 +353,7 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
             since_split[row] = 0
             actions.append((int(idx[row]), t, "split", ratio))
         payers = active & ~(up | down) & (quarterly > 0) & ((t - phase) % 63 == 0)
-        for row in np.flatnonzero(payers):
+        for row in np.flatnonzero(payers).tolist():
             amount = max(0.01, round(float(quarterly[row] * ref[row]), 2))
             if amount < ref[row] * 0.5:
                 ref[row] -= amount
@@ -383,13 +383,13 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
     low = np.minimum(np.round(low_raw, 2), bottom).clip(0.01, None)
     shares0 = universe.shares0[idx][:, None]
     move = np.abs(returns) / total_sd
-    volume = (
+    raw_volume = (
         shares0
         * shares_factor
         * universe.turnover[idx][:, None]
         * np.exp(0.45 * move + 0.35 * vol_z - 0.2)
     )
-    volume = np.round(volume, -2).astype(np.int64)
+    volume = np.round(raw_volume, -2).astype(np.int64)
 
     day_index = np.arange(days)
     mask = (day_index[None, :] >= first[:, None]) & (day_index[None, :] <= last[:, None])

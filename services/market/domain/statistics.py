@@ -209,4 +209,4 @@ def chain_index(
             contribution.weights > 0, contribution.weighted / contribution.weights, 1.0
         )
     growth[0] = 1.0
-    return start_level * np.cumprod(growth), contribution.count
+    return start_level * growth.cumprod(), contribution.count

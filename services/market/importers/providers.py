@@ -137,7 +137,7 @@ class ProviderClient:
         raise ThrottledError(f"provider still failing after {self._max_attempts} attempts")
 
     def _delay(self, attempt: int) -> float:
-        base = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
+        base = min(self._max_backoff, self._backoff * 2.0 ** (attempt - 1))
         return base * (0.5 + random.random() / 2)  # jitter: spread retries of a burst
 
     def _retry_after(self, response: httpx.Response) -> float | None:

@@ -134,7 +134,9 @@ def encode_by_year(bars: BarArrays) -> EncodedPartitions:
         order = np.argsort(years, kind="stable")
         bars = bars.take(order)
         years = years[order]
-    boundaries = np.flatnonzero(np.r_[True, years[1:] != years[:-1]]) if len(years) else []
+    boundaries = (
+        np.flatnonzero(np.r_[True, years[1:] != years[:-1]]) if len(years) else np.empty(0, np.intp)
+    )
     ends = [*list(boundaries[1:]), len(years)]
     parts = [(int(years[b]), int(b), int(e)) for b, e in zip(boundaries, ends, strict=True)]
     return EncodedPartitions(_encode_rows(bars), parts, len(bars))

@@ -7,6 +7,7 @@ import json
 import math
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,8 +69,9 @@ def test_unknown_header_and_missing_ticker_are_errors() -> None:
         csv_files.parse(YAHOO, ticker="AAPL", layout="stooq")
 
 
-def _recorded(name: str) -> dict:  # type: ignore[type-arg]
-    return json.loads((RECORDED / name).read_text())
+def _recorded(name: str) -> dict[str, Any]:
+    recorded: dict[str, Any] = json.loads((RECORDED / name).read_text())
+    return recorded
 
 
 def _client(handler) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]

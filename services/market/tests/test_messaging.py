@@ -114,7 +114,9 @@ async def test_feed_stays_quiet_outside_the_session_in_schedule_mode(
     fresh_market_pool: asyncpg.Pool, bus: Bus
 ) -> None:
     async with fresh_market_pool.acquire() as conn:
-        session = calendar.next_session(await bars_repo.last_day(conn))
+        last = await bars_repo.last_day(conn)
+    assert last is not None
+    session = calendar.next_session(last)
     opens, _ = calendar.session_bounds(session)
     feed = Feed(
         fresh_market_pool,
@@ -159,6 +161,7 @@ async def test_rpc_quotes_and_history_over_nats(pool: asyncpg.Pool, bus: Bus) ->
     async with pool.acquire() as conn:
         tickers = [r[0] for r in await conn.fetch("SELECT ticker FROM securities ORDER BY ticker")]
         end = await bars_repo.last_day(conn)
+    assert end is not None
     request = events.HistoryRequest(tickers=tickers, start=end - timedelta(days=90), end=end)
     series, cursor, pages = [], None, 0
     while True:

@@ -4,6 +4,7 @@ weekly/monthly query surface, and the load that filled the test database."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 import asyncpg
 import numpy as np
@@ -15,6 +16,8 @@ from services.market.repository import bars as bars_repo
 from services.market.repository import loads, quotes
 from services.market.tests.conftest import UNIVERSE_SIZE
 from services.market.tests.factories import new_security
+
+Period = Literal["weekly", "monthly"]
 
 
 def _bars(security_id: int, days: list[str], close: list[float]) -> bars_repo.BarArrays:
@@ -116,7 +119,12 @@ async def test_weekly_and_monthly_views_agree_with_the_domain_resampler(pool: as
     async with pool.acquire() as conn:
         sid = await conn.fetchval("SELECT security_id FROM securities WHERE ticker = 'ACME'")
         end = await bars_repo.last_day(conn)
-        for interval, start in (("weekly", date(2025, 1, 6)), ("monthly", date(2025, 1, 1))):
+        assert end is not None
+        periods: list[tuple[Period, date]] = [
+            ("weekly", date(2025, 1, 6)),
+            ("monthly", date(2025, 1, 1)),
+        ]
+        for interval, start in periods:
             daily = await bars_repo.daily_history(conn, sid, start, end)
             rows = await bars_repo.period_history(conn, sid, start, end, interval)
             expected = resample(
@@ -183,7 +191,11 @@ async def test_timescaledb_path_when_the_extension_is_installed(pool: asyncpg.Po
         await bars_repo.refresh_periods(conn, date(2001, 1, 17), date(2001, 1, 24))
         daily = await bars_repo.daily_history(conn, sid, date(2001, 1, 1), date(2001, 3, 31))
         assert daily.close.tolist() == closes[:10] + [c * 2 for c in closes[10:15]] + closes[15:]
-        for interval, start in (("weekly", date(2001, 1, 1)), ("monthly", date(2001, 1, 1))):
+        periods: list[tuple[Period, date]] = [
+            ("weekly", date(2001, 1, 1)),
+            ("monthly", date(2001, 1, 1)),
+        ]
+        for interval, start in periods:
             rows = await bars_repo.period_history(conn, sid, start, date(2001, 3, 31), interval)
             expected = resample(
                 daily.day, daily.open, daily.high, daily.low, daily.close, daily.volume, interval

@@ -9,13 +9,17 @@ import asyncio
 import inspect
 import re
 import socket
+import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import uvicorn
+from packaging.requirements import Requirement
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -129,6 +133,24 @@ def test_uvicorn_protocol_has_what_the_direct_path_uses() -> None:
         assert proto.writable.is_set()
     finally:
         loop.close()
+
+
+def test_uvicorn_is_pinned_to_the_minor_version_this_was_written_for() -> None:
+    # pyproject.toml bounds uvicorn above, so a lock refresh cannot move it past what the
+    # tests in this module checked; this fails when the installed one is outside that.
+    pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    (pin,) = [Requirement(d) for d in declared if Requirement(d).name == "uvicorn"]
+    assert any(spec.operator == "<" for spec in pin.specifier), f"no upper bound: {pin}"
+    assert version("uvicorn") in pin.specifier, (version("uvicorn"), str(pin))
+
+
+def test_our_protocol_overrides_methods_uvicorn_has() -> None:
+    # An override of a method uvicorn renamed would never run (and say nothing).
+    ours = {n for n, v in vars(RealtimeWebSocketProtocol).items() if inspect.isfunction(v)}
+    assert ours <= set(vars(WebSocketsSansIOProtocol)), ours - set(vars(WebSocketsSansIOProtocol))
+    init = inspect.getsource(WebSocketsSansIOProtocol.__init__)
+    assert re.search(r"self\.queue\b.*=", init), "uvicorn no longer keeps an inbound queue"
 
 
 def test_uvicorn_uses_only_what_our_protocol_replaces() -> None:
