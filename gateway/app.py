@@ -27,9 +27,11 @@ _DEFAULT_DOC_ROUTES = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.jso
 
 
 def migrations() -> list[Migration]:
-    """The identity schema's migrations, then the shared outbox's."""
-    return load_migrations("gateway.migrations") + load_migrations(
-        "shared.messaging.migrations", source="outbox"
+    """The identity schema's migrations, then those of the shared outbox and cursor key."""
+    return (
+        load_migrations("gateway.migrations")
+        + load_migrations("shared.messaging.migrations", source="outbox")
+        + load_migrations("shared.pagination_migrations", source="pagination")
     )
 
 

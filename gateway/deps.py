@@ -1,23 +1,29 @@
 """Typed dependencies of the gateway's own routes.
 
 The edge middleware has already authenticated, rate-limited and authorized the request
-by the route table; these read its result (and re-check the role, so a route cannot be
-reached without one even if the table were wrong).
+by the route table; these read its result. Security-sensitive routes (keys, passwords,
+users) take :data:`ActiveAccount` or :data:`ActiveAdmin`, which also check the account
+as the database has it now: a token outlives a disabling or a demotion by minutes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Request
 
 from gateway.authn import Principal
 from gateway.edge import Edge, get_edge
+from gateway.identity import service as identity
+from gateway.identity.domain import User
 from shared.auth import roles_reach
-from shared.deps import DbConn, DbTransaction
+from shared.deps import CursorKeyDep, DbConn, DbTransaction
 from shared.errors import AuthenticationError, PermissionDeniedError
 
-__all__ = ["DbConn", "DbTransaction"]  # the request's one connection and its transaction
+# The request's one connection and its transaction; the key of pagination cursors.
+__all__ = ["CursorKeyDep", "DbConn", "DbTransaction"]
 
 EdgeDep = Annotated[Edge, Depends(get_edge)]
 
@@ -32,13 +38,47 @@ def current_principal(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def admin_principal(principal: CurrentPrincipal) -> Principal:
-    if not roles_reach(principal.roles, "admin"):
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The caller's credential and its account as the database has it now."""
+
+    principal: Principal
+    user: User
+
+    @property
+    def is_admin(self) -> bool:
+        """Admin by its credential (an API key may be narrower) and by its current role
+        (a demoted admin's unexpired token still says admin)."""
+        return roles_reach(self.principal.roles, "admin") and roles_reach(
+            (self.user.role,), "admin"
+        )
+
+
+_READS = frozenset({"GET", "HEAD"})
+
+
+async def active_account(request: Request, principal: CurrentPrincipal, conn: DbConn) -> Account:
+    """For security-sensitive routes (keys, passwords, users): the caller's account must
+    be enabled now, not only when its token was issued (401 ``ACCOUNT_DISABLED``); for a
+    change, it stays so until the change commits."""
+    try:
+        user_id = UUID(principal.user_id)
+    except ValueError:
+        raise AuthenticationError() from None
+    for_change = request.method not in _READS
+    return Account(principal, await identity.active_account(conn, user_id, for_change=for_change))
+
+
+ActiveAccount = Annotated[Account, Depends(active_account)]
+
+
+async def active_admin(account: ActiveAccount) -> Account:
+    if not account.is_admin:
         raise PermissionDeniedError("This requires the admin role.")
-    return principal
+    return account
 
 
-AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
+ActiveAdmin = Annotated[Account, Depends(active_admin)]
 
 
 def client_ip(request: Request) -> str:

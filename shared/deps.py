@@ -3,7 +3,8 @@
 ``DbConn`` is the request's one database connection, in the transaction the request owns
 (:mod:`shared.db.transaction`): committed when the route returns, before the response is
 sent; rolled back when it raises. ``DbTransaction`` is the same unit of work, for a route
-that also registers after-commit work. Routes never take the pool.
+that also registers after-commit work. Routes never take the pool. ``CursorKeyDep``
+signs and checks a list's cursors.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi import Depends, Request
 from shared.auth import require_role
 from shared.db.transaction import RequestTransaction, request_transaction
 from shared.jwt import Claims
+from shared.pagination import CursorKey
 from shared.runtime import Resources
 
 
@@ -45,6 +47,15 @@ async def _request_connection(unit: DbTransaction) -> asyncpg.Connection:
 
 
 DbConn = Annotated[asyncpg.Connection, Depends(_request_connection)]
+
+
+async def _cursor_key(request: Request) -> CursorKey:
+    resources: Resources = request.app.state.resources
+    return resources.cursor_key
+
+
+# The key that signs and checks the part's pagination cursors (shared.pagination).
+CursorKeyDep = Annotated[CursorKey, Depends(_cursor_key)]
 Viewer = Annotated[Claims, Depends(require_role("viewer"))]
 Analyst = Annotated[Claims, Depends(require_role("analyst"))]
 Admin = Annotated[Claims, Depends(require_role("admin"))]

@@ -1,5 +1,6 @@
 """The FastAPI app every part builds on: error envelope, request ids, access logs,
-Prometheus metrics, ``/live``, ``/ready`` and ``/metrics``."""
+Prometheus metrics, ``/live``, ``/ready`` and ``/metrics``, and the refusal of input the
+database could never store (:mod:`shared.inputs`) on every route."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from shared.context import REQUEST_ID_HEADER, accept_request_id, set_request_id
 from shared.db.transaction import DATABASE_ERRORS
 from shared.errors import install_error_handlers
 from shared.health import Outages, health_router
+from shared.inputs import check_storable_input
 from shared.messaging.bus import MESSAGING_ERRORS
 from shared.redis import REDIS_ERRORS
 
@@ -178,12 +180,15 @@ def create_service_app(
     """A FastAPI app with Bourse's common behaviour; ``routers`` carry the part's API.
     ``telemetry`` is FastAPI's native OpenTelemetry configuration: off by default (see
     :data:`NO_NATIVE_TELEMETRY`)."""
+    # Every route, of every router included below, checks its raw input first.
+    dependencies = [Depends(check_storable_input), *fastapi_kwargs.pop("dependencies", ())]
     app = FastAPI(
         title=title,
         version=version,
         description=description,
         lifespan=lifespan,
         telemetry=telemetry,
+        dependencies=dependencies,
         **fastapi_kwargs,
     )
     app.state.readiness_checks = {}

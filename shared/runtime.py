@@ -23,10 +23,12 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from shared.db import Migration, create_pool, migrate, ping
+from shared.db.cursor_key import stored_cursor_secret
 from shared.http import create_service_app
 from shared.jwt import RemoteJwks, TokenVerifier
 from shared.log import configure_logging
 from shared.messaging import Bus, OutboxRelay, connect_bus
+from shared.pagination import CursorKey
 from shared.redis import RedisNamespace, connect_redis
 from shared.settings import BaseServiceSettings, ServiceSettings, SettingsError, load_settings
 
@@ -41,6 +43,8 @@ class Resources:
     redis: RedisNamespace
     bus: Bus
     http: httpx.AsyncClient
+    # Signs and checks the part's pagination cursors (shared.pagination).
+    cursor_key: CursorKey
     verifier: TokenVerifier | None = None
     # How long a request waits for a pooled connection (then 503 DATABASE_BUSY).
     db_acquire_timeout: float = 5.0
@@ -75,6 +79,10 @@ async def open_resources(
     try:
         async with pool.acquire() as conn:
             applied = await migrate(conn, schema, migrations)
+            if settings.cursor_key is not None:
+                cursor_key = CursorKey(settings.cursor_key.get_secret_value().encode())
+            else:
+                cursor_key = CursorKey(await stored_cursor_secret(conn))
         for migration in applied:
             logger.info("applied migration %s/%04d_%s", *_describe(migration))
         bus = await connect_bus(settings.nats_url, name=name, prefix=settings.nats_prefix)
@@ -94,6 +102,7 @@ async def open_resources(
             redis=redis,
             bus=bus,
             http=http,
+            cursor_key=cursor_key,
             verifier=verifier,
             db_acquire_timeout=settings.db_acquire_timeout_seconds,
         )

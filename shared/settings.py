@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -38,6 +38,9 @@ class BaseServiceSettings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     jwt_issuer: str = "bourse"
     jwt_audience: str = "bourse-api"
+    # Signs pagination cursors (shared.pagination). Unset: a random key kept in the part's
+    # own schema, the same for all its replicas. Changing it ends outstanding cursors.
+    cursor_key: SecretStr | None = Field(default=None, min_length=32)
 
     # A validator, not Field(ge=, le=): subclasses redeclare ``port`` with their default.
     @field_validator("port")

@@ -4,10 +4,14 @@ the installed packages, stopped, started again with their data intact."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import nats
+import pytest
 import redis
 
 from bourse import infra, processes
@@ -57,7 +61,19 @@ def _redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
-def test_embedded_servers_start_stop_and_keep_their_data(tmp_path: Path) -> None:
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder outside pytest's own temporary root: running as root, the embedded
+    PostgreSQL runs as a system user that must traverse it, and pytest keeps its root
+    0700 (resetting it whenever another pytest session starts on the machine)."""
+    path = Path(tempfile.mkdtemp(prefix="bourse-embedded-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_embedded_servers_start_stop_and_keep_their_data(shared_tmp: Path) -> None:
+    tmp_path = shared_tmp
     settings = isolated_settings(tmp_path / "home")
     try:
         first = infra.resolve(settings, report=lambda _: None)

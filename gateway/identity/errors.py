@@ -7,6 +7,7 @@
     +-- InvalidRefreshTokenError     INVALID_REFRESH_TOKEN unknown, expired or revoked
     |   +-- RefreshTokenReusedError  REFRESH_TOKEN_REUSED  a used token again: family revoked
     +-- InvalidApiKeyError           INVALID_API_KEY
+    +-- AccountDisabledError         ACCOUNT_DISABLED      a credential of a disabled account
     PermissionDeniedError (403)
     +-- RoleExceedsOwnerError        ROLE_EXCEEDS_OWNER    a key wider than its owner
     NotFoundError (404)
@@ -14,6 +15,7 @@
     +-- ApiKeyNotFoundError          API_KEY_NOT_FOUND
     ConflictError (409)
     +-- UsernameTakenError           USERNAME_TAKEN
+    +-- UserDisabledError            USER_DISABLED         a key for a disabled account
     ValidationFailedError (422)
     +-- InvalidUsernameError         INVALID_USERNAME
     +-- InvalidPasswordError         INVALID_PASSWORD
@@ -53,6 +55,11 @@ class InvalidApiKeyError(AuthenticationError):
     default_message = "The API key is invalid, expired or revoked."
 
 
+class AccountDisabledError(AuthenticationError):
+    error_code = "ACCOUNT_DISABLED"
+    default_message = "This account is disabled; its credentials no longer work."
+
+
 class RoleExceedsOwnerError(PermissionDeniedError):
     error_code = "ROLE_EXCEEDS_OWNER"
     default_message = "An API key cannot have a role above its owner's."
@@ -70,6 +77,11 @@ class ApiKeyNotFoundError(NotFoundError):
 
 class UsernameTakenError(ConflictError):
     error_code = "USERNAME_TAKEN"
+
+
+class UserDisabledError(ConflictError):
+    error_code = "USER_DISABLED"
+    default_message = "The user is disabled: enable them first."
 
 
 class InvalidUsernameError(ValidationFailedError):

@@ -40,6 +40,13 @@ async def find_by_id(conn: asyncpg.Connection, user_id: UUID) -> User | None:
     return _user(row)
 
 
+async def find_by_id_for_share(conn: asyncpg.Connection, user_id: UUID) -> User | None:
+    """The user, its row share-locked until the transaction ends: a concurrent change of
+    its state (disabling, a new role) waits for this transaction, and this one for it."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1 FOR SHARE", user_id)
+    return _user(row)
+
+
 async def insert(
     conn: asyncpg.Connection, *, user_id: UUID, username: str, password_hash: str, role: str
 ) -> User | None:
@@ -212,6 +219,15 @@ async def revoke_api_key(conn: asyncpg.Connection, key_id: UUID) -> ApiKey | Non
         key_id,
     )
     return _key(row) if row is not None else None
+
+
+async def revoke_user_api_keys(conn: asyncpg.Connection, user_id: UUID) -> int:
+    """Revoke every live key of the user; returns how many."""
+    status: str = await conn.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id,
+    )
+    return int(status.rsplit(" ", 1)[1])
 
 
 async def use_api_key(

@@ -12,12 +12,13 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Query
 from starlette.responses import Response
 
-from gateway.deps import AdminPrincipal, ClientIp, CurrentPrincipal, DbConn, EdgeDep
+from gateway.deps import ActiveAccount, ActiveAdmin, ClientIp, CursorKeyDep, DbConn, EdgeDep
 from gateway.edge import Edge
+from gateway.identity import login as passwords
 from gateway.identity import service
 from gateway.identity.domain import User
-from gateway.identity.login import login
 from gateway.identity.schemas import (
+    USERS_CURSOR,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyList,
@@ -28,12 +29,12 @@ from gateway.identity.schemas import (
     UserCreate,
     UserList,
     UserOut,
+    UserPosition,
     UserUpdate,
 )
 from gateway.limits.login import LoginGuard
-from shared.auth import Role, roles_reach
+from shared.auth import Role
 from shared.errors import PermissionDeniedError, ValidationFailedError, error_responses
-from shared.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/api/v1")
 
@@ -92,7 +93,7 @@ async def issue_token(
     else:
         if not username or not password:
             raise ValidationFailedError("username and password are required.")
-        user, limit_headers = await login(
+        user, limit_headers = await passwords.login(
             conn, _guard(edge), ip=ip, username=username, password=password
         )
         for name, value in limit_headers:
@@ -134,42 +135,57 @@ async def logout(body: RefreshRequest, conn: DbConn) -> Response:
 # --- users ------------------------------------------------------------------------------
 
 
-@router.get("/users/me", response_model=UserOut, tags=["users"], responses=error_responses(401))
-async def me(principal: CurrentPrincipal, conn: DbConn) -> UserOut:
+@router.get(
+    "/users/me", response_model=UserOut, tags=["users"], responses=error_responses(401, 422)
+)
+async def me(account: ActiveAccount) -> UserOut:
     """The caller's own account."""
-    return UserOut.of(await service.get_user(conn, UUID(principal.user_id)))
+    return UserOut.of(account.user)
 
 
 @router.patch(
-    "/users/me", status_code=204, tags=["users"], responses=error_responses(401, 403, 422)
+    "/users/me",
+    status_code=204,
+    tags=["users"],
+    responses=error_responses(401, 403, 422, 429, 503),
 )
 async def change_my_password(
-    body: PasswordChange, principal: CurrentPrincipal, conn: DbConn
+    body: PasswordChange, account: ActiveAccount, conn: DbConn, edge: EdgeDep, ip: ClientIp
 ) -> Response:
     """Change one's own password (the only thing a user may change about themselves);
-    every other login of the account ends."""
-    await service.change_password(
-        conn, UUID(principal.user_id), body.current_password, body.new_password
+    every other login of the account ends. A wrong ``current_password`` counts as a
+    failed login of the account: limited per username and IP like ``/auth/token``."""
+    limit_headers = await passwords.change_password(
+        conn,
+        _guard(edge),
+        ip=ip,
+        user=account.user,
+        current=body.current_password,
+        new=body.new_password,
     )
-    return Response(status_code=204)
+    return Response(
+        status_code=204, headers={name.decode(): value.decode() for name, value in limit_headers}
+    )
 
 
 @router.get(
     "/users", response_model=UserList, tags=["users"], responses=error_responses(401, 403, 422)
 )
 async def list_users(
-    _: AdminPrincipal,
+    _: ActiveAdmin,
     conn: DbConn,
+    cursor_key: CursorKeyDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
     role: Annotated[Role | None, Query()] = None,
 ) -> UserList:
     """Every user, ordered by username (cursor-paginated)."""
-    after = decode_cursor(cursor, keys=("username",))["username"] if cursor else None
+    after = USERS_CURSOR.decode(cursor_key, cursor).username if cursor else None
     users = await service.list_users(conn, after=after, limit=limit + 1, role=role)
-    next_cursor = (
-        encode_cursor({"username": users[limit - 1].username}) if len(users) > limit else None
-    )
+    next_cursor = None
+    if len(users) > limit:
+        last = UserPosition(username=users[limit - 1].username)
+        next_cursor = USERS_CURSOR.encode(cursor_key, last)
     return UserList(items=[UserOut.of(u) for u in users[:limit]], next_cursor=next_cursor)
 
 
@@ -180,7 +196,7 @@ async def list_users(
     tags=["users"],
     responses=error_responses(401, 403, 409, 422),
 )
-async def create_user(body: UserCreate, _: AdminPrincipal, conn: DbConn) -> UserOut:
+async def create_user(body: UserCreate, _: ActiveAdmin, conn: DbConn) -> UserOut:
     """Create a user (admins only): how people sign up."""
     return UserOut.of(await service.create_user(conn, body.username, body.password, body.role))
 
@@ -191,7 +207,7 @@ async def create_user(body: UserCreate, _: AdminPrincipal, conn: DbConn) -> User
     tags=["users"],
     responses=error_responses(401, 403, 404),
 )
-async def get_user(user_id: UUID, _: AdminPrincipal, conn: DbConn) -> UserOut:
+async def get_user(user_id: UUID, _: ActiveAdmin, conn: DbConn) -> UserOut:
     return UserOut.of(await service.get_user(conn, user_id))
 
 
@@ -202,11 +218,12 @@ async def get_user(user_id: UUID, _: AdminPrincipal, conn: DbConn) -> UserOut:
     responses=error_responses(401, 403, 404, 422),
 )
 async def update_user(
-    user_id: UUID, body: UserUpdate, admin: AdminPrincipal, conn: DbConn, edge: EdgeDep
+    user_id: UUID, body: UserUpdate, admin: ActiveAdmin, conn: DbConn, edge: EdgeDep
 ) -> UserOut:
-    """Change a user's role or disable them (admins only). Disabling ends their logins
-    and stops their API keys; an admin cannot disable or demote themselves."""
-    if str(user_id) == admin.user_id and (body.disabled or body.role not in (None, "admin")):
+    """Change a user's role or disable them (admins only). Disabling revokes their logins
+    and their API keys (enabling them again restores neither); an admin cannot disable or
+    demote themselves."""
+    if user_id == admin.user.id and (body.disabled or body.role not in (None, "admin")):
         raise PermissionDeniedError("Admins cannot disable or demote themselves.")
     user = await service.update_user(conn, user_id, role=body.role, disabled=body.disabled)
     # Their keys' cached grants are stale now: drop them here; other instances follow
@@ -222,12 +239,12 @@ async def update_user(
     "/api-keys", response_model=ApiKeyList, tags=["api-keys"], responses=error_responses(401, 403)
 )
 async def list_keys(
-    principal: CurrentPrincipal, conn: DbConn, user_id: UUID | None = None
+    account: ActiveAccount, conn: DbConn, user_id: UUID | None = None
 ) -> ApiKeyList:
     """The caller's API keys (admins: ``user_id`` lists someone else's)."""
-    owner = UUID(principal.user_id)
+    owner = account.user.id
     if user_id is not None and user_id != owner:
-        if not roles_reach(principal.roles, "admin"):
+        if not account.is_admin:
             raise PermissionDeniedError("Only admins may list other users' keys.")
         owner = user_id
     return ApiKeyList(items=[ApiKeyOut.of(k) for k in await service.list_api_keys(conn, owner)])
@@ -238,20 +255,19 @@ async def list_keys(
     response_model=ApiKeyCreated,
     status_code=201,
     tags=["api-keys"],
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 async def create_key(
-    body: ApiKeyCreate, response: Response, principal: CurrentPrincipal, conn: DbConn
+    body: ApiKeyCreate, response: Response, account: ActiveAccount, conn: DbConn
 ) -> ApiKeyCreated:
-    """Create an API key for oneself (admins: for anyone, with ``user_id``). The key is
-    in this answer only; its role and scopes cannot exceed its owner's."""
+    """Create an API key for oneself (admins: for anyone enabled, with ``user_id``). The
+    key is in this answer only; its role and scopes cannot exceed its owner's."""
     response.headers.update(_NO_STORE)
-    owner_id = UUID(principal.user_id)
-    if body.user_id is not None and body.user_id != owner_id:
-        if not roles_reach(principal.roles, "admin"):
+    owner = account.user
+    if body.user_id is not None and body.user_id != owner.id:
+        if not account.is_admin:
             raise PermissionDeniedError("Only admins may create keys for other users.")
-        owner_id = body.user_id
-    owner = await service.get_user(conn, owner_id)
+        owner = await service.key_owner(conn, body.user_id)
     key, secret = await service.create_api_key(
         conn, owner, name=body.name, role=body.role, scopes=body.scopes, expires_at=body.expires_at
     )
@@ -261,16 +277,11 @@ async def create_key(
 @router.delete(
     "/api-keys/{key_id}", status_code=204, tags=["api-keys"], responses=error_responses(401, 404)
 )
-async def revoke_key(
-    key_id: UUID, principal: CurrentPrincipal, conn: DbConn, edge: EdgeDep
-) -> Response:
+async def revoke_key(key_id: UUID, account: ActiveAccount, conn: DbConn, edge: EdgeDep) -> Response:
     """Revoke an API key (one's own; admins: anyone's). Effective at once on this gateway
     instance and within ``GATEWAY_API_KEY_CACHE_SECONDS`` (default 30 s) on the others."""
     await service.revoke_api_key(
-        conn,
-        key_id,
-        actor_id=UUID(principal.user_id),
-        actor_is_admin=roles_reach(principal.roles, "admin"),
+        conn, key_id, actor_id=account.user.id, actor_is_admin=account.is_admin
     )
     edge.authenticator.forget_api_keys()
     return Response(status_code=204)

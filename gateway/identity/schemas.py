@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.identity.domain import USERNAME_PATTERN, ApiKey, User
 from shared.auth import Role
+from shared.pagination import CursorCodec, CursorPosition
 
 Scope = Literal["read", "write"]
 
@@ -51,6 +52,15 @@ class UserOut(BaseModel):
 class UserList(BaseModel):
     items: list[UserOut]
     next_cursor: str | None
+
+
+class UserPosition(CursorPosition):
+    """Where a page of users ends: the last (lower-case) username."""
+
+    username: str = Field(pattern=USERNAME_PATTERN)
+
+
+USERS_CURSOR = CursorCodec("identity.users", UserPosition)
 
 
 class UserCreate(_Input):

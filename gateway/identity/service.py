@@ -31,6 +31,7 @@ from gateway.identity.domain import (
     secret_hash,
 )
 from gateway.identity.errors import (
+    AccountDisabledError,
     ApiKeyNotFoundError,
     InvalidCredentialsError,
     InvalidPasswordError,
@@ -38,6 +39,7 @@ from gateway.identity.errors import (
     InvalidUsernameError,
     RefreshTokenReusedError,
     RoleExceedsOwnerError,
+    UserDisabledError,
     UsernameTakenError,
     UserNotFoundError,
 )
@@ -106,6 +108,22 @@ async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> User:
     return user
 
 
+async def active_account(conn: asyncpg.Connection, user_id: uuid.UUID, *, for_change: bool) -> User:
+    """The caller's account as the database has it now, for a security-sensitive route:
+    :class:`AccountDisabledError` when it is disabled (or gone), whatever its still
+    unexpired token says. ``for_change``: the row stays share-locked until the request's
+    transaction ends, so disabling the account waits for this request's change (and then
+    revokes what it made), or this request waits for the disabling and sees it; a read
+    takes no lock."""
+    if for_change:
+        user = await repository.find_by_id_for_share(conn, user_id)
+    else:
+        user = await repository.find_by_id(conn, user_id)
+    if user is None or user.disabled:
+        raise AccountDisabledError()
+    return user
+
+
 async def list_users(
     conn: asyncpg.Connection, *, after: str | None, limit: int, role: str | None
 ) -> list[User]:
@@ -117,8 +135,9 @@ async def list_users(
 async def update_user(
     conn: asyncpg.Connection, user_id: uuid.UUID, *, role: str | None, disabled: bool | None
 ) -> User:
-    """Change a user's role or disable them. Disabling ends every session (refresh-token
-    family); their API keys stop at the next lookup, since a key needs an enabled owner."""
+    """Change a user's role or disable them. Disabling revokes, in the same transaction,
+    every session (refresh-token family) and every API key: enabling the account again
+    brings none of them back."""
     if role is not None:
         _check_role(role)
     user = await repository.update_user(conn, user_id, role=role, disabled=disabled)
@@ -126,21 +145,20 @@ async def update_user(
         raise UserNotFoundError()
     if disabled:
         await repository.revoke_user_families(conn, user_id, "user disabled")
+        await repository.revoke_user_api_keys(conn, user_id)
     return user
 
 
-async def change_password(
-    conn: asyncpg.Connection, user_id: uuid.UUID, current: str, new: str
-) -> None:
-    """Change one's own password (knowing the current one); other sessions end."""
+async def change_password(conn: asyncpg.Connection, user: User, current: str, new: str) -> None:
+    """Change one's own password (knowing the current one); other sessions end. ``user``
+    is the caller's account as :func:`active_account` found it."""
     _check_password(new)
-    user = await get_user(conn, user_id)
     matches, _ = await verify_password(user.password_hash, current[:MAX_PASSWORD_LENGTH])
     if not matches:
         raise InvalidCredentialsError("The current password is not correct.")
     new_hash = await hash_password_async(new)
-    await repository.update_password_hash(conn, user_id, new_hash)
-    await repository.revoke_user_families(conn, user_id, "password changed")
+    await repository.update_password_hash(conn, user.id, new_hash)
+    await repository.revoke_user_families(conn, user.id, "password changed")
 
 
 # --- refresh tokens ---------------------------------------------------------------------
@@ -251,6 +269,17 @@ async def create_api_key(
         expires_at=expires_at,
     )
     return key, secret
+
+
+async def key_owner(conn: asyncpg.Connection, user_id: uuid.UUID) -> User:
+    """Another user, for whom an admin creates a key: enabled, and share-locked like the
+    caller in :func:`active_account` (a disabling waits, then revokes the new key too)."""
+    user = await repository.find_by_id_for_share(conn, user_id)
+    if user is None:
+        raise UserNotFoundError()
+    if user.disabled:
+        raise UserDisabledError()
+    return user
 
 
 async def list_api_keys(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[ApiKey]:

@@ -125,12 +125,160 @@ async def test_a_reused_refresh_token_revokes_its_family_although_the_request_fa
         assert after.status_code == 401
 
 
-# --- API keys ---------------------------------------------------------------------------
+# --- the account's current state guards keys, passwords and users ----------------------
 
 
 async def bearer(client: httpx.AsyncClient, username: str) -> dict[str, str]:
-    token = (await password_login(client, username)).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
+    answer = await password_login(client, username)
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+async def user_id_of(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    answer = await client.get("/api/v1/users/me", headers=headers)
+    assert answer.status_code == 200, answer.text
+    user_id: str = answer.json()["id"]
+    return user_id
+
+
+async def set_user(
+    client: httpx.AsyncClient, admin: dict[str, str], user_id: str, **change: object
+) -> None:
+    answer = await client.patch(f"/api/v1/users/{user_id}", json=change, headers=admin)
+    assert answer.status_code == 200, answer.text
+
+
+async def test_a_disabled_users_unexpired_token_cannot_touch_keys_or_the_password(
+    gateway: InProcessApp, infra: TestInfra
+) -> None:
+    client = gateway.client
+    admin = await bearer(client, await make_user(infra, "admin"))
+    user = await bearer(client, await make_user(infra))
+    user_id = await user_id_of(client, user)
+    await set_user(client, admin, user_id, disabled=True)
+
+    attempts = [
+        client.post("/api/v1/api-keys", json={"name": "after"}, headers=user),
+        client.patch(
+            "/api/v1/users/me",
+            json={"current_password": PASSWORD, "new_password": "another long one"},
+            headers=user,
+        ),
+        client.get("/api/v1/users/me", headers=user),
+        client.get("/api/v1/api-keys", headers=user),
+    ]
+    for answer in await asyncio.gather(*attempts):
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error_code"] == "ACCOUNT_DISABLED"
+    # Nothing was made: no key, and the password is the old one once re-enabled.
+    keys = await client.get(f"/api/v1/api-keys?user_id={user_id}", headers=admin)
+    assert keys.json()["items"] == []
+    await set_user(client, admin, user_id, disabled=False)
+    assert (
+        await password_login(
+            client, (await client.get(f"/api/v1/users/{user_id}", headers=admin)).json()["username"]
+        )
+    ).status_code == 200
+
+
+async def test_disabling_revokes_the_users_keys_and_sessions_for_good(
+    gateway: InProcessApp, infra: TestInfra
+) -> None:
+    client = gateway.client
+    admin = await bearer(client, await make_user(infra, "admin"))
+    username = await make_user(infra)
+    login = (await password_login(client, username)).json()
+    user = {"Authorization": f"Bearer {login['access_token']}"}
+    user_id = await user_id_of(client, user)
+    created = await client.post("/api/v1/api-keys", json={"name": "k"}, headers=user)
+    assert created.status_code == 201, created.text
+    key = {"X-API-Key": created.json()["key"]}
+    assert (await client.get("/api/v1/users/me", headers=key)).status_code == 200
+
+    await set_user(client, admin, user_id, disabled=True)
+    await set_user(client, admin, user_id, disabled=False)
+
+    # Enabling the account again brings back neither the key nor the login.
+    assert (await client.get("/api/v1/users/me", headers=key)).status_code == 401
+    refreshed = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": login["refresh_token"]}
+    )
+    assert refreshed.status_code == 401
+    keys = (await client.get(f"/api/v1/api-keys?user_id={user_id}", headers=admin)).json()
+    assert [k["revoked_at"] is not None for k in keys["items"]] == [True]
+    # One transaction: PostgreSQL's now() is the transaction's start, the same for both.
+    conn = await open_connection(infra.dsn_for(GATEWAY))
+    try:
+        stamps = await conn.fetch(
+            "SELECT revoked_at FROM api_keys WHERE user_id = $1"
+            " UNION ALL SELECT revoked_at FROM refresh_families WHERE user_id = $1",
+            uuid.UUID(user_id),
+        )
+    finally:
+        await conn.close()
+    assert len(stamps) == 2 and len({row["revoked_at"] for row in stamps}) == 1
+
+
+async def test_an_admin_cannot_make_a_key_for_a_disabled_user(
+    gateway: InProcessApp, infra: TestInfra
+) -> None:
+    client = gateway.client
+    admin = await bearer(client, await make_user(infra, "admin"))
+    user_id = await user_id_of(client, await bearer(client, await make_user(infra)))
+    await set_user(client, admin, user_id, disabled=True)
+    answer = await client.post(
+        "/api/v1/api-keys", json={"name": "k", "user_id": user_id}, headers=admin
+    )
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error_code"] == "USER_DISABLED"
+
+
+async def test_a_disabled_or_demoted_admins_token_cannot_manage_users(
+    gateway: InProcessApp, infra: TestInfra
+) -> None:
+    client = gateway.client
+    admin = await bearer(client, await make_user(infra, "admin"))
+    disabled = await bearer(client, await make_user(infra, "admin"))
+    demoted = await bearer(client, await make_user(infra, "admin"))
+    await set_user(client, admin, await user_id_of(client, disabled), disabled=True)
+    await set_user(client, admin, await user_id_of(client, demoted), role="viewer")
+    new_user = {"username": f"n{uuid.uuid4().hex[:10]}", "password": PASSWORD}
+    for headers, status in ((disabled, 401), (demoted, 403)):
+        for answer in (
+            await client.get("/api/v1/users", headers=headers),
+            await client.post("/api/v1/users", json=new_user, headers=headers),
+        ):
+            assert answer.status_code == status, answer.text
+    listed = await client.get("/api/v1/users?limit=500", headers=admin)
+    assert new_user["username"] not in [u["username"] for u in listed.json()["items"]]
+
+
+async def test_wrong_current_passwords_are_failed_logins_of_the_username(
+    infra: TestInfra, tmp_path: Path
+) -> None:
+    username = await make_user(infra)
+    async with running_app(
+        "gateway",
+        infra,
+        tmp_path,
+        rate_limit_login_user="3/600s",
+        rate_limit_login_ip="1000/60s",
+    ) as gw:
+        user = await bearer(gw.client, username)
+        change = {"current_password": "not the password", "new_password": "a new long one"}
+        for _ in range(3):
+            answer = await gw.client.patch("/api/v1/users/me", json=change, headers=user)
+            assert answer.status_code == 401, answer.text
+        # The account's budget is spent: the right password is refused too, here and at
+        # the token endpoint, until it refills.
+        right = {**change, "current_password": PASSWORD}
+        answer = await gw.client.patch("/api/v1/users/me", json=right, headers=user)
+        assert answer.status_code == 429, answer.text
+        assert "Retry-After" in answer.headers
+        assert (await password_login(gw.client, username)).status_code == 429
+
+
+# --- API keys ---------------------------------------------------------------------------
 
 
 async def test_a_burst_of_key_creations_and_key_checks_all_complete(
@@ -159,3 +307,29 @@ async def test_a_burst_of_key_creations_and_key_checks_all_complete(
         )
     assert [c.status_code for c in checked] == [200] * burst
     assert {c.json()["username"] for c in checked} == {username}
+
+
+async def test_a_key_request_racing_a_disabling_waits_for_it_and_is_refused(
+    gateway: InProcessApp, infra: TestInfra
+) -> None:
+    client = gateway.client
+    user = await bearer(client, await make_user(infra))
+    user_id = uuid.UUID(await user_id_of(client, user))
+    # A disabling in flight: the user's row is changed but not yet committed.
+    conn = await open_connection(infra.dsn_for(GATEWAY))
+    try:
+        disabling = conn.transaction()
+        await disabling.start()
+        await conn.execute("UPDATE users SET disabled = true WHERE id = $1", user_id)
+        request = asyncio.create_task(
+            client.post("/api/v1/api-keys", json={"name": "racing"}, headers=user)
+        )
+        await asyncio.sleep(0.5)
+        # Reading the row as it was (enabled) would have made the key already.
+        assert not request.done()
+        await disabling.commit()
+        answer = await asyncio.wait_for(request, 30)
+    finally:
+        await conn.close()
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error_code"] == "ACCOUNT_DISABLED"

@@ -25,10 +25,12 @@ _PREVIOUS_CHECKSUMS = {
 
 
 def migrations() -> list[Migration]:
-    """The market schema's migrations, then the shared outbox's."""
-    return load_migrations(
-        "services.market.migrations", previous_checksums=_PREVIOUS_CHECKSUMS
-    ) + load_migrations("shared.messaging.migrations", source="outbox")
+    """The market schema's migrations, then those of the shared outbox and cursor key."""
+    return (
+        load_migrations("services.market.migrations", previous_checksums=_PREVIOUS_CHECKSUMS)
+        + load_migrations("shared.messaging.migrations", source="outbox")
+        + load_migrations("shared.pagination_migrations", source="pagination")
+    )
 
 
 def create_app(settings: MarketSettings) -> FastAPI:

@@ -27,7 +27,9 @@ from services.market.service import imports as import_service
 from services.market.service import market as market_service
 from services.market.service import stocks as stock_service
 from shared.cache import CachedBody, ResponseCache, cached_response
+from shared.deps import CursorKeyDep
 from shared.errors import ValidationFailedError, error_responses
+from shared.inputs import FiniteFloat
 
 router = APIRouter(prefix="/api/v1", tags=["market"])
 
@@ -86,8 +88,14 @@ def _fields(raw: str | None) -> list[str] | None:
     if raw is None:
         return None
     wanted = [f.strip() for f in raw.split(",") if f.strip()]
+    if not wanted:
+        raise ValidationFailedError(
+            "fields names no field: list one or more, comma-separated, or leave it out"
+            " for all of them.",
+            details={"field": "fields", "fields": list(schemas.STOCK_FIELDS)},
+        )
     unknown = [f for f in wanted if f not in schemas.STOCK_FIELDS]
-    if unknown or not wanted:
+    if unknown:
         raise ValidationFailedError(
             "Unknown fields.", details={"unknown": unknown, "fields": list(schemas.STOCK_FIELDS)}
         )
@@ -97,6 +105,7 @@ def _fields(raw: str | None) -> list[str] | None:
 @router.get("/stocks", response_model=schemas.StockPage, responses=_ERRORS)
 async def list_stocks(
     request: Request,
+    cursor_key: CursorKeyDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     sector: Annotated[str | None, Query(max_length=64)] = None,
@@ -105,14 +114,14 @@ async def list_stocks(
     q: Annotated[
         str | None, Query(min_length=1, max_length=64, description="ticker prefix or name text")
     ] = None,
-    min_price: float | None = None,
-    max_price: float | None = None,
-    min_change_percent: float | None = None,
-    max_change_percent: float | None = None,
-    min_volume: float | None = None,
-    max_volume: float | None = None,
-    min_market_cap: float | None = None,
-    max_market_cap: float | None = None,
+    min_price: FiniteFloat | None = None,
+    max_price: FiniteFloat | None = None,
+    min_change_percent: FiniteFloat | None = None,
+    max_change_percent: FiniteFloat | None = None,
+    min_volume: FiniteFloat | None = None,
+    max_volume: FiniteFloat | None = None,
+    min_market_cap: FiniteFloat | None = None,
+    max_market_cap: FiniteFloat | None = None,
     sort: Annotated[
         str,
         Query(description="ticker, name, price, change_percent, volume, market_cap; -x descends"),
@@ -145,7 +154,13 @@ async def list_stocks(
 
     async def build() -> bytes:
         rows, next_cursor = await stock_service.list_stocks(
-            pool, limit=limit, cursor=cursor, filters=filters, sort=sort_name, descending=descending
+            pool,
+            limit=limit,
+            cursor=cursor,
+            cursor_key=cursor_key,
+            filters=filters,
+            sort=sort_name,
+            descending=descending,
         )
         items = [
             schemas.StockSummary.of(s, q_).model_dump(include=set(chosen) if chosen else None)

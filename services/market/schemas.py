@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.market.domain import Quote, Security
+from services.market.domain import SORTABLE, TICKER_PATTERN, Quote, Security
+from shared.inputs import FiniteFloat
+from shared.pagination import CursorCodec, CursorPosition
 
 STOCK_FIELDS = (
     "ticker",
@@ -248,3 +250,24 @@ class ImportSummary(BaseModel):
     rejections: dict[str, int] = Field(description="Rejected rows by reason")
     rejected_rows: list[RejectedRow] = Field(description="The first 100 rejected rows")
     unknown_tickers: list[str]
+
+
+_TEXT_SORTS = frozenset({"ticker", "name"})
+
+
+class StockPosition(CursorPosition):
+    """Where a page of ``/stocks`` ends: the sort it was made for (``-`` descending), the
+    last item's sort value (text for ticker and name, a number otherwise) and ticker."""
+
+    sort: str = Field(pattern=f"^-?({'|'.join(SORTABLE)})$")
+    value: FiniteFloat | str
+    ticker: str = Field(pattern=TICKER_PATTERN)
+
+    @model_validator(mode="after")
+    def _value_fits_the_sort(self) -> StockPosition:
+        if (self.sort.lstrip("-") in _TEXT_SORTS) != isinstance(self.value, str):
+            raise ValueError("the value does not fit the sort")
+        return self
+
+
+STOCKS_CURSOR = CursorCodec("market.stocks", StockPosition)

@@ -14,9 +14,11 @@ SCHEMA = "portfolio"
 
 
 def migrations() -> list[Migration]:
-    """The portfolio schema's migrations, then the shared outbox's."""
-    return load_migrations("services.portfolio.migrations") + load_migrations(
-        "shared.messaging.migrations", source="outbox"
+    """The portfolio schema's migrations, then those of the shared outbox and cursor key."""
+    return (
+        load_migrations("services.portfolio.migrations")
+        + load_migrations("shared.messaging.migrations", source="outbox")
+        + load_migrations("shared.pagination_migrations", source="pagination")
     )
 
 

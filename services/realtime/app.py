@@ -25,9 +25,11 @@ SCHEMA = "realtime"
 
 
 def migrations() -> list[Migration]:
-    """The realtime schema's migrations, then the shared outbox's."""
-    return load_migrations("services.realtime.migrations") + load_migrations(
-        "shared.messaging.migrations", source="outbox"
+    """The realtime schema's migrations, then those of the shared outbox and cursor key."""
+    return (
+        load_migrations("services.realtime.migrations")
+        + load_migrations("shared.messaging.migrations", source="outbox")
+        + load_migrations("shared.pagination_migrations", source="pagination")
     )
 
 

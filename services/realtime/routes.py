@@ -19,7 +19,7 @@ from services.realtime.schemas import (
     AlertRuleUpdate,
 )
 from services.realtime.service import RuleChanged
-from shared.deps import DbConn, DbTransaction, Viewer
+from shared.deps import CursorKeyDep, DbConn, DbTransaction, Viewer
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -64,12 +64,13 @@ async def create_rule(
 async def alert_history(
     conn: DbConn,
     caller: Viewer,
+    cursor_key: CursorKeyDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AlertPage:
     """The alerts fired for the caller, newest first (cursor-paginated)."""
     items, next_cursor = await service.alert_history(
-        conn, caller.subject, limit=limit, cursor=cursor
+        conn, caller.subject, limit=limit, cursor=cursor, cursor_key=cursor_key
     )
     return AlertPage(items=[AlertOut.of(a) for a in items], next_cursor=next_cursor)
 

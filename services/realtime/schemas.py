@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.realtime.domain import AlertRule, Condition
 from services.realtime.repository import StoredAlert
+from shared.pagination import CursorCodec, CursorPosition
 
 TICKER_PATTERN = r"^[A-Z]{1,5}([.-][A-Z])?$"
 
@@ -80,3 +81,12 @@ class AlertOut(BaseModel):
 class AlertPage(BaseModel):
     items: list[AlertOut]
     next_cursor: str | None
+
+
+class AlertHistoryPosition(CursorPosition):
+    """Where a page of alert history ends: the id below which the next page starts."""
+
+    before: int = Field(ge=1, le=2**63 - 1)
+
+
+ALERT_HISTORY_CURSOR = CursorCodec("realtime.alert_history", AlertHistoryPosition)

@@ -18,8 +18,13 @@ from services.realtime.errors import (
     InvalidAlertRuleError,
 )
 from services.realtime.repository import StoredAlert
-from services.realtime.schemas import AlertRuleCreate, AlertRuleUpdate
-from shared.pagination import decode_cursor, encode_cursor
+from services.realtime.schemas import (
+    ALERT_HISTORY_CURSOR,
+    AlertHistoryPosition,
+    AlertRuleCreate,
+    AlertRuleUpdate,
+)
+from shared.pagination import CursorKey
 
 MAX_RULES_PER_USER = 100
 
@@ -122,12 +127,20 @@ async def delete_rule(
 
 
 async def alert_history(
-    conn: asyncpg.Connection, owner_id: str, *, limit: int, cursor: str | None
+    conn: asyncpg.Connection,
+    owner_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    cursor_key: CursorKey,
 ) -> tuple[list[StoredAlert], str | None]:
     """The caller's alerts, newest first, a page at a time."""
-    before = int(decode_cursor(cursor, keys=("before",))["before"]) if cursor else None
+    before = ALERT_HISTORY_CURSOR.decode(cursor_key, cursor).before if cursor else None
     items = await repository.alerts_before(conn, owner_id, before, limit + 1)
-    next_cursor = encode_cursor({"before": items[limit - 1].id}) if len(items) > limit else None
+    next_cursor = None
+    if len(items) > limit:
+        position = AlertHistoryPosition(before=items[limit - 1].id)
+        next_cursor = ALERT_HISTORY_CURSOR.encode(cursor_key, position)
     return items[:limit], next_cursor
 
 

@@ -15,9 +15,11 @@ SCHEMA = "recommendations"
 
 
 def migrations() -> list[Migration]:
-    """The recommendations schema's migrations, then the shared outbox's."""
-    return load_migrations("services.recommendations.migrations") + load_migrations(
-        "shared.messaging.migrations", source="outbox"
+    """The recommendations schema's migrations, then those of the shared outbox and cursor key."""
+    return (
+        load_migrations("services.recommendations.migrations")
+        + load_migrations("shared.messaging.migrations", source="outbox")
+        + load_migrations("shared.pagination_migrations", source="pagination")
     )
 
 

@@ -6,9 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from services.recommendations.domain import Action, Recommendation
+from shared.pagination import CursorCodec, CursorPosition
 
 
 class RecommendationOut(BaseModel):
@@ -31,3 +32,14 @@ class RecommendationOut(BaseModel):
 class RecommendationPage(BaseModel):
     items: list[RecommendationOut]
     next_cursor: str | None
+
+
+class RecommendationPosition(CursorPosition):
+    """Where a page of recommendations ends (newest first): the last one's publication
+    time and id."""
+
+    published_at: AwareDatetime
+    id: UUID
+
+
+RECOMMENDATIONS_CURSOR = CursorCodec("recommendations.recommendations", RecommendationPosition)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from uuid import UUID
 
 import asyncpg
 
 from services.recommendations import events, repository
 from services.recommendations.domain import Action, Recommendation, Run, action_changes, chunks
+from services.recommendations.schemas import RECOMMENDATIONS_CURSOR, RecommendationPosition
 from shared.messaging import Event, enqueue
-from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from shared.pagination import CursorKey
 
 
 async def list_recommendations(
@@ -18,26 +18,22 @@ async def list_recommendations(
     *,
     limit: int,
     cursor: str | None,
+    cursor_key: CursorKey,
     action: Action | None,
     ticker: str | None,
 ) -> tuple[list[Recommendation], str | None]:
     after = None
     if cursor:
-        position = decode_cursor(cursor, keys=("published_at", "id"))
-        try:
-            after = (datetime.fromisoformat(position["published_at"]), UUID(position["id"]))
-        except (TypeError, ValueError):
-            raise InvalidCursorError() from None
+        position = RECOMMENDATIONS_CURSOR.decode(cursor_key, cursor)
+        after = (position.published_at, position.id)
     rows = await repository.list_recommendations(
         conn, limit=limit + 1, after=after, action=action, ticker=ticker
     )
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(
-            {"published_at": last.published_at.isoformat(), "id": str(last.id)}
-        )
+        last = RecommendationPosition(published_at=rows[-1].published_at, id=rows[-1].id)
+        next_cursor = RECOMMENDATIONS_CURSOR.encode(cursor_key, last)
     return rows, next_cursor
 
 

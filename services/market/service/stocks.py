@@ -19,7 +19,8 @@ from services.market.domain.bars import resample
 from services.market.errors import InvalidDateRangeError, StockNotFoundError
 from services.market.repository import bars as bars_repo
 from services.market.repository import securities, stats
-from shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from services.market.schemas import STOCKS_CURSOR, StockPosition
+from shared.pagination import CursorKey, InvalidCursorError
 
 Interval = Literal["daily", "weekly", "monthly"]
 
@@ -31,6 +32,7 @@ async def list_stocks(
     *,
     limit: int,
     cursor: str | None,
+    cursor_key: CursorKey,
     filters: StockFilter,
     sort: str,
     descending: bool,
@@ -41,10 +43,10 @@ async def list_stocks(
     """
     after = None
     if cursor:
-        position = decode_cursor(cursor, keys=("sort", "value", "ticker"))
-        if position["sort"] != f"{'-' if descending else ''}{sort}":
+        position = STOCKS_CURSOR.decode(cursor_key, cursor)
+        if position.sort != f"{'-' if descending else ''}{sort}":
             raise InvalidCursorError("The cursor belongs to another sort order.")
-        after = (position["value"], position["ticker"])
+        after = (position.value, position.ticker)
     async with pool.acquire() as conn:
         rows = await securities.list_securities(
             conn, limit=limit + 1, filters=filters, sort=sort, descending=descending, after=after
@@ -53,13 +55,12 @@ async def list_stocks(
     if len(rows) > limit:
         rows = rows[:limit]
         last_security, _, last_value = rows[-1]
-        next_cursor = encode_cursor(
-            {
-                "sort": f"{'-' if descending else ''}{sort}",
-                "value": last_value,
-                "ticker": last_security.ticker,
-            }
+        position = StockPosition(
+            sort=f"{'-' if descending else ''}{sort}",
+            value=last_value if isinstance(last_value, str) else float(last_value),
+            ticker=last_security.ticker,
         )
+        next_cursor = STOCKS_CURSOR.encode(cursor_key, position)
     return [(s, q) for s, q, _ in rows], next_cursor
 
 

@@ -1,0 +1,1 @@
+"""The table that keeps a part's cursor key (:mod:`shared.pagination`), in each part's schema."""
