@@ -194,7 +194,10 @@ def create_service_app(
     app.state.readiness_checks = {}
     # Closed by the part's lifespan (shared.runtime); the checks are looked up when needed.
     app.state.outages = Outages(lambda: app.state.readiness_checks)
-    install_error_handlers(app, translators=(DATABASE_ERRORS, REDIS_ERRORS, MESSAGING_ERRORS))
+    install_error_handlers(
+        app,
+        translators=(DATABASE_ERRORS, REDIS_ERRORS, MESSAGING_ERRORS),
+    )
     app.add_middleware(RequestContextMiddleware, service=name)
     app.include_router(health_router())
     app.add_route("/metrics", _metrics, include_in_schema=False)

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db.pool import HOLDS_REQUEST_CONNECTION
+from shared.db.pool import HOLDS_REQUEST_CONNECTION, DatabaseUnreachableError
 from shared.errors import DependencyUnavailableError, ErrorTranslator
 
 logger = logging.getLogger("shared.db")
@@ -93,8 +93,10 @@ class QueryTimeoutError(DependencyUnavailableError):
 
 # What a request may raise from the database that is the dependency's failure, not the
 # request's: a statement cut by statement_timeout, a connection lost or refused mid-request,
-# or asyncpg's protocol left mid-operation by the server's shutdown message (a restart).
+# a new one that could not be made (a route that takes the pool itself, such as a cached
+# read's build), or asyncpg's protocol left mid-operation by the server's shutdown message.
 DATABASE_FAILURES: tuple[type[Exception], ...] = (
+    DatabaseUnreachableError,
     asyncpg.QueryCanceledError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,

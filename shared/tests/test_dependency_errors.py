@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from shared.db import create_pool
 from shared.health import Outages
 from shared.http import create_service_app
 from shared.messaging import MessagingUnavailableError, RequestTimeoutError
@@ -26,6 +28,31 @@ router = APIRouter()
 async def postgres_lost() -> None:
     # What asyncpg raises when the server goes away in the middle of a query.
     raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+
+@router.get("/postgres-refused")
+async def postgres_refused() -> None:
+    # A route that takes the pool itself (a cached read's build) while the server is down:
+    # asyncpg lets the socket's ConnectionRefusedError through; the pool names it.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    pool = await create_pool(
+        f"postgresql://nobody@127.0.0.1:{port}/none",
+        schema="none",
+        application_name="t",
+        min_size=0,
+    )
+    try:
+        async with pool.acquire():
+            pass
+    finally:
+        await pool.close()
+
+
+@router.get("/socket-bug")
+async def socket_bug() -> None:
+    raise ConnectionRefusedError(111, "not a database: some other socket")
 
 
 @router.get("/postgres-shut-down")
@@ -98,6 +125,7 @@ def client(app: FastAPI) -> httpx.AsyncClient:
     ("path", "code", "dependency"),
     [
         ("/postgres-lost", "DATABASE_UNAVAILABLE", "postgres"),
+        ("/postgres-refused", "DATABASE_UNAVAILABLE", "postgres"),
         ("/postgres-shut-down", "DATABASE_UNAVAILABLE", "postgres"),
         ("/redis-lost", "REDIS_UNAVAILABLE", "redis"),
         ("/nats-lost", "MESSAGING_UNAVAILABLE", "nats"),
@@ -149,12 +177,13 @@ async def test_an_outage_logs_one_warning_then_one_line_when_it_is_back(
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
 
 
+@pytest.mark.parametrize("path", ["/bug", "/socket-bug"])
 async def test_a_bug_is_still_a_500_with_its_traceback_logged_once(
-    app: FastAPI, caplog: pytest.LogCaptureFixture
+    app: FastAPI, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-        response = await c.get("/bug")
+        response = await c.get(path)
     assert response.status_code == 500
     assert response.json()["error_code"] == "INTERNAL_ERROR"
     assert "Retry-After" not in response.headers
