@@ -1,9 +1,11 @@
 """The gateway's app factory.
 
-Middleware, outermost first: request id and access log (shared) -> security headers ->
-CORS (when configured) -> gzip -> the edge (route policy, authentication, rate limits,
-forwarding; :mod:`gateway.middleware`) -> the gateway's own routes. In front of all of
-it, :mod:`gateway.front` serves forwarded requests with the same steps in one function.
+In front of everything, :mod:`gateway.pipeline.forwarded` serves forwarded requests,
+step by step in one function (the map of the steps is :mod:`gateway.pipeline`).
+Everything else takes FastAPI's stack, outermost first: request id and access log
+(shared) -> security headers -> CORS (when configured) -> gzip -> the same steps as
+middleware (:mod:`gateway.pipeline.full_stack`) -> the gateway's own routes. The server
+reads request heads through :mod:`gateway.pipeline.wire` (:func:`http_protocol`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
 
-from gateway import front
 from gateway.config import GatewaySettings
 from gateway.edge import edge_extension
+from gateway.identity.passwords import PasswordSlots
 from gateway.identity.routes import router as identity_router
-from gateway.middleware import EdgeMiddleware, GzipWhenAccepted, SecurityHeadersMiddleware
+from gateway.pipeline import forwarded
+from gateway.pipeline.full_stack import EdgeMiddleware
+from gateway.pipeline.respond import GzipWhenAccepted, SecurityHeadersMiddleware
+from gateway.pipeline.wire import GatewayHttpProtocol, HeadLimits, protocol_class
 from gateway.routes import outside_router, router
 from shared.db import Migration, load_migrations
 from shared.runtime import create_part_app
@@ -35,6 +40,18 @@ def migrations() -> list[Migration]:
     )
 
 
+def http_protocol(settings: GatewaySettings) -> type[GatewayHttpProtocol]:
+    """The HTTP protocol the gateway is served with: uvicorn's, with bounded heads."""
+    return protocol_class(
+        HeadLimits(
+            line_bytes=settings.max_header_line_bytes,
+            head_bytes=settings.max_header_bytes,
+            count=settings.max_header_count,
+            url_bytes=settings.max_url_bytes,
+        )
+    )
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     app = create_part_app(
         name=NAME,
@@ -48,6 +65,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         # Forwarding with a bearer token needs none of PostgreSQL, Redis or NATS; the
         # routes that do need one answer 503 on their own (docs/architecture.md, Health).
         ready_requires=(),
+    )
+    app.state.password_slots = PasswordSlots(
+        settings.password_hash_concurrency, settings.password_hash_wait_seconds
     )
     # The platform's document (merged with the services') replaces FastAPI's defaults.
     app.router.routes = [
@@ -73,13 +93,22 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                     "Idempotency-Key",
                     "If-Match",
                 ],
-                expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
+                # ETag (for If-Match) and Idempotent-Replayed: portfolio's concurrency and
+                # idempotency answers, which a browser client must be able to read.
+                expose_headers=[
+                    "X-Request-ID",
+                    "RateLimit",
+                    "RateLimit-Policy",
+                    "Retry-After",
+                    "ETag",
+                    "Idempotent-Replayed",
+                ],
                 max_age=600,
             )
         )
     app.user_middleware.append(Middleware(GzipWhenAccepted, minimum_size=1024))
     app.user_middleware.append(Middleware(EdgeMiddleware))
-    front.install(
+    forwarded.install(
         app, service=NAME, hsts_seconds=settings.hsts_seconds, cors=bool(settings.cors_origins)
     )
     return app

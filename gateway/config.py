@@ -55,6 +55,10 @@ class GatewaySettings(BaseServiceSettings):
     refresh_token_ttl_seconds: int = Field(default=14 * 86400, ge=300, le=90 * 86400)
     # Two refreshes racing with the same token within this window both succeed.
     refresh_reuse_grace_seconds: int = Field(default=10, ge=0, le=60)
+    # Argon2 is CPU work: at most this many password hashes at once per process, a login
+    # waiting for a slot (holding no database connection) at most the wait, then 503.
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    password_hash_wait_seconds: float = Field(default=30.0, gt=0, le=300)
     # Tokens the gateway mints for API-key requests (what services see).
     internal_token_ttl_seconds: int = Field(default=60, ge=10, le=300)
     # How long an API key's lookup is trusted: revocation takes effect within this.
@@ -72,6 +76,11 @@ class GatewaySettings(BaseServiceSettings):
     circuit_failure_threshold: int = Field(default=5, ge=1)
     circuit_open_seconds: float = Field(default=10.0, gt=0, le=300)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Request heads (gateway/pipeline/wire.py): over these, 431 (414 for the target).
+    max_header_line_bytes: int = Field(default=8 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=64 * 1024, ge=4 * 1024)
+    max_header_count: int = Field(default=100, ge=16)
+    max_url_bytes: int = Field(default=8 * 1024, ge=1024)
 
     # --- rate limits --------------------------------------------------------------------
     rate_limit_enabled: bool = True

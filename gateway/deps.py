@@ -18,6 +18,7 @@ from gateway.authn import Principal
 from gateway.edge import Edge, get_edge
 from gateway.identity import service as identity
 from gateway.identity.domain import User
+from gateway.identity.passwords import PasswordSlots
 from shared.auth import roles_reach
 from shared.deps import CursorKeyDep, DbConn, DbTransaction
 from shared.errors import AuthenticationError, PermissionDeniedError
@@ -26,6 +27,14 @@ from shared.errors import AuthenticationError, PermissionDeniedError
 __all__ = ["CursorKeyDep", "DbConn", "DbTransaction"]
 
 EdgeDep = Annotated[Edge, Depends(get_edge)]
+
+
+async def password_slots(request: Request) -> PasswordSlots:
+    slots: PasswordSlots = request.app.state.password_slots
+    return slots
+
+
+PasswordSlotsDep = Annotated[PasswordSlots, Depends(password_slots)]
 
 
 def current_principal(request: Request) -> Principal:

@@ -14,11 +14,11 @@ import orjson
 from fastapi import FastAPI, Request
 
 from gateway.authn import Authenticator
-from gateway.circuit import CircuitBreaker
 from gateway.config import GatewaySettings, parse_quota
 from gateway.limits import Quota, RateLimiter
+from gateway.pipeline.circuit import CircuitBreaker
+from gateway.pipeline.forward import Upstream, new_pool, new_session
 from gateway.policy import Policy
-from gateway.proxy import Upstream, new_pool, new_session
 from shared.jwt import (
     SigningKey,
     StaticKeys,

@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 
 from gateway.limits import RateLimiter
-from gateway.proxy import Upstream
+from gateway.pipeline.forward import Upstream
 from shared.health import Check, run_checks
 
 _TIMEOUT = aiohttp.ClientTimeout(total=2.0)

@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from gateway.pipeline.forward import Upstream
 from gateway.policy import NoRoute, Policy
-from gateway.proxy import Upstream
 
 _FRESH_SECONDS = 60.0
 _RETRY_SECONDS = 5.0

@@ -8,6 +8,12 @@ class charged (see :mod:`gateway.limits`) and the upstream that serves it (``Non
 gateway itself). API keys carry scopes: ``read`` for GET/HEAD/OPTIONS, ``write`` for the
 rest; ``api_keys=False`` routes need an interactive login (managing keys and passwords).
 
+Matching: literal segments beat parameters. A path is matched against the most literal
+templates that fit it (``/alerts/history`` before ``/alerts/{rule_id}``), and only those:
+a method they lack is ``405`` with ``Allow`` listing their methods, never a fall-through
+to a less literal template that happens to have the method. ``HEAD`` is served wherever
+``GET`` is (and listed in ``Allow`` with it).
+
 Services still check roles and ownership themselves: this table is the outer wall.
 
 To add a route: add its rule here, in the block of its service.
@@ -84,11 +90,51 @@ RULES: tuple[Rule, ...] = (
     # --- recommendations ------------------------------------------------------------
     _svc("recommendations", "GET", "/recommendations", "viewer"),
     _svc("recommendations", "GET", "/recommendations/history", "viewer"),
+    _svc("recommendations", "GET", "/recommendations/ledger/verify", "viewer"),
+    _svc("recommendations", "GET", "/recommendations/track-record", "viewer"),
+    _svc("recommendations", "GET", "/recommendations/runs", "viewer"),
+    _svc("recommendations", "POST", "/recommendations/runs", "analyst"),
+    _svc("recommendations", "GET", "/recommendations/runs/{run_id}", "viewer"),
+    _svc("recommendations", "GET", "/recommendations/{recommendation_id}", "viewer"),
+    _svc("recommendations", "GET", "/recommendations/{recommendation_id}/replay", "viewer"),
     # --- portfolio --------------------------------------------------------------------
     _svc("portfolio", "GET", "/portfolio", "viewer"),
     _svc("portfolio", "POST", "/portfolio", "viewer"),
-    _svc("portfolio", "GET", "/portfolio/positions", "viewer"),
-    _svc("portfolio", "GET", "/portfolio/rebalance", "viewer"),
+    _svc("portfolio", "POST", "/portfolio/positions", "viewer"),
+    _svc("portfolio", "GET", "/portfolio/transactions", "viewer"),
+    _svc("portfolio", "POST", "/portfolio/transactions", "viewer"),
+    _svc("portfolio", "GET", "/portfolio/transactions/export", "viewer"),
+    _svc(
+        "portfolio",
+        "POST",
+        "/portfolio/transactions/import",
+        "viewer",
+        max_body_bytes=8 * 1024 * 1024,
+    ),
+    _svc("portfolio", "GET", "/portfolio/performance", "viewer"),
+    _svc("portfolio", "PUT", "/portfolio/rebalance", "viewer"),
+    _svc("portfolio", "GET", "/portfolios", "viewer"),
+    _svc("portfolio", "GET", "/portfolios/{portfolio_id}", "viewer"),
+    _svc("portfolio", "PATCH", "/portfolios/{portfolio_id}", "viewer"),
+    _svc("portfolio", "POST", "/portfolios/{portfolio_id}/positions", "viewer"),
+    _svc("portfolio", "GET", "/portfolios/{portfolio_id}/transactions", "viewer"),
+    _svc("portfolio", "POST", "/portfolios/{portfolio_id}/transactions", "viewer"),
+    _svc(
+        "portfolio",
+        "POST",
+        "/portfolios/{portfolio_id}/transactions/{transaction_id}/reversal",
+        "viewer",
+    ),
+    _svc("portfolio", "GET", "/portfolios/{portfolio_id}/transactions/export", "viewer"),
+    _svc(
+        "portfolio",
+        "POST",
+        "/portfolios/{portfolio_id}/transactions/import",
+        "viewer",
+        max_body_bytes=8 * 1024 * 1024,
+    ),
+    _svc("portfolio", "GET", "/portfolios/{portfolio_id}/performance", "viewer"),
+    _svc("portfolio", "PUT", "/portfolios/{portfolio_id}/rebalance", "viewer"),
     # --- realtime ---------------------------------------------------------------------
     _svc("realtime", "GET", "/alerts", "viewer"),
     _svc("realtime", "POST", "/alerts", "viewer"),
@@ -148,6 +194,9 @@ class Policy:
         rule = self._static.get((lookup, path)) or self._seen.get((lookup, path))
         if rule is not None:
             return rule
+        literal = self._static_paths.get(path)
+        if literal is not None:  # a literal path wins over every template
+            raise NoRoute(_allowed(literal))
         rule = self._match_templates(lookup, path)
         if len(self._seen) >= 4096:
             self._seen.clear()  # bounded: paths carry ids, so the set of them is not
@@ -155,13 +204,32 @@ class Policy:
         return rule
 
     def _match_templates(self, lookup: str, path: str) -> Rule:
-        allowed = list(self._static_paths.get(path, ()))
+        best: tuple[int, ...] | None = None
+        fitting: list[Rule] = []
         for regex, candidate in self._templated.get(_first_segment(path), ()):
             if regex.match(path):
-                if candidate.method == lookup:
-                    return candidate
-                allowed.append(candidate.method)
-        raise NoRoute(tuple(sorted(set(allowed))))
+                key = _literal_key(candidate.path)
+                if best is None or key > best:
+                    best, fitting = key, [candidate]
+                elif key == best:
+                    fitting.append(candidate)
+        for candidate in fitting:
+            if candidate.method == lookup:
+                return candidate
+        raise NoRoute(_allowed([candidate.method for candidate in fitting]))
+
+
+def _literal_key(template: str) -> tuple[int, ...]:
+    """Per segment, 1 for a literal and 0 for a parameter: the greater key is the more
+    literal template (compared from the left, so an earlier literal counts more)."""
+    return tuple(0 if "{" in segment else 1 for segment in template.split("/"))
+
+
+def _allowed(methods: Iterable[str]) -> tuple[str, ...]:
+    allowed = set(methods)
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return tuple(sorted(allowed))
 
 
 def _first_segment(path: str) -> str:

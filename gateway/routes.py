@@ -1,6 +1,6 @@
 """The gateway's platform routes: keys, health, the merged OpenAPI document and its UI.
 (Identity routes are in :mod:`gateway.identity.routes`; services' routes are forwarded
-by :mod:`gateway.middleware`.)"""
+by :mod:`gateway.pipeline.full_stack`.)"""
 
 from __future__ import annotations
 

@@ -291,7 +291,12 @@ ErrorTranslator = tuple[tuple[type[Exception], ...], Callable[[Exception], AppEr
 async def _unexpected_error(_: Request, exc: Exception) -> Response:
     # The client learns only that it failed and the id to quote; the log has the rest.
     logger.exception("unhandled error", exc_info=exc)
-    return error_response(500, AppError.error_code, AppError.default_message)
+    # Starlette re-raises the error after this answer, and uvicorn then closes the
+    # connection: saying so keeps a client (the gateway's pool) from sending its next
+    # request on it, where it would never be read.
+    return error_response(
+        500, AppError.error_code, AppError.default_message, headers={"Connection": "close"}
+    )
 
 
 def install_error_handlers(app: FastAPI, translators: Sequence[ErrorTranslator] = ()) -> None:
@@ -312,3 +317,11 @@ def install_error_handlers(app: FastAPI, translators: Sequence[ErrorTranslator] 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+class MethodNotAllowedError(AppError):
+    """The path exists, not with this method; raise it with an ``Allow`` header."""
+
+    status_code = 405
+    error_code = "METHOD_NOT_ALLOWED"
+    default_message = "This method is not allowed here."

@@ -1,27 +1,32 @@
 """The FastAPI app every part builds on: error envelope, request ids, access logs,
-Prometheus metrics, ``/live``, ``/ready`` and ``/metrics``, and the refusal of input the
-database could never store (:mod:`shared.inputs`) on every route."""
+Prometheus metrics, ``/live``, ``/ready`` and ``/metrics``, the refusal of input the
+database could never store (:mod:`shared.inputs`) on every route, and routing where
+literal path segments beat parameters, a wrong method is a 405 whose ``Allow`` lists
+every method of the path, and ``HEAD`` is served wherever ``GET`` is."""
 
 from __future__ import annotations
 
 import itertools
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import iter_route_contexts
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Router, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import REQUEST_ID_HEADER, accept_request_id, set_request_id
 from shared.db.transaction import DATABASE_ERRORS
-from shared.errors import install_error_handlers
+from shared.errors import MethodNotAllowedError, install_error_handlers
 from shared.health import Outages, health_router
 from shared.inputs import check_storable_input
 from shared.messaging.bus import MESSAGING_ERRORS
@@ -159,6 +164,79 @@ class RequestContextMiddleware:
             )
 
 
+class LiteralFirstRouting:
+    """In front of the router's own matching, for HTTP requests: among the routes
+    whose path fits the request, only the most literal ones count (``/alerts/history``
+    before ``/alerts/{rule_id}``: the router takes the first route that has the method,
+    so ``PATCH /alerts/history`` reached ``/alerts/{rule_id}`` and failed validation).
+    A method they lack is a 405 whose ``Allow`` lists all of theirs; ``HEAD`` runs their
+    ``GET`` (the server sends no body). Everything else, and every request those routes
+    can answer, goes to the router unchanged (404s, slash redirects, WebSockets).
+
+    The route table is read at the first request, when every router is included.
+    Between two routes of the most literal group that both have the method, the
+    router's order decides: declare literal paths first, as FastAPI's docs ask."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.route = router.app
+        self._table: list[tuple[re.Pattern[str], tuple[int, ...], frozenset[str]]] | None = None
+        self._seen: dict[str, frozenset[str]] = {}  # paths matched recently
+
+    def _routes(self) -> list[tuple[re.Pattern[str], tuple[int, ...], frozenset[str]]]:
+        if self._table is None:
+            table = []
+            for context in iter_route_contexts(self.router.routes):
+                path, methods = context.path, context.methods
+                if path and methods:
+                    regex, _, _ = compile_path(path)
+                    table.append((regex, _literal_key(path), frozenset(methods)))
+            self._table = table
+        return self._table
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.route(scope, receive, send)
+            return
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        methods = self._seen.get(path)
+        if methods is None:
+            methods = self._methods_for(path)
+            if len(self._seen) >= 4096:
+                self._seen.clear()  # bounded: paths carry ids, so the set of them is not
+            self._seen[path] = methods
+        method = scope["method"]
+        if not methods or method in methods:
+            await self.route(scope, receive, send)
+        elif method == "HEAD" and "GET" in methods:
+            # The route runs as GET; the server still sees HEAD and sends no body.
+            await self.route({**scope, "method": "GET"}, receive, send)
+        else:
+            allowed = methods | {"HEAD"} if "GET" in methods else methods
+            raise MethodNotAllowedError(headers={"Allow": ", ".join(sorted(allowed))})
+
+    def _methods_for(self, path: str) -> frozenset[str]:
+        """The methods of the most literal routes that fit ``path`` (empty: none fits)."""
+        best: tuple[int, ...] | None = None
+        methods: frozenset[str] = frozenset()
+        for regex, key, route_methods in self._routes():
+            if regex.match(path):
+                if best is None or key > best:
+                    best, methods = key, route_methods
+                elif key == best:
+                    methods |= route_methods
+        return methods
+
+
+def _literal_key(template: str) -> tuple[int, ...]:
+    """Per segment, 1 for a literal and 0 for a parameter; compared from the left, the
+    greater key is the more literal template."""
+    return tuple(0 if "{" in segment else 1 for segment in template.split("/"))
+
+
 async def _metrics(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -203,4 +281,5 @@ def create_service_app(
     app.add_route("/metrics", _metrics, include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    app.router.middleware_stack = LiteralFirstRouting(app.router)
     return app

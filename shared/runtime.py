@@ -7,6 +7,7 @@ registers the readiness checks for each. :func:`serve` is a part's ``__main__``.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import socket
@@ -150,8 +151,15 @@ class PartServer(uvicorn.Server):
         gc.freeze()
 
 
-def serve(name: str, settings_cls: type[S], create_app: Callable[[S], FastAPI]) -> None:
-    """Run a part with uvicorn (uvloop + httptools); exit 2 on bad configuration."""
+def serve(
+    name: str,
+    settings_cls: type[S],
+    create_app: Callable[[S], FastAPI],
+    http_protocol: Callable[[S], type[asyncio.Protocol]] | None = None,
+) -> None:
+    """Run a part with uvicorn (uvloop + httptools); exit 2 on bad configuration.
+    ``http_protocol`` gives the HTTP protocol class for the settings (default: uvicorn's
+    httptools protocol)."""
     try:
         settings = load_settings(settings_cls)
     except SettingsError as exc:
@@ -164,7 +172,7 @@ def serve(name: str, settings_cls: type[S], create_app: Callable[[S], FastAPI]) 
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=http_protocol(settings) if http_protocol is not None else "httptools",
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

@@ -91,12 +91,27 @@ async def test_wrong_password_and_unknown_user_answer_alike(gateway: httpx.Async
 
 
 async def test_recommendations_carry_disclosures(gateway: httpx.AsyncClient) -> None:
+    """Nobody asks for a run: the service catches up on the latest session by itself."""
     headers = await login(gateway, *ACCOUNTS["analyst"])
-    response = await gateway.get("/api/v1/recommendations", headers=headers)
-    assert response.status_code == 200, response.text
-    items = response.json()["items"]
+    for _ in range(240):
+        response = await gateway.get("/api/v1/recommendations", headers=headers)
+        assert response.status_code == 200, response.text
+        items = response.json()["items"]
+        if items:
+            break
+        await asyncio.sleep(0.5)
     assert items
-    assert all(item["action"] in {"BUY", "HOLD", "SELL"} and item["disclosure"] for item in items)
+    run = await gateway.get(
+        f"/api/v1/recommendations/runs/{response.json()['run_id']}", headers=headers
+    )
+    assert run.status_code == 200 and run.json()["status"] == "completed"
+    verify = await gateway.get("/api/v1/recommendations/ledger/verify", headers=headers)
+    assert verify.status_code == 200 and verify.json()["intact"] is True
+    replay = await gateway.get(f"/api/v1/recommendations/{items[0]['id']}/replay", headers=headers)
+    assert replay.status_code == 200 and replay.json()["identical"] is True
+    for item in items:
+        assert item["action"] in {"BUY", "HOLD", "SELL"} and 0 <= item["confidence"] <= 1
+        assert item["methodology_disclosure"] and item["data_sources"] and item["thesis"]
 
 
 async def test_portfolios_belong_to_their_owner(gateway: httpx.AsyncClient) -> None:
@@ -116,8 +131,8 @@ async def test_portfolios_belong_to_their_owner(gateway: httpx.AsyncClient) -> N
     )
     assert_envelope(extra, 422, "VALIDATION_ERROR")
 
-    mine = (await gateway.get("/api/v1/portfolio", headers=viewer)).json()["items"]
-    theirs = (await gateway.get("/api/v1/portfolio", headers=analyst)).json()["items"]
+    mine = (await gateway.get("/api/v1/portfolios", headers=viewer)).json()["items"]
+    theirs = (await gateway.get("/api/v1/portfolios", headers=analyst)).json()["items"]
     assert name in [p["name"] for p in mine]
     assert name not in [p["name"] for p in theirs]
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.policy import NoRoute, Policy
+from gateway.policy import RULES, NoRoute, Policy
 from tests.platform import Platform
 
 pytestmark = pytest.mark.e2e
@@ -48,6 +48,24 @@ async def test_every_service_route_has_a_rule_naming_that_service(platform: Plat
                 if rule.upstream != service:
                     missing.append(f"{service}: {method} {path} is routed to {rule.upstream}")
     assert missing == [], "add these routes to gateway/policy.py:RULES"
+
+
+async def test_every_service_rule_has_a_route_behind_it(platform: Platform) -> None:
+    # A rule without a route is a path the gateway admits, authenticates and charges,
+    # only for the service to answer 404 or 405: the table and the services agree both ways.
+    published: set[tuple[str, str, str]] = set()
+    async with httpx.AsyncClient(timeout=10) as client:
+        for service in SERVICES:
+            document = (await client.get(platform.processes[service].url + "/openapi.json")).json()
+            published |= {(service, method, path) for method, path in operations(document)}
+    stale = [
+        f"{rule.upstream}: {rule.method} {rule.path}"
+        for rule in RULES
+        if rule.upstream is not None
+        and not rule.websocket
+        and (rule.upstream, rule.method, rule.path) not in published
+    ]
+    assert stale == [], "these rules of gateway/policy.py:RULES have no route"
 
 
 async def test_the_merged_document_has_every_route_and_its_security(

@@ -4,6 +4,7 @@ path normalisation tricks, the circuit breaker, and refusing a dangerous configu
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 
@@ -82,6 +83,12 @@ async def test_bodies_over_the_limit_are_refused(platform: Platform) -> None:
                 headers={**user.headers, "Content-Type": "application/json"},
             )
             assert_envelope(streamed, 413, "PAYLOAD_TOO_LARGE")
+            own_streamed = await client.post(  # the gateway's own route: 413, not 400
+                "/api/v1/api-keys",
+                content=chunks(),
+                headers={**user.headers, "Content-Type": "application/json"},
+            )
+            assert_envelope(own_streamed, 413, "PAYLOAD_TOO_LARGE")
             fine = await client.post(
                 "/api/v1/portfolio", json={"name": "small-enough"}, headers=user.headers
             )
@@ -111,6 +118,14 @@ async def test_cors_from_configuration(platform: Platform) -> None:
                 "/api/v1/health", headers={"Origin": "https://evil.example"}
             )
             assert "access-control-allow-origin" not in stranger.headers
+            # A browser may read what portfolio's writes answer with (ETag for If-Match,
+            # Idempotent-Replayed) and the limits.
+            simple = await client.get("/api/v1/health", headers={"Origin": origin})
+            exposed = {
+                h.strip().lower()
+                for h in simple.headers["access-control-expose-headers"].split(",")
+            }
+            assert {"etag", "idempotent-replayed", "retry-after", "x-request-id"} <= exposed
     finally:
         process.stop()
 
@@ -179,3 +194,76 @@ async def test_forwarded_answers_carry_ids_and_are_measured_by_template(
     assert len(fresh.headers["x-request-id"]) == 32
     metrics = (await gateway.get("/metrics")).text
     assert 'route="/api/v1/stocks/{ticker}"' in metrics
+
+
+def _answer(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (
+            b"GET /api/v1/stocks HTTP/1.1\r\nhost: x\r\nx-big: "
+            + b"a" * (4 * 1024 * 1024)
+            + b"\r\n\r\n",
+            431,
+            "REQUEST_HEADERS_TOO_LARGE",
+        ),
+        (
+            b"GET /api/v1/stocks HTTP/1.1\r\nhost: x\r\n"
+            + b"".join(b"x-h%d: 1\r\n" % i for i in range(20_000))
+            + b"\r\n",
+            431,
+            "REQUEST_HEADERS_TOO_LARGE",
+        ),
+        (
+            b"GET /api/v1/stocks?q=" + b"x" * 9000 + b" HTTP/1.1\r\nhost: x\r\n\r\n",
+            414,
+            "URI_TOO_LONG",
+        ),
+        (b"BREW /api/v1/stocks HTTP/1.1\r\nhost: x\r\n\r\n", 501, "METHOD_NOT_IMPLEMENTED"),
+        (b"GET /api/v1/stocks HTTP/1.1\r\nno colon\r\n\r\n", 400, "MALFORMED_REQUEST"),
+    ],
+    ids=["4MB-header", "20000-headers", "long-target", "unknown-method", "malformed"],
+)
+async def test_heads_out_of_bounds_are_refused_in_the_envelope(
+    platform: Platform, request_bytes: bytes, status: int, code: str
+) -> None:
+    port = platform.processes["gateway"].port
+    raw = await asyncio.to_thread(raw_request, port, request_bytes)
+    got, headers, body = _answer(raw)
+    assert got == status, raw[:300]
+    assert headers["content-type"] == "application/json"
+    document = json.loads(body)
+    assert set(document) == {"error_code", "message", "details", "timestamp", "request_id"}
+    assert document["error_code"] == code
+
+
+async def test_head_is_served_on_get_routes(gateway: httpx.AsyncClient) -> None:
+    user = await new_user(gateway)
+    for path in ("/api/v1/stocks/ACME", "/api/v1/alerts", "/api/v1/users/me", "/api/v1/health"):
+        got = await gateway.get(path, headers=user.headers)
+        head = await gateway.head(path, headers=user.headers)
+        assert head.status_code == got.status_code == 200, (path, head.status_code)
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE", "PUT"])
+async def test_a_literal_path_is_not_a_parameter_at_the_gateway_and_the_service(
+    platform: Platform, gateway: httpx.AsyncClient, method: str
+) -> None:
+    user = await new_user(gateway)
+    realtime = platform.processes["realtime"].url
+    async with httpx.AsyncClient(base_url=realtime, timeout=10) as service:
+        for client in (gateway, service):  # the gateway's policy, then realtime's routing
+            answer = await client.request(method, "/api/v1/alerts/history", headers=user.headers)
+            assert_envelope(answer, 405, "METHOD_NOT_ALLOWED")
+            assert answer.headers["allow"] == "GET, HEAD"

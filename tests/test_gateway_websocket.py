@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 import websockets
 from starlette.applications import Starlette
+from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect
@@ -51,6 +52,20 @@ class EchoUpstream:
             claims = await self.verifier.verify(header.removeprefix("Bearer "))
         except InvalidTokenError:
             await ws.close(code=4401)
+            return
+        if "last_alert_id=bad" in ws.url.query:  # what realtime answers a bad cursor
+            await ws.send_denial_response(
+                JSONResponse(
+                    {
+                        "error_code": "VALIDATION_ERROR",
+                        "message": "The request is not valid.",
+                        "details": {"errors": [{"loc": ["query", "last_alert_id"]}]},
+                        "timestamp": "2026-01-01T00:00:00Z",
+                        "request_id": "r",
+                    },
+                    status_code=422,
+                )
+            )
             return
         await ws.accept(subprotocol=(ws.scope.get("subprotocols") or [None])[0])
         await ws.send_text(
@@ -260,6 +275,40 @@ async def test_refused_handshakes_get_an_http_error_in_the_envelope(
     body = orjson.loads(response.body)
     assert body["error_code"] == code
     assert set(body) == {"error_code", "message", "details", "timestamp", "request_id"}
+
+
+async def test_a_service_refusal_reaches_the_client_with_its_status_and_code(
+    echo_gateway: tuple[Process, EchoUpstream],
+) -> None:
+    gateway, _ = echo_gateway
+    token = await token_for(gateway, "viewer")
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with connect(
+            ws_url(gateway, "/api/v1/ws/alerts?last_alert_id=bad"),
+            additional_headers={"Authorization": f"Bearer {token}"},
+        ):
+            pass
+    response = refused.value.response
+    assert response.status_code == 422
+    body = orjson.loads(response.body)
+    assert body["error_code"] == "VALIDATION_ERROR"
+    assert body["details"] == {"errors": [{"loc": ["query", "last_alert_id"]}]}
+    assert set(body) == {"error_code", "message", "details", "timestamp", "request_id"}
+
+
+async def test_a_refused_handshake_is_not_logged_as_an_error(
+    echo_gateway: tuple[Process, EchoUpstream],
+) -> None:
+    gateway, _ = echo_gateway
+    before = len(gateway.log_text())
+    for headers in ({}, {"Authorization": "Bearer a.b.c"}):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with connect(ws_url(gateway, "/api/v1/ws/alerts"), additional_headers=headers):
+                pass
+        assert refused.value.response.status_code == 401
+    await asyncio.sleep(0.3)  # the log is written once per event-loop turn
+    logged = gateway.log_text()[before:]
+    assert "ERROR" not in logged, logged
 
 
 async def test_unreachable_realtime_refuses_the_handshake_with_503(platform: Platform) -> None:

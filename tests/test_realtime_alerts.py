@@ -262,7 +262,7 @@ async def test_a_recommendation_change_fires_once(
             run_id=uuid.uuid4(),
             as_of=date.today(),
             model_version="test",
-            published_at=datetime.now(UTC),
+            generated_at=datetime.now(UTC),
             total_recommendations=1,
             part=1,
             parts=1,

@@ -1,20 +1,19 @@
-"""A published run reaches JetStream once, through the outbox, with exactly its changes;
-published recommendations cannot be altered."""
+"""A published run reaches JetStream once, through the outbox, with exactly its changes."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
+from datetime import date
 
-import asyncpg
 import pytest
 
 from bourse.parts import RECOMMENDATIONS
-from services.recommendations import events
-from services.recommendations.demo import _DEMO_RUN, demo_run
-from services.recommendations.domain import Action
-from services.recommendations.service import publish_run
+from services.recommendations import events, service
+from services.recommendations.domain import publication
+from services.recommendations.domain import spec as s
+from services.recommendations.domain.calibration import Calibration
+from services.recommendations.tests.test_routes import synthetic_panel
 from shared.db import open_connection
 from shared.messaging import Delivered, Event, connect_bus
 from tests.infra import TestInfra
@@ -26,28 +25,33 @@ pytestmark = pytest.mark.e2e
 async def test_a_run_is_published_once_with_its_changes(
     platform: Platform, seeded: TestInfra
 ) -> None:
-    base = demo_run()
-    run_id = uuid.uuid4()
-    flipped = {"ACME", "BRGT"}
-    flip = {Action.BUY: Action.SELL, Action.SELL: Action.HOLD, Action.HOLD: Action.BUY}
-    recs = tuple(
-        dataclasses.replace(
-            rec,
-            id=uuid.uuid5(run_id, rec.ticker),
-            run_id=run_id,
-            action=flip[rec.action] if rec.ticker in flipped else rec.action,
-        )
-        for rec in base.recommendations
-    )
-    run = dataclasses.replace(base, id=run_id, recommendations=recs)
-
+    prefix = "".join(chr(65 + int(c, 16) % 26) for c in uuid.uuid4().hex[:2])
+    names = [f"{prefix}{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(40)]
+    panel = synthetic_panel(names, seed=int(uuid.uuid4().int % 1000))
+    day_1, day_2 = date(1995, 10, 2), date(1995, 11, 1)  # within the panel's sessions
     received: list[Event[events.RunCompleted]] = []
+    wanted: set[uuid.UUID] = set()
     arrived = asyncio.Event()
 
     async def handler(event: Event[events.RunCompleted], _: Delivered) -> None:
-        if event.data.run_id == run_id:
+        if event.data.run_id in wanted:
             received.append(event)
-            arrived.set()
+            if len(received) >= 2:
+                arrived.set()
+
+    async def publish(day: date) -> service.Published | None:
+        calls = publication.calls_for_ledger(panel, day, s.CURRENT, Calibration())
+        run_id = uuid.uuid4()
+        wanted.add(run_id)
+        async with conn.transaction():
+            return await service.publish_run(
+                conn,
+                run_id=run_id,
+                kind="on_demand",
+                calls=calls,
+                calibration=Calibration(),
+                model_version=s.CURRENT.version,
+            )
 
     bus = await connect_bus(seeded.nats_url, name="test-consumer", prefix=seeded.nats_prefix)
     await bus.ensure_stream(events.STREAM, events.STREAM_SUBJECTS)
@@ -61,38 +65,28 @@ async def test_a_run_is_published_once_with_its_changes(
     )
     conn = await open_connection(seeded.dsn_for(RECOMMENDATIONS))
     try:
-        assert await publish_run(conn, run) is True
-        assert await publish_run(conn, run) is False  # the same run twice: nothing new
+        first = await publish(day_1)
+        second = await publish(day_2)
+        assert first is not None and second is not None
+        assert await publish(day_2) is None  # the same trading day again: nothing new
         await asyncio.wait_for(arrived.wait(), 15)
         await asyncio.sleep(1.0)  # room for a duplicate to show up, if there were one
-        assert len(received) == 1
-        data = received[0].data
-        assert (data.part, data.parts, data.total_recommendations) == (1, 1, len(recs))
-        previous = {rec.ticker: rec.action for rec in base.recommendations}
-        assert {c.ticker for c in data.changes} == flipped
+        assert len(received) == 2
+        by_run = {e.data.run_id: e.data for e in received}
+        assert {c.ticker for c in by_run[first.run.id].changes} == set(names)  # all new
+        data = by_run[second.run.id]
+        assert (data.part, data.parts, data.total_recommendations) == (1, 1, len(names))
+        before = {r.ticker: r.action.value for r in first.recommendations}
+        after = {r.ticker: r.action.value for r in second.recommendations}
+        moved = {t for t in names if before[t] != after[t]}
+        assert moved, "the two days' calls should differ somewhere"
+        assert {c.ticker for c in data.changes} == moved
         for change in data.changes:
-            assert change.previous_action == previous[change.ticker].value
-            assert change.action == flip[previous[change.ticker]].value
+            assert change.previous_action == before[change.ticker]
+            assert change.action == after[change.ticker]
         assert received[0].event_type == events.RUN_COMPLETED
-        published = await conn.fetchval(
-            "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL AND subject = $1",
-            events.RUN_COMPLETED,
-        )
-        assert published >= 2  # the demo run's event and this one
+        assert received[0].schema_version == events.RUN_COMPLETED_VERSION
     finally:
         await consumer.stop()
         await conn.close()
         await bus.close()
-
-
-async def test_published_recommendations_are_immutable(seeded: TestInfra) -> None:
-    conn = await open_connection(seeded.dsn_for(RECOMMENDATIONS))
-    try:
-        with pytest.raises(asyncpg.RestrictViolationError, match="immutable"):
-            await conn.execute(
-                "UPDATE recommendations SET action = 'BUY' WHERE run_id = $1", _DEMO_RUN
-            )
-        with pytest.raises(asyncpg.RestrictViolationError):
-            await conn.execute("DELETE FROM recommendations WHERE run_id = $1", _DEMO_RUN)
-    finally:
-        await conn.close()

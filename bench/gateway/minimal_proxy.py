@@ -1,5 +1,5 @@
 """A forwarding-only ASGI proxy (no auth, no limits) with a choice of HTTP client, to
-measure the client library alone: ``pool`` (the gateway's :mod:`gateway.pool`, what it
+measure the client library alone: ``pool`` (the gateway's :mod:`gateway.pipeline.pool`, what it
 forwards with), ``aiohttp`` (what it used before) or ``httpx``.
 
     python bench/gateway/minimal_proxy.py --port 9002 \
@@ -15,7 +15,7 @@ import aiohttp
 import httpx
 import uvicorn
 
-from gateway.pool import ConnectionPool
+from gateway.pipeline.pool import ConnectionPool
 
 
 def make_app(upstream: str, client_name: str) -> Any:

@@ -21,7 +21,11 @@
     +-- InvalidPasswordError         INVALID_PASSWORD
     DependencyUnavailableError (503, Retry-After, details.dependency)
     +-- LoginUnavailableError        LOGIN_UNAVAILABLE     the login guard (Redis) is down
+    ServiceUnavailableError (503)
+    +-- PasswordWorkBusyError        LOGIN_BUSY            no password-check slot in time
 """
+
+from typing import Any
 
 from shared.errors import (
     AuthenticationError,
@@ -29,6 +33,7 @@ from shared.errors import (
     DependencyUnavailableError,
     NotFoundError,
     PermissionDeniedError,
+    ServiceUnavailableError,
     ValidationFailedError,
 )
 
@@ -92,6 +97,15 @@ class InvalidUsernameError(ValidationFailedError):
 class InvalidPasswordError(ValidationFailedError):
     error_code = "INVALID_PASSWORD"
     default_message = "A password has 8 to 1024 characters."
+
+
+class PasswordWorkBusyError(ServiceUnavailableError):
+    error_code = "LOGIN_BUSY"
+    default_message = "Too many password checks are waiting; try again shortly."
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "2"})
+        super().__init__(message, **kwargs)
 
 
 class LoginUnavailableError(DependencyUnavailableError):

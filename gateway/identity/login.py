@@ -11,9 +11,11 @@ import asyncpg
 from gateway.identity import service
 from gateway.identity.domain import User
 from gateway.identity.errors import InvalidCredentialsError, LoginUnavailableError
+from gateway.identity.passwords import PasswordSlots
 from gateway.limits import LimiterUnavailableError
 from gateway.limits.gcra import rate_limit_headers
 from gateway.limits.login import LoginGuard
+from shared.db.transaction import RequestTransaction
 from shared.errors import RateLimitedError
 
 Headers = list[tuple[bytes, bytes]]
@@ -56,19 +58,27 @@ async def guarded(
 
 
 async def login(
-    conn: asyncpg.Connection, guard: LoginGuard | None, *, ip: str, username: str, password: str
+    unit: RequestTransaction,
+    slots: PasswordSlots,
+    guard: LoginGuard | None,
+    *,
+    ip: str,
+    username: str,
+    password: str,
 ) -> tuple[User, Headers]:
-    """The user, and the rate-limit headers to answer with (see :func:`guarded`)."""
-    return await guarded(
-        guard,
-        ip=ip,
-        username=username,
-        attempt=lambda: service.authenticate(conn, username, password),
-    )
+    """The user, and the rate-limit headers to answer with (see :func:`guarded`). The
+    request's connection is taken only once a password slot is free."""
+
+    async def attempt() -> User:
+        async with slots.slot():
+            return await service.authenticate(await unit.connection(), username, password)
+
+    return await guarded(guard, ip=ip, username=username, attempt=attempt)
 
 
 async def change_password(
     conn: asyncpg.Connection,
+    slots: PasswordSlots,
     guard: LoginGuard | None,
     *,
     ip: str,
@@ -82,6 +92,11 @@ async def change_password(
         guard,
         ip=ip,
         username=user.username,
-        attempt=lambda: service.change_password(conn, user, current, new),
+        attempt=lambda: _in_slot(slots, service.change_password(conn, user, current, new)),
     )
     return headers
+
+
+async def _in_slot(slots: PasswordSlots, work: Awaitable[T]) -> T:
+    async with slots.slot():
+        return await work

@@ -12,7 +12,16 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Query
 from starlette.responses import Response
 
-from gateway.deps import ActiveAccount, ActiveAdmin, ClientIp, CursorKeyDep, DbConn, EdgeDep
+from gateway.deps import (
+    ActiveAccount,
+    ActiveAdmin,
+    ClientIp,
+    CursorKeyDep,
+    DbConn,
+    DbTransaction,
+    EdgeDep,
+    PasswordSlotsDep,
+)
 from gateway.edge import Edge
 from gateway.identity import login as passwords
 from gateway.identity import service
@@ -68,7 +77,8 @@ def _tokens(edge: Edge, user: User, refresh_token: str) -> TokenResponse:
 )
 async def issue_token(
     response: Response,
-    conn: DbConn,
+    unit: DbTransaction,
+    slots: PasswordSlotsDep,
     edge: EdgeDep,
     ip: ClientIp,
     grant_type: Annotated[str, Form(pattern="^(password|refresh_token)$")] = "password",
@@ -84,7 +94,7 @@ async def issue_token(
     settings = edge.settings
     if grant_type == "refresh_token":
         rotation = await service.rotate(
-            conn,
+            await unit.connection(),
             refresh_token,
             ttl_seconds=settings.refresh_token_ttl_seconds,
             grace_seconds=settings.refresh_reuse_grace_seconds,
@@ -94,11 +104,13 @@ async def issue_token(
         if not username or not password:
             raise ValidationFailedError("username and password are required.")
         user, limit_headers = await passwords.login(
-            conn, _guard(edge), ip=ip, username=username, password=password
+            unit, slots, _guard(edge), ip=ip, username=username, password=password
         )
         for name, value in limit_headers:
             response.headers[name.decode()] = value.decode()
-        token = await service.start_session(conn, user, settings.refresh_token_ttl_seconds)
+        token = await service.start_session(
+            await unit.connection(), user, settings.refresh_token_ttl_seconds
+        )
     return _tokens(edge, user, token)
 
 
@@ -150,13 +162,19 @@ async def me(account: ActiveAccount) -> UserOut:
     responses=error_responses(401, 403, 422, 429, 503),
 )
 async def change_my_password(
-    body: PasswordChange, account: ActiveAccount, conn: DbConn, edge: EdgeDep, ip: ClientIp
+    body: PasswordChange,
+    account: ActiveAccount,
+    conn: DbConn,
+    slots: PasswordSlotsDep,
+    edge: EdgeDep,
+    ip: ClientIp,
 ) -> Response:
     """Change one's own password (the only thing a user may change about themselves);
     every other login of the account ends. A wrong ``current_password`` counts as a
     failed login of the account: limited per username and IP like ``/auth/token``."""
     limit_headers = await passwords.change_password(
         conn,
+        slots,
         _guard(edge),
         ip=ip,
         user=account.user,

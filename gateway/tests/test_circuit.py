@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.circuit import CircuitBreaker
+from gateway.pipeline.circuit import CircuitBreaker
 
 
 def test_opens_after_consecutive_failures_and_recovers_through_one_trial() -> None:

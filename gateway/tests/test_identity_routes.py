@@ -70,6 +70,45 @@ async def test_a_burst_of_five_times_the_pool_in_logins_all_complete(
     assert (await password_login(gateway.client, username)).status_code == 200
 
 
+async def test_a_login_burst_leaves_the_pool_to_other_routes(
+    gateway: InProcessApp, infra: TestInfra
+) -> None:
+    # Logins wait for a password slot holding no connection: while 50 are queued, a
+    # database read of another caller still gets a connection at once.
+    username = await make_user(infra)
+    caller = await bearer(gateway.client, await make_user(infra))
+    pool = gateway.app.state.resources.pool
+    in_use: list[int] = []
+    burst = asyncio.gather(
+        *(password_login(gateway.client, username) for _ in range(5 * gateway.settings.db_pool_max))
+    )
+    while not burst.done():
+        in_use.append(pool.get_size() - pool.get_idle_size())
+        await asyncio.sleep(0.005)
+    answers = await burst
+    me = await gateway.client.get("/api/v1/users/me", headers=caller)
+    assert {a.status_code for a in answers} == {200} and me.status_code == 200
+    # Never the whole pool: a login holds a connection only while it has a password slot
+    # (and for its last short write), so other routes always find one.
+    assert max(in_use) < gateway.settings.db_pool_max, max(in_use)
+
+
+async def test_logins_beyond_the_password_slots_answer_503_not_500(
+    infra: TestInfra, tmp_path: Path
+) -> None:
+    username = await make_user(infra)
+    async with running_app(
+        "gateway", infra, tmp_path, password_hash_concurrency=1, password_hash_wait_seconds=0.05
+    ) as gw:
+        answers = await asyncio.gather(*(password_login(gw.client, username) for _ in range(20)))
+        codes = {a.status_code for a in answers}
+        assert codes == {200, 503}, codes
+        busy = next(a for a in answers if a.status_code == 503)
+        assert busy.json()["error_code"] == "LOGIN_BUSY"
+        assert busy.headers["Retry-After"] == "2"
+        assert (await password_login(gw.client, username)).status_code == 200
+
+
 async def test_a_burst_of_refreshes_all_complete(gateway: InProcessApp, infra: TestInfra) -> None:
     username = await make_user(infra)
     burst = 5 * gateway.settings.db_pool_max

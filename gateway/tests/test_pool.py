@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from gateway.pool import (
+from gateway.pipeline.pool import (
     ConnectFailed,
     ConnectionDropped,
     ConnectionPool,

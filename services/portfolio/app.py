@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.portfolio.background import idempotency_janitor
 from services.portfolio.config import PortfolioSettings
 from services.portfolio.routes import router
+from services.portfolio.states import LedgerStates
 from shared.db import Migration, load_migrations
 from shared.runtime import create_part_app
 
@@ -23,12 +25,17 @@ def migrations() -> list[Migration]:
 
 
 def create_app(settings: PortfolioSettings) -> FastAPI:
-    return create_part_app(
+    app = create_part_app(
         name=NAME,
         schema=SCHEMA,
         settings=settings,
         migrations=migrations(),
         routers=[router],
         title="Bourse portfolio service",
-        description="Portfolios, transactions, positions and rebalancing.",
+        description="Portfolios, the transaction ledger, positions and rebalancing.",
+        extensions=[idempotency_janitor()],
     )
+    app.state.market_timeout = settings.market_timeout_seconds
+    app.state.market_history_timeout = settings.market_history_timeout_seconds
+    app.state.ledger_states = LedgerStates(settings.ledger_states_capacity)
+    return app

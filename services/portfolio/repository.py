@@ -1,27 +1,115 @@
-"""Every SQL statement of the portfolio service."""
+"""Every SQL statement of the portfolio service. Functions take the caller's connection
+(in the request's transaction) and return domain values, never raw records."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
 import asyncpg
 
-from services.portfolio.domain import Portfolio
+from services.portfolio.domain import Entry, Kind, Portfolio
 
-_COLUMNS = "id, owner_id, name, base_currency, cash, version, created_at"
+_COLUMNS = "id, owner_id, name, base_currency, cash, version, is_default, created_at"
+_ENTRY_COLUMNS = (
+    "id, seq, kind, executed_at, amount, ticker, quantity, price, fee,"
+    " split_to, split_from, reverses, note"
+)
 
 
 def _portfolio(row: asyncpg.Record) -> Portfolio:
     return Portfolio(**dict(row))
 
 
-async def list_for_owner(conn: asyncpg.Connection, owner_id: str) -> list[Portfolio]:
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM portfolios WHERE owner_id = $1 ORDER BY created_at, id",
+_KINDS = {kind.value: kind for kind in Kind}
+
+
+def _entry(row: asyncpg.Record) -> Entry:
+    # Positional, in _ENTRY_COLUMNS' order (the dataclass's): a ledger of thousands of
+    # rows is read on every cache miss, and building it by keyword costs twice as much.
+    return Entry(
+        row[0], row[1], _KINDS[row[2]], row[3], row[4], row[5], row[6], row[7], row[8],
+        row[9], row[10], row[11], row[12],
+    )  # fmt: skip
+
+
+# --- portfolios -----------------------------------------------------------------------
+
+
+async def list_for_owner(
+    conn: asyncpg.Connection, owner_id: str, *, after: tuple[datetime, UUID] | None, limit: int
+) -> list[Portfolio]:
+    """The owner's portfolios, oldest first, after the keyset position ``after``."""
+    if after is None:
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM portfolios WHERE owner_id = $1"
+            " ORDER BY created_at, id LIMIT $2",
+            owner_id,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM portfolios WHERE owner_id = $1 AND (created_at, id) > ($2, $3)"
+            " ORDER BY created_at, id LIMIT $4",
+            owner_id,
+            after[0],
+            after[1],
+            limit,
+        )
+    return [_portfolio(row) for row in rows]
+
+
+async def get(
+    conn: asyncpg.Connection, owner_id: str, portfolio_id: UUID, *, lock: bool = False
+) -> Portfolio | None:
+    """The owner's portfolio (None for another owner's: the caller answers 404).
+    ``lock`` takes the row for this transaction: every change to a portfolio goes
+    through it, so changes to one portfolio are serialised and each sees the last."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM portfolios WHERE id = $1 AND owner_id = $2"
+        + (" FOR UPDATE" if lock else ""),
+        portfolio_id,
         owner_id,
     )
-    return [_portfolio(row) for row in rows]
+    return _portfolio(row) if row is not None else None
+
+
+async def get_default(
+    conn: asyncpg.Connection, owner_id: str, *, lock: bool = False
+) -> Portfolio | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM portfolios WHERE owner_id = $1 AND is_default"
+        + (" FOR UPDATE" if lock else ""),
+        owner_id,
+    )
+    return _portfolio(row) if row is not None else None
+
+
+async def version_of(conn: asyncpg.Connection, portfolio_id: UUID) -> int | None:
+    version: int | None = await conn.fetchval(
+        "SELECT version FROM portfolios WHERE id = $1", portfolio_id
+    )
+    return version
+
+
+async def lock_owner(conn: asyncpg.Connection, owner_id: str) -> None:
+    """Serialise choosing an owner's default portfolio (rare: once per owner)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('portfolio.default:' || $1, 0))",
+        owner_id,
+    )
+
+
+async def promote_oldest_to_default(conn: asyncpg.Connection, owner_id: str) -> Portfolio | None:
+    row = await conn.fetchrow(
+        f"UPDATE portfolios SET is_default = true WHERE id = ("
+        " SELECT id FROM portfolios WHERE owner_id = $1 ORDER BY created_at, id LIMIT 1"
+        f") RETURNING {_COLUMNS}",
+        owner_id,
+    )
+    return _portfolio(row) if row is not None else None
 
 
 async def insert(
@@ -31,17 +119,197 @@ async def insert(
     owner_id: str,
     name: str,
     base_currency: str,
-    cash: Decimal,
+    is_default: bool = False,
 ) -> Portfolio | None:
     """The new portfolio, or None if the owner already has one with that name."""
     row = await conn.fetchrow(
-        "INSERT INTO portfolios (id, owner_id, name, base_currency, cash)"
+        "INSERT INTO portfolios (id, owner_id, name, base_currency, is_default)"
         " VALUES ($1, $2, $3, $4, $5)"
         f" ON CONFLICT ON CONSTRAINT portfolios_owner_name_unique DO NOTHING RETURNING {_COLUMNS}",
         portfolio_id,
         owner_id,
         name,
         base_currency,
-        cash,
+        is_default,
     )
     return _portfolio(row) if row is not None else None
+
+
+async def rename(conn: asyncpg.Connection, portfolio_id: UUID, name: str) -> Portfolio | None:
+    """The renamed portfolio (version bumped), or None if the name is taken."""
+    try:
+        async with conn.transaction():  # a savepoint: a taken name must not end the request's
+            row = await conn.fetchrow(
+                "UPDATE portfolios SET name = $2, version = version + 1, updated_at = now()"
+                f" WHERE id = $1 RETURNING {_COLUMNS}",
+                portfolio_id,
+                name,
+            )
+    except asyncpg.UniqueViolationError:
+        return None
+    return _portfolio(row) if row is not None else None
+
+
+async def set_balance(conn: asyncpg.Connection, portfolio_id: UUID, cash: Decimal) -> Portfolio:
+    """Record the ledger's new cash balance and bump the version (the ETag)."""
+    row = await conn.fetchrow(
+        "UPDATE portfolios SET cash = $2, version = version + 1, updated_at = now()"
+        f" WHERE id = $1 RETURNING {_COLUMNS}",
+        portfolio_id,
+        cash,
+    )
+    assert row is not None
+    return _portfolio(row)
+
+
+# --- the ledger -----------------------------------------------------------------------
+
+
+async def entries(conn: asyncpg.Connection, portfolio_id: UUID) -> list[Entry]:
+    """Every ledger row of the portfolio, in execution order."""
+    rows = await conn.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE portfolio_id = $1"
+        " ORDER BY executed_at, seq",
+        portfolio_id,
+    )
+    return [_entry(row) for row in rows]
+
+
+async def entry(conn: asyncpg.Connection, portfolio_id: UUID, entry_id: UUID) -> Entry | None:
+    row = await conn.fetchrow(
+        f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE portfolio_id = $1 AND id = $2",
+        portfolio_id,
+        entry_id,
+    )
+    return _entry(row) if row is not None else None
+
+
+async def page_of_entries(
+    conn: asyncpg.Connection,
+    portfolio_id: UUID,
+    *,
+    before: tuple[datetime, int] | None,
+    limit: int,
+) -> list[Entry]:
+    """Newest first, strictly before the keyset position ``before``."""
+    if before is None:
+        rows = await conn.fetch(
+            f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE portfolio_id = $1"
+            " ORDER BY executed_at DESC, seq DESC LIMIT $2",
+            portfolio_id,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE portfolio_id = $1"
+            " AND (executed_at, seq) < ($2, $3) ORDER BY executed_at DESC, seq DESC LIMIT $4",
+            portfolio_id,
+            before[0],
+            before[1],
+            limit,
+        )
+    return [_entry(row) for row in rows]
+
+
+async def append(conn: asyncpg.Connection, portfolio_id: UUID, entry: Entry) -> Entry:
+    """Write ``entry`` (its ``seq`` is assigned here); the stored row."""
+    row = await conn.fetchrow(
+        "INSERT INTO transactions (id, portfolio_id, kind, executed_at, amount, ticker,"
+        " quantity, price, fee, split_to, split_from, reverses, note)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        f" RETURNING {_ENTRY_COLUMNS}",
+        entry.id,
+        portfolio_id,
+        entry.kind.value,
+        entry.executed_at,
+        entry.amount,
+        entry.ticker,
+        entry.quantity,
+        entry.price,
+        entry.fee,
+        entry.split_to,
+        entry.split_from,
+        entry.reverses,
+        entry.note,
+    )
+    assert row is not None
+    return _entry(row)
+
+
+# --- idempotency keys -----------------------------------------------------------------
+
+
+async def claim_idempotency_key(
+    conn: asyncpg.Connection, owner_id: str, key: str, fingerprint: str, ttl_seconds: int
+) -> bool:
+    """True if this request now holds ``key`` (new, or the old use expired). A
+    concurrent request with the same key waits here on the row until the holder's
+    transaction ends: then it sees the stored response (or, after a rollback, claims)."""
+    claimed = await conn.fetchval(
+        "INSERT INTO idempotency_keys (owner_id, key, fingerprint) VALUES ($1, $2, $3)"
+        " ON CONFLICT ON CONSTRAINT idempotency_keys_pkey DO UPDATE"
+        " SET fingerprint = EXCLUDED.fingerprint, status_code = NULL, etag = NULL, response = NULL,"
+        " created_at = now()"
+        " WHERE idempotency_keys.created_at < now() - make_interval(secs => $4)"
+        " RETURNING true",
+        owner_id,
+        key,
+        fingerprint,
+        float(ttl_seconds),
+    )
+    return bool(claimed)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    fingerprint: str
+    status: int | None  # None while the first request is still in progress
+    etag: str | None
+    body: bytes | None
+
+
+async def stored_response(
+    conn: asyncpg.Connection, owner_id: str, key: str
+) -> StoredResponse | None:
+    """What the key's first use asked and answered."""
+    row = await conn.fetchrow(
+        "SELECT fingerprint, status_code, etag, response FROM idempotency_keys"
+        " WHERE owner_id = $1 AND key = $2",
+        owner_id,
+        key,
+    )
+    if row is None:
+        return None
+    return StoredResponse(row["fingerprint"], row["status_code"], row["etag"], row["response"])
+
+
+async def store_response(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    key: str,
+    *,
+    status: int,
+    etag: str | None,
+    body: bytes,
+) -> None:
+    await conn.execute(
+        "UPDATE idempotency_keys SET status_code = $3, etag = $4, response = $5"
+        " WHERE owner_id = $1 AND key = $2",
+        owner_id,
+        key,
+        status,
+        etag,
+        body,
+    )
+
+
+async def forget_expired_keys(conn: asyncpg.Connection, ttl_seconds: int, limit: int) -> int:
+    """Delete up to ``limit`` keys older than the TTL; how many went."""
+    status = await conn.execute(
+        "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)"
+        " LIMIT $2))",
+        float(ttl_seconds),
+        limit,
+    )
+    return int(status.split()[-1])

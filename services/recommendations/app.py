@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from services.recommendations import events
 from services.recommendations.config import RecommendationsSettings
-from services.recommendations.routes import router
+from services.recommendations.market_inputs import MarketInputs
+from services.recommendations.routes import LATEST_TAG, router
+from services.recommendations.runner import Runner, RunTriggers
+from shared.cache import ResponseCache
 from shared.db import Migration, load_migrations
-from shared.runtime import create_part_app, outbox_relay
+from shared.runtime import Extension, Resources, create_part_app, outbox_relay
 
 NAME = "recommendations"
 SCHEMA = "recommendations"
@@ -23,6 +29,42 @@ def migrations() -> list[Migration]:
     )
 
 
+def runs(settings: RecommendationsSettings) -> Extension:
+    """The runner and what starts it (see :mod:`services.recommendations.runner`)."""
+
+    @asynccontextmanager
+    async def extension(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
+        inputs = MarketInputs(
+            resources.bus,
+            chunk=settings.history_chunk,
+            concurrency=settings.history_concurrency,
+            timeout=settings.history_timeout_seconds,
+        )
+        cache = ResponseCache(resources.redis, namespace="recommendations:http", local_ttl=1.0)
+        app.state.read_cache = cache
+
+        async def published() -> None:
+            # Other replicas' in-process copies expire within the cache's local TTL (1 s).
+            await cache.invalidate(LATEST_TAG)
+
+        runner = Runner(resources.pool, resources.bus, inputs, on_published=published)
+        triggers = RunTriggers(
+            runner,
+            resources.bus,
+            retry_seconds=settings.run_retry_seconds,
+            catch_up=settings.catch_up_run,
+            backfill_years=settings.backfill_years,
+        )
+        resources.extras["runner"] = runner
+        await triggers.start()
+        try:
+            yield
+        finally:
+            await triggers.stop()
+
+    return extension
+
+
 def create_app(settings: RecommendationsSettings) -> FastAPI:
     return create_part_app(
         name=NAME,
@@ -32,5 +74,6 @@ def create_app(settings: RecommendationsSettings) -> FastAPI:
         routers=[router],
         title="Bourse recommendations service",
         description="Daily BUY/HOLD/SELL recommendations with disclosures.",
-        extensions=[outbox_relay(events.STREAM, events.STREAM_SUBJECTS)],
+        # The relay declares our stream before the runner consumes from it.
+        extensions=[outbox_relay(events.STREAM, events.STREAM_SUBJECTS), runs(settings)],
     )

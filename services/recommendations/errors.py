@@ -1,7 +1,25 @@
-"""Errors of the recommendations context."""
+"""Errors of the recommendations context.
 
-from shared.errors import NotFoundError
+AppError (shared)
+├── NotFoundError ── RecommendationNotFoundError, RunNotFoundError
+├── ConflictError ── RunExistsError        a run of that trading day exists
+└── ServiceUnavailableError ── MarketInputsUnavailableError   market did not answer
+"""
+
+from shared.errors import ConflictError, NotFoundError, ServiceUnavailableError
 
 
 class RecommendationNotFoundError(NotFoundError):
     error_code = "RECOMMENDATION_NOT_FOUND"
+
+
+class RunNotFoundError(NotFoundError):
+    error_code = "RUN_NOT_FOUND"
+
+
+class RunExistsError(ConflictError):
+    error_code = "RUN_EXISTS"
+
+
+class MarketInputsUnavailableError(ServiceUnavailableError):
+    error_code = "MARKET_INPUTS_UNAVAILABLE"

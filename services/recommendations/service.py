@@ -1,19 +1,232 @@
-"""Use cases of the recommendations service."""
+"""Use cases of the recommendations service: publishing a run into the ledger, reading
+calls and runs, verifying the ledger, replaying a call.
+
+Every function takes a connection and runs in its caller's transaction: a request's (routes)
+or the runner's (background work); none opens one or takes the pool.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
 
 import asyncpg
 
 from services.recommendations import events, repository
-from services.recommendations.domain import Action, Recommendation, Run, action_changes, chunks
-from services.recommendations.schemas import RECOMMENDATIONS_CURSOR, RecommendationPosition
+from services.recommendations.domain import ledger, publication, track_record
+from services.recommendations.domain.calibration import Calibration
+from services.recommendations.domain.calls import (
+    Action,
+    Recommendation,
+    RunRecord,
+    action_changes,
+    chunks,
+)
+from services.recommendations.domain.factors import Panel
+from services.recommendations.domain.model import Call
+from services.recommendations.errors import (
+    RecommendationNotFoundError,
+    RunExistsError,
+    RunNotFoundError,
+)
+from services.recommendations.schemas import (
+    HISTORY_CURSOR,
+    LATEST_CURSOR,
+    RUNS_CURSOR,
+    HistoryPosition,
+    LatestPosition,
+    RunPosition,
+)
 from shared.messaging import Event, enqueue
-from shared.pagination import CursorKey
+from shared.pagination import CursorKey, InvalidCursorError
+
+VERIFY_BATCH = 5000
 
 
-async def list_recommendations(
+@dataclass(frozen=True)
+class Published:
+    run: RunRecord
+    recommendations: list[Recommendation]
+    changed: int
+
+
+async def publish_run(
+    conn: asyncpg.Connection,
+    *,
+    run_id: UUID,
+    kind: str,
+    calls: Sequence[Call],
+    calibration: Calibration,
+    model_version: str,
+    hypothetical: bool = False,
+    universe: int | None = None,
+    requested_by: str | None = None,
+    trigger_event: UUID | None = None,
+    timings: dict[str, float] | None = None,
+    queued: bool = False,
+) -> Published | None:
+    """Claim the run's trading day, append its calls to the ledger, complete the run and
+    (for a live run) queue ``recommendations.run.completed`` -- all in the caller's
+    transaction, so either all of it exists or none.
+
+    Returns None, changing nothing, when a run of that trading day (live or hypothetical)
+    exists already: redelivered events and a second replica end here. A ``queued`` run
+    (``POST /runs``) is started instead of inserted, and marked failed in that case.
+    """
+    if not calls:
+        raise ValueError("a run has at least one call")
+    trading_day = calls[0].as_of
+    if queued:
+        existing = await repository.run_for_day(conn, trading_day, hypothetical=hypothetical)
+        if existing is not None and existing.id != run_id:
+            await repository.fail_run(
+                conn, run_id, error=f"{trading_day} already has run {existing.id}"
+            )
+            return None
+        if not await repository.start_queued_run(conn, run_id, trading_day=trading_day):
+            return None
+    elif not await repository.claim_run(
+        conn,
+        run_id,
+        kind=kind,
+        trading_day=trading_day,
+        hypothetical=hypothetical,
+        model_version=model_version,
+        requested_by=requested_by,
+        trigger_event=trigger_event,
+    ):
+        return None
+    generated_at = datetime.now(UTC)
+    rows = publication.to_recommendations(
+        calls, run_id=run_id, generated_at=generated_at, hypothetical=hypothetical
+    )
+    last_seq, last_hash = await repository.lock_ledger_tail(conn)
+    chained = await asyncio.to_thread(
+        publication.chain, rows, prev_hash=last_hash, prev_seq=last_seq
+    )
+    await repository.append(conn, chained)
+    changes: list[tuple[Recommendation, Action | None]] = []
+    if not hypothetical:
+        previous = await repository.previous_live_actions(
+            conn, [r.ticker for r in chained], before=trading_day
+        )
+        changes = action_changes(chained, previous)
+        await _enqueue_changes(conn, run_id, model_version, chained, changes, generated_at)
+    await repository.complete_run(
+        conn,
+        run_id,
+        universe=universe if universe is not None else len(chained),
+        called=len(chained),
+        changed=len(changes),
+        calibration=calibration.to_json(),
+        timings=timings or {},
+    )
+    run = await repository.get_run(conn, run_id)
+    assert run is not None  # inserted above, in this transaction
+    return Published(run, chained, len(changes))
+
+
+async def _enqueue_changes(
+    conn: asyncpg.Connection,
+    run_id: UUID,
+    model_version: str,
+    rows: Sequence[Recommendation],
+    changes: Sequence[tuple[Recommendation, Action | None]],
+    generated_at: datetime,
+) -> None:
+    payloads = [
+        events.ActionChanged(
+            recommendation_id=rec.id,
+            ticker=rec.ticker,
+            action=rec.action.value,
+            previous_action=before.value if before else None,
+            confidence=float(rec.confidence),
+            price_at_call=float(rec.price_at_call),
+            target_price=float(rec.target_price) if rec.target_price is not None else None,
+        )
+        for rec, before in changes
+    ]
+    parts = chunks(payloads, events.MAX_CHANGES_PER_EVENT)
+    for number, part in enumerate(parts, start=1):
+        await enqueue(
+            conn,
+            events.RUN_COMPLETED,
+            Event[events.RunCompleted](
+                event_type=events.RUN_COMPLETED,
+                schema_version=events.RUN_COMPLETED_VERSION,
+                source=events.SOURCE,
+                data=events.RunCompleted(
+                    run_id=run_id,
+                    as_of=rows[0].as_of,
+                    model_version=model_version,
+                    generated_at=generated_at,
+                    total_recommendations=len(rows),
+                    part=number,
+                    parts=len(parts),
+                    changes=list(part),
+                ),
+            ),
+        )
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+async def request_run(
+    conn: asyncpg.Connection, *, requested_by: str, as_of: date | None, model_version: str
+) -> RunRecord:
+    """Queue an on-demand run (the runner takes it from the outbox event)."""
+    if as_of is not None:
+        existing = await repository.run_for_day(conn, as_of, hypothetical=False)
+        if existing is not None:
+            raise RunExistsError(
+                f"{as_of} already has a run.", details={"run_id": str(existing.id)}
+            )
+    run = await repository.queue_run(
+        conn,
+        uuid.uuid4(),
+        trading_day=as_of,
+        model_version=model_version,
+        requested_by=requested_by,
+    )
+    await enqueue(
+        conn,
+        events.RUN_REQUESTED,
+        Event[events.RunRequested](
+            event_type=events.RUN_REQUESTED,
+            source=events.SOURCE,
+            data=events.RunRequested(run_id=run.id, as_of=as_of),
+        ),
+    )
+    return run
+
+
+async def list_runs(
+    conn: asyncpg.Connection, *, limit: int, cursor: str | None, cursor_key: CursorKey
+) -> tuple[list[RunRecord], str | None]:
+    after = None
+    if cursor:
+        position = RUNS_CURSOR.decode(cursor_key, cursor)
+        after = (position.started_at, position.id)
+    rows = await repository.list_runs(conn, limit=limit + 1, after=after)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = RunPosition(started_at=rows[-1].started_at, id=rows[-1].id)
+        next_cursor = RUNS_CURSOR.encode(cursor_key, last)
+    return rows, next_cursor
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+async def latest_recommendations(
     conn: asyncpg.Connection,
     *,
     limit: int,
@@ -21,69 +234,186 @@ async def list_recommendations(
     cursor_key: CursorKey,
     action: Action | None,
     ticker: str | None,
-) -> tuple[list[Recommendation], str | None]:
+    sector: str | None,
+    min_confidence: float | None,
+    sort: Literal["score", "confidence"],
+) -> tuple[RunRecord | None, list[Recommendation], str | None]:
+    """The latest live run's calls (the latest hypothetical run's before any live one)."""
+    run = await repository.latest_completed_run(conn, hypothetical=False)
+    if run is None:
+        run = await repository.latest_completed_run(conn, hypothetical=True)
+    if run is None:
+        if cursor:
+            raise InvalidCursorError()
+        return None, [], None
     after = None
     if cursor:
-        position = RECOMMENDATIONS_CURSOR.decode(cursor_key, cursor)
-        after = (position.published_at, position.id)
-    rows = await repository.list_recommendations(
-        conn, limit=limit + 1, after=after, action=action, ticker=ticker
+        position = LATEST_CURSOR.decode(cursor_key, cursor)
+        if position.run != run.id or position.sort != sort:
+            raise InvalidCursorError("The cursor belongs to another run or sort; start again.")
+        after = (position.value, position.ticker)
+    rows = await repository.list_run_recommendations(
+        conn,
+        run.id,
+        limit=limit + 1,
+        after=after,
+        action=action,
+        ticker=ticker,
+        sector=sector,
+        min_confidence=Decimal(str(min_confidence)) if min_confidence is not None else None,
+        sort=sort,
     )
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = RecommendationPosition(published_at=rows[-1].published_at, id=rows[-1].id)
-        next_cursor = RECOMMENDATIONS_CURSOR.encode(cursor_key, last)
+        last = rows[-1]
+        value = last.score if sort == "score" else float(last.confidence)
+        next_cursor = LATEST_CURSOR.encode(
+            cursor_key, LatestPosition(run=run.id, sort=sort, value=value, ticker=last.ticker)
+        )
+    return run, rows, next_cursor
+
+
+async def history(
+    conn: asyncpg.Connection,
+    *,
+    limit: int,
+    cursor: str | None,
+    cursor_key: CursorKey,
+    ticker: str | None,
+    action: Action | None,
+    since: date | None,
+    until: date | None,
+    run_id: UUID | None,
+    model_version: str | None,
+    hypothetical: bool | None,
+) -> tuple[list[Recommendation], str | None]:
+    after = None
+    if cursor:
+        position = HISTORY_CURSOR.decode(cursor_key, cursor)
+        after = (position.as_of, position.seq)
+    rows = await repository.history(
+        conn,
+        limit=limit + 1,
+        after=after,
+        ticker=ticker,
+        action=action,
+        since=since,
+        until=until,
+        run_id=run_id,
+        model_version=model_version,
+        hypothetical=hypothetical,
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last_call = HistoryPosition(as_of=rows[-1].as_of, seq=rows[-1].seq)
+        next_cursor = HISTORY_CURSOR.encode(cursor_key, last_call)
     return rows, next_cursor
 
 
-async def publish_run(conn: asyncpg.Connection, run: Run) -> bool:
-    """Store ``run`` and its recommendations and queue ``recommendations.run.completed``,
-    all in one transaction: the event exists if and only if the run does.
+async def judge(conn: asyncpg.Connection, panel: Panel) -> int:
+    """Record the outcome of every call whose horizon has passed within ``panel``."""
+    first = panel.sessions[0].astype(object)
+    last = panel.sessions[-1].astype(object)
+    pending = await repository.pending_outcomes(conn, since=first, until=last)
+    found = await asyncio.to_thread(track_record.outcomes, panel, pending)
+    await repository.insert_outcomes(conn, found)
+    return len(found)
 
-    Returns False (and changes nothing) when the run was already published.
-    """
-    async with conn.transaction():
-        if await repository.run_exists(conn, run.id):
-            return False
-        tickers = [rec.ticker for rec in run.recommendations]
-        previous = await repository.latest_actions(conn, tickers, excluding_run=run.id)
-        await repository.insert_run(conn, run.id, model_version=run.model_version, as_of=run.as_of)
-        for rec in run.recommendations:
-            await repository.insert_recommendation(conn, rec)
-        changes = [
-            events.ActionChanged(
-                recommendation_id=rec.id,
-                ticker=rec.ticker,
-                action=rec.action.value,
-                previous_action=before.value if before else None,
-                confidence=float(rec.confidence),
-                price_at_call=float(rec.price_at_call),
-                target_price=float(rec.target_price) if rec.target_price is not None else None,
-            )
-            for rec, before in action_changes(run.recommendations, previous)
-        ]
-        parts = chunks(changes, events.MAX_CHANGES_PER_EVENT)
-        published_at = max((rec.published_at for rec in run.recommendations), default=None)
-        for number, part in enumerate(parts, start=1):
-            payload = events.RunCompleted(
-                run_id=run.id,
-                as_of=run.as_of,
-                model_version=run.model_version,
-                published_at=published_at or datetime.now(UTC),
-                total_recommendations=len(run.recommendations),
-                part=number,
-                parts=len(parts),
-                changes=list(part),
-            )
-            await enqueue(
-                conn,
-                events.RUN_COMPLETED,
-                Event[events.RunCompleted](
-                    event_type=events.RUN_COMPLETED,
-                    schema_version=events.RUN_COMPLETED_VERSION,
-                    source=events.SOURCE,
-                    data=payload,
-                ),
-            )
-    return True
+
+async def judge_published(
+    conn: asyncpg.Connection, panel: Panel, rows: Sequence[Recommendation]
+) -> list[track_record.Outcome]:
+    """Record the outcomes of ``rows`` (calls just published) that ``panel`` can judge."""
+    pending = [
+        track_record.pending_of(r.id, r.ticker, r.as_of, r.action, r.horizon_days, r.factors)
+        for r in rows
+    ]
+    found = await asyncio.to_thread(track_record.outcomes, panel, pending)
+    await repository.insert_outcomes(conn, found)
+    return found
+
+
+async def track_record_of(
+    conn: asyncpg.Connection, *, model_version: str | None
+) -> dict[str, dict[str, object]]:
+    """The record of every judged call, live and hypothetical apart."""
+    out = {}
+    for name, hypothetical in (("live", False), ("hypothetical", True)):
+        rows = await repository.judged(conn, hypothetical=hypothetical, model_version=model_version)
+        out[name] = await asyncio.to_thread(track_record.record, rows)
+    return out
+
+
+async def get_recommendation(conn: asyncpg.Connection, rec_id: UUID) -> Recommendation:
+    rec = await repository.get_recommendation(conn, rec_id)
+    if rec is None:
+        raise RecommendationNotFoundError(f"No recommendation {rec_id}.")
+    return rec
+
+
+async def get_run(conn: asyncpg.Connection, run_id: UUID) -> RunRecord:
+    run = await repository.get_run(conn, run_id)
+    if run is None:
+        raise RunNotFoundError(f"No run {run_id}.")
+    return run
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    intact: bool
+    checked: int
+    last_seq: int | None
+    last_hash: str
+    first_break: ledger.Break | None
+
+
+async def verify_ledger(conn: asyncpg.Connection) -> Verification:
+    """Recompute the whole chain, in batches, and stop at the first break."""
+    prev_hash, prev_seq, checked = ledger.GENESIS, 0, 0
+    while True:
+        batch = await repository.ledger_batch(conn, after_seq=prev_seq or 0, limit=VERIFY_BATCH)
+        if not batch:
+            break
+        rows = [(link, rec.content()) for link, rec in batch]
+        found, prev_hash, last, count = await asyncio.to_thread(
+            ledger.verify, rows, prev_hash=prev_hash, prev_seq=prev_seq
+        )
+        checked += count
+        if found is not None:
+            return Verification(False, checked, last, prev_hash, found)
+        prev_seq = last if last is not None else prev_seq
+        if len(batch) < VERIFY_BATCH:
+            break
+    return Verification(True, checked, prev_seq or None, prev_hash, None)
+
+
+@dataclass(frozen=True)
+class Replay:
+    original: Recommendation
+    replayed: Recommendation | None
+    inputs_hash_matches: bool
+    differences: list[str]
+
+    @property
+    def identical(self) -> bool:
+        return self.inputs_hash_matches and self.replayed is not None and not self.differences
+
+
+async def replay(conn: asyncpg.Connection, rec_id: UUID) -> Replay:
+    """Make the call again from the inputs recorded for its run, and compare."""
+    original = await get_recommendation(conn, rec_id)
+    run = await get_run(conn, original.run_id)
+    rows = await repository.run_recommendations(conn, original.run_id)
+    matches = publication.recorded_inputs_hash(original) == original.inputs_hash
+    calibration = Calibration.from_json(run.calibration)
+    again = await asyncio.to_thread(publication.replay, rows, calibration)
+    replayed = next((r for r in again if r.id == original.id), None)
+    differences = (
+        publication.differences(original, replayed) if replayed is not None else ["missing"]
+    )
+    return Replay(original, replayed, matches, differences)

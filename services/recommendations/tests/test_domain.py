@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -16,13 +16,24 @@ def rec(ticker: str, action: Action) -> Recommendation:
         id=uuid.uuid4(),
         run_id=uuid.uuid4(),
         ticker=ticker,
+        sector=None,
         action=action,
         confidence=Decimal("0.7"),
-        price_at_call=Decimal("10"),
+        score=0.0,
         target_price=None,
-        rationale="r",
-        disclosure="d",
-        published_at=datetime.now(UTC),
+        price_at_call=Decimal("10"),
+        thesis="t",
+        risk_factors=(),
+        methodology_disclosure="m",
+        data_sources=("market:simulated",),
+        generated_at=datetime.now(UTC),
+        model_version="mf-1.0",
+        horizon_days=21,
+        as_of=date(2026, 1, 2),
+        hypothetical=False,
+        factors=(),
+        inputs={},
+        inputs_hash="h",
     )
 
 

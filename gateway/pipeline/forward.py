@@ -1,7 +1,7 @@
-"""Forwarding ``/api/v1/...`` to the service that owns the path, as a plain ASGI handler.
+"""Step 5: forwarding ``/api/v1/...`` to the service that owns the path.
 
-One :class:`gateway.pool.ConnectionPool` per upstream: keep-alive HTTP/1.1 on asyncio and
-``httptools``. Measured here (docs/performance.md): ``aiohttp``'s client cost about a
+One :class:`gateway.pipeline.pool.ConnectionPool` per upstream: keep-alive HTTP/1.1 on
+asyncio and ``httptools``. Measured here (docs/performance.md): ``aiohttp``'s client cost about a
 third of the gateway's CPU per request, a shared ``httpx.AsyncClient`` 8x more than
 that; the pool costs a fraction of either. (``aiohttp`` still carries the WebSocket relay,
 the health probes and the OpenAPI fetches, which are not per-request work.)
@@ -11,11 +11,12 @@ it is read whole (one write, and an idempotent request can then be retried); the
 response is relayed whole when small and sized, streamed otherwise.
 
 Failure handling, per upstream:
-- a pooled keep-alive connection found closed before any answer: one retry for
-  idempotent requests with a replayable body (the service closed an idle connection);
+- a connection the service has closed is never sent a request (the pool checks before
+  reusing one, whatever the method); one that closes after the request was sent and
+  before any answer: one retry for idempotent requests with a replayable body;
 - unreachable: 503; no answer within the read timeout: 504; a malformed answer: 502;
   all in the envelope;
-- a circuit breaker (:mod:`gateway.circuit`) opens after consecutive failures and
+- a circuit breaker (:mod:`gateway.pipeline.circuit`) opens after consecutive failures and
   answers 503 at once, with ``Retry-After``, until a trial request succeeds.
 """
 
@@ -31,8 +32,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from starlette.types import Receive, Scope, Send
 
-from gateway.circuit import CircuitBreaker
-from gateway.pool import (
+from gateway.pipeline.circuit import CircuitBreaker
+from gateway.pipeline.pool import (
     ConnectFailed,
     ConnectionDropped,
     ConnectionPool,
@@ -41,6 +42,7 @@ from gateway.pool import (
     ReadTimeout,
     UpstreamFailure,
 )
+from gateway.pipeline.websocket import refused_handshake
 from shared.errors import (
     DependencyUnavailableError,
     PayloadTooLargeError,
@@ -154,6 +156,7 @@ def new_session(
         ),
         auto_decompress=False,
         skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        raise_for_status=refused_handshake,
     )
 
 

@@ -1,15 +1,23 @@
-"""The gateway's outermost ASGI callable: forwarded ``/api/v1`` requests are served here,
-everything else goes through FastAPI.
+"""A forwarded request, top to bottom: the gateway's outermost ASGI callable.
 
-A request to a service's route runs through the same steps as in the full stack (request
-id, access line and metrics; security headers; gzip when accepted; route policy,
-authentication, rate limit, authorization; forwarding), but as one function with one
-``send`` wrapper, without FastAPI's built-in layers and Starlette's routing: on the
-proxied path those cost about a tenth of the gateway's CPU (docs/performance.md).
+Every step is a function in its own module of this package::
 
-Everything else takes the full stack (:func:`gateway.app.create_app`): the gateway's own
-routes, unknown routes (404/405), unsafe paths, WebSocket handshakes, and, when CORS is
-configured, requests with an ``Origin`` header (CORS answers those in the full stack).
+    0. the head, bounded            wire.py        (the HTTP protocol, before this code)
+    1. the route's rule             route.py       match_route       none: full stack
+    2. who is calling               identify.py    identify          bad: 401
+    3. the rate limit               rate_limit.py  charge            over: 429
+    4. may they                     authorize.py   authorize         no: 403
+    5. forward to the service       forward.py     forward           (over pool.py)
+       answers leave through        respond.py     request id, security headers, gzip;
+                                                   refusals in the envelope
+
+A request that step 1 does not claim takes the full stack instead
+(:mod:`gateway.pipeline.full_stack`, then FastAPI): the gateway's own routes, requests
+without a rule (404/405), WebSocket handshakes, and, when CORS is configured, requests
+with an ``Origin`` header. The full stack runs the same steps 1-4 as middleware. The
+forwarded path is one function with one ``send`` wrapper, without FastAPI's layers and
+Starlette's routing: on this path those cost about a tenth of the gateway's CPU
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -21,17 +29,14 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.authn import credentials_from_headers
 from gateway.edge import Edge
-from gateway.middleware import (
-    GzipWhenAccepted,
-    SecurityHeadersMiddleware,
-    _unsafe_path,
-    admit_rule,
-    send_error,
-)
+from gateway.pipeline.authorize import authorize
+from gateway.pipeline.forward import forward
+from gateway.pipeline.identify import identify, request_credentials
+from gateway.pipeline.rate_limit import charge
+from gateway.pipeline.respond import GzipWhenAccepted, SecurityHeadersMiddleware, send_error
+from gateway.pipeline.route import match_route
 from gateway.policy import PREFIX, NoRoute, Rule
-from gateway.proxy import forward
 from shared.errors import AppError
 from shared.http import RequestContextMiddleware, RequestRecorder, bind_request_id
 
@@ -52,45 +57,46 @@ class ProxyFront:
         self.cors = cors
         self.recorder = _recorder_of(stack) or RequestRecorder(service)
         self.security_headers = SecurityHeadersMiddleware(stack, hsts_seconds=hsts_seconds)
-        self.gzip = GzipWhenAccepted(self._serve, minimum_size=1024)
+        self.gzip = GzipWhenAccepted(self.serve, minimum_size=1024)
         self._edge: Edge | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(_API):
-            rule = self._proxied_rule(scope)
-            if rule is not None:
-                scope[_RULE_KEY] = rule
-                scope["route"] = rule  # its ``path`` is the template metrics are kept by
-                await self.gzip(scope, receive, send)
-                return
-        await self.stack(scope, receive, send)
+        rule = self._forwarded_rule(scope)  # 1. the route's rule
+        if rule is None:
+            await self.stack(scope, receive, send)
+            return
+        scope[_RULE_KEY] = rule
+        scope["route"] = rule  # its ``path`` is the template metrics are kept by
+        await self.gzip(scope, receive, send)  # then ``serve``
 
-    def _proxied_rule(self, scope: Scope) -> Rule | None:
+    def _forwarded_rule(self, scope: Scope) -> Rule | None:
+        """Step 1 for the forwarded path: the rule, if it is a service's HTTP route."""
+        if scope["type"] != "http" or not scope["path"].startswith(_API):
+            return None
         edge = self._edge
         if edge is None:
             edge = self._edge = self.app.state.edge
-        path: str = scope["path"]
-        if _unsafe_path(path):
-            return None
         try:
-            rule = edge.policy.match(scope["method"], path)
+            rule = match_route(edge.policy, scope["method"], scope["path"])
         except NoRoute:
-            return None
+            return None  # refused by the full stack, with the rate-limit headers
         if rule.upstream is None or rule.websocket:
             return None
         if self.cors:
             for name, _ in scope["headers"]:
                 if name == b"origin":
-                    return None
+                    return None  # CORS answers those in the full stack
         return rule
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Steps 2-5 for a request step 1 claimed; see the module docstring."""
         started = time.perf_counter()
         rule: Rule = scope[_RULE_KEY]
         edge = self._edge
-        assert edge is not None
+        assert edge is not None and rule.upstream is not None
         request_id = bind_request_id(scope)
         client_ip = edge.client_ip(scope)
+        # Security headers, the request id, then the rate-limit headers as steps add them.
         added = [*self.security_headers.api_headers, (b"x-request-id", request_id.encode())]
         status = 500
         responded = False
@@ -105,10 +111,11 @@ class ProxyFront:
 
         try:
             try:
-                token, api_key = credentials_from_headers(scope["headers"])
-                principal = await admit_rule(edge, rule, token, api_key, client_ip, added)
-                assert rule.upstream is not None
-                await forward(
+                credentials = request_credentials(scope["headers"])
+                principal = await identify(edge, rule, credentials, client_ip, added)  # 2.
+                await charge(edge, rule, principal, client_ip, added)  # 3.
+                authorize(rule, principal)  # 4.
+                await forward(  # 5.
                     edge.upstreams[rule.upstream],
                     scope,
                     receive,

@@ -1,4 +1,5 @@
-"""WebSocket proxying: ``/api/v1/ws/...`` on the gateway to the same path on realtime.
+"""Step 5 for WebSocket handshakes: ``/api/v1/ws/...`` on the gateway relayed to the same
+path on realtime (steps 1-4 ran in :mod:`gateway.pipeline.full_stack`).
 
 The contract (docs/gateway.md):
 
@@ -24,13 +25,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from shared.errors import AppError, error_body
+from gateway.authn import credentials_from_headers
+from shared.errors import (
+    AppError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    UpstreamError,
+    error_body,
+)
+
+if TYPE_CHECKING:  # the edge builds the sessions with :func:`refused_handshake`
+    from gateway.authn import Principal
+    from gateway.edge import Edge
+    from gateway.policy import Rule
 
 logger = logging.getLogger("gateway.websocket")
 
@@ -38,6 +55,85 @@ CREDENTIAL_PARAMS = frozenset({"access_token", "api_key"})
 _UNSENDABLE = {1005: 1000, 1006: 1001, 1015: 1001}  # reserved codes, never on the wire
 _BAD_GATEWAY = 1014
 _MAX_MESSAGE = 4 * 1024 * 1024
+_MAX_REFUSAL_BODY = 64 * 1024
+
+
+def handshake_credentials(scope: Scope) -> tuple[tuple[str | None, str | None], str]:
+    """A handshake's (token, API key), from its headers or else its query, and the
+    query without them."""
+    token, api_key = credentials_from_headers(scope["headers"])
+    query_token, query_key, query = query_credentials(scope.get("query_string", b""))
+    return (token or query_token, api_key or query_key), query
+
+
+async def relay_handshake(
+    edge: Edge,
+    rule: Rule,
+    principal: Principal | None,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    query: str,
+    request_id: str,
+    client_ip: str | None,
+) -> None:
+    """Relay an admitted handshake to its upstream; raises the refusal (the service's
+    own 4xx as it is, 503 when it cannot be reached) before anything was accepted."""
+    assert rule.upstream is not None
+    upstream = edge.upstreams[rule.upstream]
+    assert upstream.session is not None
+    url = upstream.ws_base_url + scope["path"] + ("?" + query if query else "")
+    headers = {"X-Request-ID": request_id}
+    if principal is not None:
+        headers["Authorization"] = "Bearer " + principal.token
+    if client_ip:
+        headers["X-Forwarded-For"] = client_ip
+    try:
+        await relay(scope, receive, send, session=upstream.session, url=url, headers=headers)
+    except UpstreamRefused as refused:
+        raise _refusal(refused, upstream.name) from None
+    except OSError as exc:  # aiohttp's connection errors are OSErrors
+        logger.warning("realtime websocket unreachable: %s", exc)
+        raise ServiceUnavailableError(
+            f"The {upstream.name} service is unavailable.",
+            details={"service": upstream.name},
+        ) from None
+
+
+class ServiceRefusal(AppError):
+    """A service's own refusal of a WebSocket handshake (a 4xx in the envelope), passed
+    on to the client with its status, code, message and details."""
+
+    def __init__(self, status: int, envelope: dict[str, Any]) -> None:
+        details = envelope.get("details")
+        super().__init__(
+            str(envelope.get("message") or self.default_message),
+            details=details if isinstance(details, dict | list) else {},
+        )
+        self.status_code = status  # type: ignore[misc]  # the service's, per instance
+        self.error_code = str(envelope["error_code"])  # type: ignore[misc]
+
+
+_REFUSALS: dict[int, type[AppError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitedError,
+    503: ServiceUnavailableError,
+}
+
+
+def _refusal(refused: UpstreamRefused, service: str) -> AppError:
+    """The upstream refused the handshake: a 4xx it explained reaches the client as it
+    is; otherwise the meaning of its status is passed on."""
+    if 400 <= refused.status < 500 and refused.envelope is not None:
+        return ServiceRefusal(refused.status, refused.envelope)
+    error_class = _REFUSALS.get(refused.status, UpstreamError)
+    return error_class(
+        f"The {service} service refused the connection.",
+        details={"service": service, "status": refused.status},
+    )
 
 
 def query_credentials(query_string: bytes) -> tuple[str | None, str | None, str]:
@@ -89,7 +185,7 @@ async def relay(
     headers: dict[str, str],
 ) -> None:
     """Open ``url`` upstream, accept the client, and pump frames until either side closes.
-    Raises :class:`ConnectionRefusedUpstream` (before accepting) if upstream refuses."""
+    Raises :class:`UpstreamRefused` (before accepting) if upstream refuses."""
     protocols = tuple(scope.get("subprotocols") or ())
     try:
         upstream = await session.ws_connect(
@@ -169,8 +265,27 @@ async def relay(
 
 
 class UpstreamRefused(Exception):
-    """The upstream refused the WebSocket handshake with ``status``."""
+    """The upstream refused the WebSocket handshake with ``status``; ``envelope`` is its
+    error body when it sent one in the common envelope."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, envelope: dict[str, Any] | None = None) -> None:
         super().__init__(status)
         self.status = status
+        self.envelope = envelope
+
+
+async def refused_handshake(response: aiohttp.ClientResponse) -> None:
+    """The session's ``raise_for_status``: a refused WebSocket handshake raises
+    :class:`UpstreamRefused` with the service's error body, read before aiohttp drops it
+    (its own handshake error keeps only the status). Other requests on the session (health
+    probes, OpenAPI fetches) read their statuses themselves and pass through."""
+    if response.status < 400 or response.request_info.headers.get("Upgrade") != "websocket":
+        return
+    envelope = None
+    if (response.content_length or 0) <= _MAX_REFUSAL_BODY:  # an envelope is small
+        with contextlib.suppress(aiohttp.ClientError, ValueError):
+            body = orjson.loads(await response.read())
+            if isinstance(body, dict) and isinstance(body.get("error_code"), str):
+                envelope = body
+    response.release()
+    raise UpstreamRefused(response.status, envelope)

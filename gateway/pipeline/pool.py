@@ -20,8 +20,18 @@ What it does:
 - timeouts: ``connect_timeout`` to open a connection, ``read_timeout`` for the upstream
   to start answering and between two pieces of the body;
 - a connection goes back to the pool only after a complete response that allows
-  keep-alive; after an error, a timeout, a malformed answer or a reader that stopped
-  early it is closed.
+  keep-alive and after the whole request was sent; after an error, a timeout, a
+  malformed or cut-short answer, bytes beyond the answer, or a reader that stopped early
+  it is closed;
+- an idle connection is checked just before it is reused (the upstream's end, or bytes
+  nobody asked for, waiting on the socket; a transport already closing): uvicorn closes a
+  connection after an unhandled error *without* ``Connection: close``, so the end often
+  arrives just after a complete, keep-alive answer. Such a connection is dropped and the
+  request goes on another one: it was never sent, so this is safe for any method. Idle
+  connections are dropped after ``idle_seconds`` (4 s), below uvicorn's 5 s keep-alive
+  timeout, so the pool does not race a service closing an idle connection;
+- an answer that arrives while a streamed request body is still being sent (a ``413``
+  before the body was read) ends the sending; the caller gets that answer.
 
 Errors (all :class:`UpstreamFailure`)::
 
@@ -38,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import select
 import socket
 import ssl
 import time
@@ -91,6 +102,8 @@ class _Connection(asyncio.Protocol):
         self.busy = False  # carrying a request (between send and release)
         self._parser = httptools.HttpResponseParser(self)
         self._writable: asyncio.Future[None] | None = None
+        self._poll: select.poll | None = None  # to see, before a reuse, what waits unread
+        self.eof = False  # the upstream ended its side
         self._reset()
 
     def _reset(self) -> None:
@@ -106,12 +119,17 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._head_only = False
+        self._extra = False  # bytes arrived beyond the answer: it ends the connection
 
     # -- asyncio.Protocol --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport; they implement it.
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and self._pool.tls is None:  # TLS may send records unasked
+            self._poll = select.poll()
+            self._poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)
 
     def data_received(self, data: bytes) -> None:
         if not self.busy:  # bytes nobody asked for: the connection cannot be trusted
@@ -123,7 +141,11 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._fail(MalformedResponse("the upstream switched protocols"))
         except httptools.HttpParserError as exc:
-            self._fail(MalformedResponse(f"malformed answer from the upstream: {exc}"))
+            if self.complete:  # garbage after a whole answer: that answer stands
+                self.keep_alive = False
+                self.abort()
+            else:
+                self._fail(MalformedResponse(f"malformed answer from the upstream: {exc}"))
         else:
             if self._buffered > _HIGH_WATER and not self._paused and self.transport:
                 self._paused = True
@@ -131,6 +153,7 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def eof_received(self) -> bool | None:
+        self.eof = True
         return None  # close the transport; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -159,10 +182,20 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # A second answer to one request: never part of this one, and the
+            # connection can no longer be trusted to frame the next.
+            self._extra = True
+            self.keep_alive = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        if not self._extra:
+            self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        if self._extra:
+            return
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self.headers = []  # an interim answer: the real one follows
@@ -177,8 +210,9 @@ class _Connection(asyncio.Protocol):
             self._parser = httptools.HttpResponseParser(self)
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-        self._buffered += len(body)
+        if not self._extra and not self.complete:
+            self._body.append(body)
+            self._buffered += len(body)
 
     def on_message_complete(self) -> None:
         if self.head_done:
@@ -193,6 +227,14 @@ class _Connection(asyncio.Protocol):
             if name in (b"content-length", b"transfer-encoding"):
                 return False
         return True
+
+    def reusable(self) -> bool:
+        """Whether an idle connection can carry a request: still open and nothing
+        waiting on its socket (an idle connection receives nothing but its end)."""
+        transport = self.transport
+        if self.closed or self.eof or transport is None or transport.is_closing():
+            return False
+        return self._poll is None or not self._poll.poll(0)
 
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
@@ -238,6 +280,14 @@ class _Connection(asyncio.Protocol):
             return
         transport.write(head)
         async for chunk in body:
+            if self.head_done:
+                # The upstream answered before taking the whole body (a 413, say): that
+                # answer is the result, and the connection cannot carry another request.
+                self.keep_alive = False
+                aclose = getattr(body, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+                return
             if self.closed:
                 raise self.error or ConnectionDropped("the upstream closed", reused=False)
             if chunk:
@@ -250,6 +300,9 @@ class _Connection(asyncio.Protocol):
                         await asyncio.wait_for(asyncio.shield(self._writable), timeout)
                     except TimeoutError:
                         raise ReadTimeout("the upstream stopped reading the body") from None
+        if self.head_done:
+            self.keep_alive = False
+            return
         if self.closed:
             raise self.error or ConnectionDropped("the upstream closed", reused=False)
         if chunked:
@@ -347,7 +400,7 @@ class ConnectionPool:
         max_connections: int = 256,
         connect_timeout: float = 2.0,
         read_timeout: float = 10.0,
-        idle_seconds: float = 30.0,
+        idle_seconds: float = 4.0,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
@@ -420,7 +473,9 @@ class ConnectionPool:
             now = time.monotonic()
             while self._idle:
                 conn = self._idle.pop()
-                if not conn.closed and now - conn.idle_since < self.idle_seconds:
+                # Checked here, with no await before the request is written: a
+                # connection the upstream has closed never gets a request.
+                if now - conn.idle_since < self.idle_seconds and conn.reusable():
                     return conn
                 self._discard(conn)
             if self._count < self.max_connections:
@@ -468,7 +523,13 @@ class ConnectionPool:
 
     def _release(self, conn: _Connection) -> None:
         conn.busy = False
-        if conn.complete and conn.keep_alive and not conn.closed and not self._closed:
+        if (
+            conn.complete
+            and conn.keep_alive
+            and not conn._extra
+            and not conn.closed
+            and not self._closed
+        ):
             conn.idle_since = time.monotonic()
             self._idle.append(conn)
             self._wake_one()

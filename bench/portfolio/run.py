@@ -1,0 +1,278 @@
+"""The portfolio benchmark: the figures of issue 12 next to a ceiling measured in the
+same run, at the service (the app in process, called through httpx's ASGI transport: no
+sockets, no gateway), on the real PostgreSQL, Redis and NATS.
+
+    .venv/bin/python bench/portfolio/run.py [--positions 200] [--seconds 10] [--json out.json]
+
+- ``GET /portfolio`` with N positions (a ledger of ~4 entries per position), valued at
+  quotes served over NATS by this script (market's side of ``market.rpc.quotes``);
+- a rebalance proposal for N positions with explicit targets;
+- ``POST /portfolio/positions`` with idempotency keys, sustained: many users at once
+  (each their own portfolio) and one portfolio (its writes serialise on its row);
+- the ceiling: ``GET /live`` of the same app, the floor of the framework and transport.
+
+Needs the servers the tests use (``BOURSE_TEST_*_URL`` or the local ones). Creates and
+drops ``bourse_bench_portfolio_<id>``. Machines are noisy: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+from bourse.parts import BY_NAME  # noqa: E402
+from shared.db import drop_database, ensure_database, ensure_service_schema, with_database  # noqa: E402
+from shared.messaging import Delivered  # noqa: E402
+from tests.infra import TestInfra  # noqa: E402
+from tests.inprocess import InProcessApp, running_app  # noqa: E402
+
+ADMIN = os.environ.get("BOURSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("BOURSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+NATS = os.environ.get("BOURSE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+RESULTS: list[dict[str, Any]] = []
+
+
+def out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def report(figure: str, value: float, unit: str, goal: str = "", ok: bool | None = None) -> None:
+    mark = "" if ok is None else ("  ok" if ok else "  MISSED")
+    out(f"  {figure:<62} {value:>10.2f} {unit:<6} {goal}{mark}")
+    RESULTS.append({"figure": figure, "value": value, "unit": unit, "goal": goal, "ok": ok})
+
+
+class QuotesRequest(BaseModel):
+    tickers: list[str]
+
+
+class QuotesReply(BaseModel):
+    quotes: list[dict[str, Any]]
+    missing: list[str]
+
+
+def tickers(n: int) -> list[str]:
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return [f"Q{letters[i // 26 % 26]}{letters[i % 26]}" for i in range(n)]
+
+
+async def latencies(call: Callable[[], Awaitable[httpx.Response]], count: int) -> list[float]:
+    out = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = await call()
+        out.append((time.perf_counter() - started) * 1000)
+        assert response.status_code < 300, response.text
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def sustained(
+    app: InProcessApp, seconds: float, workers: int, make: Callable[[int, int], Awaitable[int]]
+) -> float:
+    """Requests per second over ``seconds``, from ``workers`` loops calling ``make``."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        i = 0
+        while time.perf_counter() < deadline:
+            status = await make(w, i)
+            assert status == 201, status
+            done += 1
+            i += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    return done / (time.perf_counter() - started)
+
+
+async def main(args: argparse.Namespace) -> None:
+    run = uuid.uuid4().hex[:8]
+    database = f"bourse_bench_portfolio_{run}"
+    await ensure_database(ADMIN, database)
+    part = BY_NAME["portfolio"]
+    await ensure_service_schema(ADMIN, database=database, role=part.db_role, schema=part.schema)
+    infra = TestInfra(
+        run_id=run,
+        admin_url=with_database(ADMIN, database),
+        admin_server_url=ADMIN,
+        database=database,
+        redis_url=REDIS,
+        redis_prefix=f"bench:{run}:",
+        nats_url=NATS,
+        nats_prefix=f"b{run}",
+    )
+    symbols = tickers(args.positions)
+    prices = {t: 20.0 + (i % 50) * 3.5 for i, t in enumerate(symbols)}
+    out(
+        f"portfolio benchmark: {args.positions} positions, {platform.node()}, "
+        f"{os.cpu_count()} CPUs, python {platform.python_version()}"
+    )
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            async with running_app("portfolio", infra, Path(work), db_pool_max=20) as app:
+
+                async def quotes(request: QuotesRequest, _: Delivered) -> BaseModel:
+                    return QuotesReply(
+                        quotes=[
+                            {
+                                "ticker": t,
+                                "price": prices[t],
+                                "ts": 1_764_000_000_000,
+                                "previous_close": prices[t],
+                                "change": 0.0,
+                                "change_percent": 0.0,
+                                "volume": 1,
+                            }
+                            for t in request.tickers
+                            if t in prices
+                        ],
+                        missing=[t for t in request.tickers if t not in prices],
+                    )
+
+                bus = app.app.state.resources.bus
+                responder = await bus.serve("market.rpc.quotes", QuotesRequest, quotes)
+                try:
+                    await measure(app, args, symbols, prices)
+                finally:
+                    await responder.unsubscribe()
+    finally:
+        await drop_database(ADMIN, database)
+    if args.json:
+        await asyncio.to_thread(Path(args.json).write_text, json.dumps(RESULTS, indent=2))
+
+
+async def measure(
+    app: InProcessApp, args: argparse.Namespace, symbols: list[str], prices: dict[str, float]
+) -> None:
+    client = app.client
+    owner = app.token()
+    star = {**owner, "If-Match": "*"}
+    url = "/api/v1/portfolio/transactions"
+    started = time.perf_counter()
+    assert (
+        await client.post(url, json={"kind": "DEPOSIT", "amount": "100000000"}, headers=star)
+    ).status_code == 201
+    for round_ in range(3):
+        for t in symbols:
+            body = {
+                "kind": "BUY",
+                "ticker": t,
+                "quantity": str(10 + round_),
+                "price": f"{prices[t] * (0.9 + 0.05 * round_):.2f}",
+            }
+            assert (await client.post(url, json=body, headers=star)).status_code == 201
+    for t in symbols[::2]:
+        body = {"kind": "SELL", "ticker": t, "quantity": "5", "price": f"{prices[t]:.2f}"}
+        assert (await client.post(url, json=body, headers=star)).status_code == 201
+    for t in symbols[::4]:
+        body = {"kind": "DIVIDEND", "ticker": t, "amount": "12.34"}
+        assert (await client.post(url, json=body, headers=star)).status_code == 201
+    entries = 1 + 3 * len(symbols) + len(symbols[::2]) + len(symbols[::4])
+    out(f"  seeded {entries} ledger entries in {time.perf_counter() - started:.1f} s")
+
+    out("latency at the service (sequential, ms)")
+    live = await latencies(lambda: client.get("/live"), 300)
+    report("ceiling: GET /live p50", statistics.median(live), "ms")
+    if args.profile:
+        from pyinstrument import Profiler
+
+        with Profiler(async_mode="enabled") as profiler:
+            await latencies(lambda: client.get("/api/v1/portfolio", headers=owner), 50)
+        out(profiler.output_text(unicode=False, color=False, show_all=False))
+    got = await latencies(lambda: client.get("/api/v1/portfolio", headers=owner), args.requests)
+    body = (await client.get("/api/v1/portfolio", headers=owner)).json()
+    assert len(body["positions"]) == len(symbols) and not body["unpriced"]
+    report(
+        f"GET /portfolio, {len(symbols)} positions p50",
+        statistics.median(got),
+        "ms",
+        "<= 20 ms",
+        statistics.median(got) <= 20,
+    )
+    report(f"GET /portfolio, {len(symbols)} positions p95", percentile(got, 0.95), "ms")
+    weights = dict.fromkeys(symbols, "0.004")
+    proposal = {
+        "target": {"kind": "explicit", "weights": weights},
+        "constraints": {"drift_band": "0.0005"},
+    }
+    reb = await latencies(
+        lambda: client.put("/api/v1/portfolio/rebalance", json=proposal, headers=owner),
+        max(10, args.requests // 5),
+    )
+    answer = (await client.put("/api/v1/portfolio/rebalance", json=proposal, headers=owner)).json()
+    report(
+        f"rebalance proposal, {len(symbols)} positions p50 ({len(answer['trades'])} trades)",
+        statistics.median(reb),
+        "ms",
+        "<= 200 ms",
+        statistics.median(reb) <= 200,
+    )
+    perf = await latencies(lambda: client.get("/api/v1/portfolio/performance", headers=owner), 5)
+    report("performance (no history served: closes missing) p50", statistics.median(perf), "ms")
+
+    out(f"POST /portfolio/positions with Idempotency-Key, sustained {args.seconds:.0f} s")
+    users = [app.token() for _ in range(args.workers)]
+    for user in users:
+        assert (
+            await client.post(
+                url,
+                json={"kind": "DEPOSIT", "amount": "100000000"},
+                headers={**user, "If-Match": "*"},
+            )
+        ).status_code == 201
+
+    async def buy_as(worker: int, i: int) -> int:
+        headers = {**users[worker], "If-Match": "*", "Idempotency-Key": f"w{worker}-{i}"}
+        body = {"ticker": symbols[i % len(symbols)], "quantity": "1", "price": "10"}
+        return (
+            await client.post("/api/v1/portfolio/positions", json=body, headers=headers)
+        ).status_code
+
+    rate = await sustained(app, args.seconds, args.workers, buy_as)
+    report(f"{args.workers} users at once, own portfolios", rate, "req/s", ">= 500/s", rate >= 500)
+
+    async def buy_one(worker: int, i: int) -> int:
+        headers = {**owner, "If-Match": "*", "Idempotency-Key": f"one-{worker}-{i}"}
+        body = {"ticker": symbols[i % len(symbols)], "quantity": "1", "price": "10"}
+        return (
+            await client.post("/api/v1/portfolio/positions", json=body, headers=headers)
+        ).status_code
+
+    rate_one = await sustained(app, args.seconds / 2, args.workers, buy_one)
+    report(f"{args.workers} writers, one portfolio of {entries}+ entries", rate_one, "req/s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--positions", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--json")
+    parser.add_argument("--profile", action="store_true", help="profile GET /portfolio")
+    asyncio.run(main(parser.parse_args()))

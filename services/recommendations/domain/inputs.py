@@ -1,0 +1,67 @@
+"""Assembling the model's price panel from per-security series (pure).
+
+Market answers one series per security (its sessions and adjusted closes); the model wants
+one matrix on one session calendar. The calendar is the union of every series' sessions,
+and a security without a bar on a session has NaN there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from services.recommendations.domain.factors import CorporateAction, Panel
+
+
+@dataclass(frozen=True)
+class Series:
+    ticker: str
+    dates: Sequence[str]  # ISO dates, ascending
+    closes: Sequence[float]
+    volumes: Sequence[float] | None = None
+
+
+def build_panel(
+    series: Sequence[Series],
+    *,
+    sectors: Mapping[str, str | None],
+    sources: Mapping[str, tuple[str, ...]],
+    actions: Mapping[str, tuple[CorporateAction, ...]] | None = None,
+) -> Panel:
+    """One matrix from ``series`` (securities with no bar at all are left out)."""
+    kept = [s for s in series if len(s.dates)]
+    if not kept:
+        raise ValueError("no price data")
+    days = [np.array(s.dates, dtype="datetime64[D]") for s in kept]
+    calendar = np.unique(np.concatenate(days))
+    closes = np.full((len(kept), len(calendar)), np.nan)
+    with_volumes = any(s.volumes is not None for s in kept)
+    volumes = np.full(closes.shape, np.nan) if with_volumes else None
+    for i, (s, d) in enumerate(zip(kept, days, strict=True)):
+        columns = np.searchsorted(calendar, d)
+        closes[i, columns] = np.asarray(s.closes, dtype=np.float64)
+        if volumes is not None and s.volumes is not None:
+            volumes[i, columns] = np.asarray(s.volumes, dtype=np.float64)
+    tickers = tuple(s.ticker for s in kept)
+    return Panel(
+        tickers=tickers,
+        sectors=tuple(sectors.get(t) for t in tickers),
+        sessions=calendar,
+        closes=closes,
+        volumes=volumes,
+        actions=dict(actions or {}),
+        sources={t: sources[t] for t in tickers if t in sources},
+    )
+
+
+def month_ends(panel: Panel, *, min_sessions: int) -> list[date]:
+    """The last session of each calendar month of ``panel``, once ``min_sessions`` sessions
+    of history precede it (the backtest's call dates). The panel's last month counts only
+    if it is over: its last session is not a month-end yet."""
+    days = panel.sessions
+    months = days.astype("datetime64[M]")
+    last_of_month = np.flatnonzero(months[1:] != months[:-1])
+    return [days[i].astype(object) for i in last_of_month if i + 1 >= min_sessions]
