@@ -41,8 +41,12 @@ from services.recommendations.market_inputs import (
     EodCompleted,
     MarketInputs,
 )
-from shared.db.transaction import acquire
+from shared.db.transaction import BACKGROUND_CONNECTION_ERRORS, acquire
+from shared.errors import ServiceUnavailableError
 from shared.messaging import Bus, Consumer, Delivered, Event
+
+# What pauses the backfill rather than ending it: market, NATS or the database away.
+PAUSES: tuple[type[Exception], ...] = (ServiceUnavailableError, *BACKGROUND_CONNECTION_ERRORS)
 
 logger = logging.getLogger("services.recommendations.runner")
 
@@ -344,11 +348,18 @@ class RunTriggers:
             except Exception as exc:
                 logger.info("catch-up run not possible yet (%s); retrying", exc)
                 await asyncio.sleep(self._retry)
-        if self._backfill_years:
+        while self._backfill_years:
             try:
                 await self._runner.backfill(years=self._backfill_years)
+                break
+            except PAUSES as exc:
+                # Market, NATS or the database away for a moment: carry on once they are
+                # back (done month-ends are skipped), not at the next start.
+                logger.warning("backfill paused (%s); retrying in %.0f s", exc, self._retry)
+                await asyncio.sleep(self._retry)
             except Exception:
                 logger.exception("backfill failed; it resumes at the next start")
+                break
 
     async def stop(self) -> None:
         for task in self._tasks:
