@@ -84,6 +84,7 @@ RULES: tuple[Rule, ...] = (
     _svc("market", "GET", "/stocks/{ticker}/analysis", "viewer"),
     _svc("market", "GET", "/market/overview", "viewer"),
     _svc("market", "GET", "/market/sectors", "viewer"),
+    _svc("market", "GET", "/market/index", "viewer"),
     _svc("market", "GET", "/market/quotes", "viewer"),
     _svc("market", "GET", "/market/status", "viewer"),
     _svc("market", "POST", "/market/imports", "admin", max_body_bytes=64 * 1024 * 1024),

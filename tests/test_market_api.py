@@ -141,6 +141,12 @@ async def test_prices_json_csv_intervals_and_caching(
     assert as_csv.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     assert rows[0]["date"] >= "2025-01-02" and rows[-1]["date"] <= "2025-03-31" and len(rows) > 55
+    # CSV and JSON carry the same fields, in the same order.
+    assert list(rows[0]) == list(bar) and rows[0]["last_day"] == ""
+    weekly_csv = await gateway.get(
+        url, params={"format": "csv", "interval": "weekly", "start": "2025-01-01"}, headers=viewer
+    )
+    assert all(r["last_day"] for r in csv.DictReader(io.StringIO(weekly_csv.text)))
 
     # ETag / If-None-Match through the gateway, and gzip for the large JSON body.
     etag = daily.headers["etag"]
@@ -182,7 +188,10 @@ async def test_analysis(gateway: httpx.AsyncClient, viewer: dict[str, str]) -> N
     assert body["ticker"] == "ACME" and body["adjusted"] is True
     assert {m["period"] for m in body["moving_averages"]} == {20, 50, 200}
     assert body["macd"]["fast_period"] == 12 and body["rsi"]["period"] == 14
-    assert body["beta"]["benchmark"] == "universe index"
+    assert body["beta"]["benchmark"] == "universe index, total return"
+    assert body["history"]["sessions"] > 700  # the whole adjusted history of the demo
+    assert body["sharpe_ratio"]["risk_free_rate"] == body["sortino_ratio"]["risk_free_rate"] == 0
+    assert all(m["warm_up_sessions"] == m["period"] for m in body["moving_averages"])
     assert_error(
         await gateway.get("/api/v1/stocks/ZZZZ/analysis", headers=viewer), 404, "STOCK_NOT_FOUND"
     )
@@ -238,3 +247,63 @@ async def test_import_needs_admin_and_reports_what_it_did(
     assert summary["inserted"] + summary["unchanged"] + summary["updated"] == 1
     bad = await gateway.post(url, content="x,y\n1,2\n", headers={**admin, **headers})
     assert_error(bad, 422, "INVALID_IMPORT")
+
+
+async def test_weekly_and_monthly_bars_are_whole_periods_at_both_ends(
+    gateway: httpx.AsyncClient, viewer: dict[str, str]
+) -> None:
+    url = "/api/v1/stocks/ACME/prices"
+    # Wednesday 2025-01-08 to Wednesday 2025-02-12.
+    params = {"start": "2025-01-08", "end": "2025-02-12", "interval": "weekly"}
+    weekly = (await gateway.get(url, params=params, headers=viewer)).json()["bars"]
+    assert weekly[0]["date"] == "2025-01-06" and weekly[-1]["date"] == "2025-02-10"
+    assert weekly[-1]["last_day"] == "2025-02-14"  # the whole last week, past `end`
+    monthly = (
+        await gateway.get(url, params={**params, "interval": "monthly"}, headers=viewer)
+    ).json()["bars"]
+    assert [b["date"] for b in monthly] == ["2025-01-01", "2025-02-01"]
+    assert monthly[-1]["last_day"] == "2025-02-28"
+    daily = (
+        await gateway.get(
+            url,
+            params={"start": "2025-02-01", "end": "2025-02-28", "adjusted": "false"},
+            headers=viewer,
+        )
+    ).json()["bars"]
+    raw_month = (
+        await gateway.get(
+            url, params={**params, "interval": "monthly", "adjusted": "false"}, headers=viewer
+        )
+    ).json()["bars"][-1]
+    assert raw_month["close"] == daily[-1]["close"]
+    assert raw_month["volume"] == sum(b["volume"] for b in daily)
+
+
+async def test_the_index_history_is_served_with_both_variants(
+    gateway: httpx.AsyncClient, viewer: dict[str, str]
+) -> None:
+    url = "/api/v1/market/index"
+    whole = await gateway.get(url, headers=viewer)
+    assert whole.status_code == 200, whole.text
+    body = whole.json()
+    levels = body["levels"]
+    assert len(levels) > 500 and levels[0]["price_return"] == levels[0]["total_return"] == 1000.0
+    assert levels[-1]["total_return"] > levels[-1]["price_return"]  # dividends reinvested
+    assert "split-adjusted" in body["methodology"]
+    assert body["start"] == levels[0]["date"] and body["end"] == levels[-1]["date"]
+    part = (
+        await gateway.get(
+            url, params={"start": levels[10]["date"], "end": levels[20]["date"]}, headers=viewer
+        )
+    ).json()
+    assert part["levels"] == levels[10:21]
+    assert_error(
+        await gateway.get(url, params={"start": "2025-02-01", "end": "2025-01-01"}, headers=viewer),
+        422,
+        "INVALID_DATE_RANGE",
+    )
+    sectors = (await gateway.get("/api/v1/market/sectors", headers=viewer)).json()
+    assert "methodology" in sectors
+    for sector in sectors["sectors"]:
+        assert set(sector["equal_weighted_percent"]) == set(sector["performance_percent"])
+        assert set(sector["total_return_percent"]) == set(sector["performance_percent"])

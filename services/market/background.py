@@ -97,22 +97,27 @@ def universe_loader(settings: MarketSettings) -> Extension:
     @asynccontextmanager
     async def extension(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
         task: asyncio.Task[object] | None = None
-        if settings.universe_autoload:
-            async with resources.pool.acquire() as conn:
-                present = await loading.universe_present(conn)
-                last = await loads.latest(conn)
-            if not present or (last is not None and last.state != "complete"):
-                spec = loading.universe_spec(
-                    settings.universe_size, settings.universe_years, settings.universe_seed
-                )
-                claimed = asyncio.Event()
-                task = asyncio.create_task(
-                    loading.load_universe(resources.pool, spec, claimed=claimed),
-                    name="market-universe-load",
-                )
-                task.add_done_callback(_log_failure)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(claimed.wait(), 10.0)
+        async with resources.pool.acquire() as conn:
+            present = await loading.universe_present(conn)
+            last = await loads.latest(conn)
+            if present and (last is None or last.state == "complete"):
+                # Derived data emptied by a migration (0004 rebuilt the index): recompute
+                # it from the bars before serving, whatever brought the bars.
+                await loading.ensure_derived(conn)
+        if settings.universe_autoload and (
+            not present or (last is not None and last.state != "complete")
+        ):
+            spec = loading.universe_spec(
+                settings.universe_size, settings.universe_years, settings.universe_seed
+            )
+            claimed = asyncio.Event()
+            task = asyncio.create_task(
+                loading.load_universe(resources.pool, spec, claimed=claimed),
+                name="market-universe-load",
+            )
+            task.add_done_callback(_log_failure)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(claimed.wait(), 10.0)
         try:
             yield
         finally:
@@ -141,8 +146,12 @@ def rpc() -> Extension:
         async def history(request: events.HistoryRequest, _: Delivered) -> events.HistoryReply:
             return await market_service.history_reply(resources.pool, request, budget_bytes=budget)
 
+        async def index(request: events.IndexRequest, _: Delivered) -> events.IndexReply:
+            return await market_service.index_reply(resources.pool, request)
+
         subs = [
             await pool.serve(events.RPC_QUOTES, events.QuotesRequest, quotes),
+            await pool.serve(events.RPC_INDEX, events.IndexRequest, index),
             await pool.serve(events.RPC_HISTORY, events.HistoryRequest, history, max_concurrency=8),
         ]
         try:

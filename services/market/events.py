@@ -22,6 +22,9 @@ Request/reply (errors come back in the common envelope)::
     market.rpc.history     HistoryRequest → HistoryReply, one page at a time: each reply stays
                            under the payload budget (half the server's max_payload); ask again
                            with ``cursor = next_cursor`` until it is null.
+    market.rpc.index       IndexRequest {"start", "end"} → IndexReply {"dates",
+                           "price_return", "total_return"}: the universe index (the
+                           benchmark of betas and excess returns; docs/market.md).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ EOD_COMPLETED = "market.eod.completed"
 RPC_QUOTES = "market.rpc.quotes"
 RPC_HISTORY = "market.rpc.history"
 FEED_STATUS = "market.feed.status"
+RPC_INDEX = "market.rpc.index"
 
 MAX_TICKERS_PER_REQUEST = 10_000
 
@@ -114,6 +118,22 @@ class HistoryReply(BaseModel):
     series: list[CloseSeries]
     missing: list[str]
     next_cursor: int | None
+
+
+class IndexRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: date
+    end: date
+
+
+class IndexReply(BaseModel):
+    """Daily levels (base 1000) of the universe index: price return and total return
+    (dividends reinvested), split-consistent market-value weights."""
+
+    dates: list[date]
+    price_return: list[float]
+    total_return: list[float]
 
 
 class EodCompleted(BaseModel):

@@ -22,7 +22,7 @@ from services.market.background import EOD_TAG
 from services.market.cached_reads import CachedRoute, request_key
 from services.market.deps import authorize, pool_of
 from services.market.domain import SORTABLE, TICKER_PATTERN, StockFilter
-from services.market.errors import InvalidImportError
+from services.market.errors import InvalidDateRangeError, InvalidImportError
 from services.market.service import imports as import_service
 from services.market.service import market as market_service
 from services.market.service import stocks as stock_service
@@ -267,12 +267,14 @@ def _encode_json(series: stock_service.PriceSeries, start: date, end: date) -> b
     return _json({**_header(series, start, end), "bars": _rows(series)})
 
 
-_CSV_HEAD = b"date,open,high,low,close,volume\n"
+# The JSON bar's fields, in its order: the CSV carries the same (last_day empty for daily).
+_CSV_HEAD = b"date,open,high,low,close,volume,last_day\n"
 
 
 def _csv_lines(series: stock_service.PriceSeries, lo: int, hi: int) -> bytes:
     return "".join(
-        f"{r['date']},{r['open']},{r['high']},{r['low']},{r['close']},{int(r['volume'])}\n"
+        f"{r['date']},{r['open']},{r['high']},{r['low']},{r['close']},{int(r['volume'])},"
+        f"{r['last_day'] or ''}\n"
         for r in _rows(series, lo, hi)
     ).encode()
 
@@ -344,6 +346,24 @@ async def get_sectors(request: Request) -> Response:
         return _json(await market_service.sectors(pool))
 
     return await _cached(request, TTL_MARKET, build, tags=(EOD_TAG,))
+
+
+@router.get("/market/index", response_model=schemas.IndexHistory, responses=_ERRORS)
+async def get_index(
+    request: Request, start: date | None = None, end: date | None = None
+) -> Response:
+    """The universe index's daily levels, price return and total return, between ``start``
+    and ``end`` (default: its whole history), with its methodology: the benchmark of every
+    beta served, for anyone to recompute betas and excess returns."""
+    await authorize(request, "viewer")
+    pool = pool_of(request)
+    if start is not None and end is not None and start > end:
+        raise InvalidDateRangeError(start, end)
+
+    async def build() -> bytes:
+        return _json(await market_service.index_history(pool, start, end))
+
+    return await _cached(request, TTL_HISTORY, build, tags=(EOD_TAG,))
 
 
 @router.get("/market/quotes", response_model=schemas.QuoteSnapshot, responses=_ERRORS)

@@ -186,6 +186,7 @@ class Analysis(BaseModel):
     last_close: float | None
     live_price: float | None
     adjusted: bool = True
+    history: Indicator = Field(description="The adjusted history the indicators run over")
     returns: dict[str, float | None] = Field(description="Fractions over 1d 1w 1m 3m 6m ytd 1y")
     moving_averages: list[Indicator]
     rsi: Indicator
@@ -195,6 +196,8 @@ class Analysis(BaseModel):
     volatility: Indicator
     max_drawdown: Indicator
     beta: Indicator
+    sharpe_ratio: Indicator
+    sortino_ratio: Indicator
     range_52w: Indicator
     relative_strength: Indicator
     average_volume: Indicator
@@ -215,7 +218,16 @@ class SectorPerformance(BaseModel):
     sector: str
     securities: int
     market_cap: float
-    performance_percent: dict[str, float | None]
+    performance_percent: dict[str, float | None] = Field(
+        description="Cap-weighted price return by period: the change of the sector's market"
+        " value, share counts held at today's (see `methodology`)"
+    )
+    equal_weighted_percent: dict[str, float | None] = Field(
+        description="Equal-weighted mean of the members' price returns by period"
+    )
+    total_return_percent: dict[str, float | None] = Field(
+        description="Cap-weighted total return by period (dividends reinvested)"
+    )
     breadth: dict[str, int]
     leaders: list[dict[str, Any]]
     laggards: list[dict[str, Any]]
@@ -223,7 +235,24 @@ class SectorPerformance(BaseModel):
 
 class Sectors(BaseModel):
     as_of: date | None
+    methodology: str
     sectors: list[SectorPerformance]
+
+
+class IndexLevel(BaseModel):
+    date: Day
+    price_return: float = Field(description="Price-return level (base 1000)")
+    total_return: float = Field(description="Total-return level, dividends reinvested")
+    constituents: int
+
+
+class IndexHistory(BaseModel):
+    name: str
+    base: float
+    methodology: str
+    start: date | None
+    end: date | None
+    levels: list[IndexLevel]
 
 
 class MarketStatus(BaseModel):

@@ -13,10 +13,24 @@ from services.market.domain import statistics as st
 
 F64 = npt.NDArray[np.float64]
 
-# How much history an analysis reads: SMA 200 and one year of returns need ~1.3 years;
-# three years let the EMAs and Wilder averages settle (they converge to TA-Lib's values on
-# the same input, which the tests check).
-HISTORY_DAYS = 3 * 366
+# Every indicator runs over the security's whole adjusted history (the recursive ones —
+# EMA, MACD, RSI and ATR's Wilder averages — depend on where they start, so a shorter read
+# would change them); windowed figures (volatility, drawdown, beta, Sharpe, Sortino, the
+# 52-week range) use their last ``window`` sessions of it.
+RISK_FREE_RATE = 0.0  # annual; no risk-free series is stored: excess returns over zero
+WARM_UP_NOTE = (
+    "Every indicator is computed over the whole split- and dividend-adjusted history"
+    " (history.sessions sessions from history.start). warm_up_sessions: sessions an"
+    " indicator needs before its first value (TA-Lib's lookback + 1); with less history the"
+    " value is null. EMA, MACD, RSI and ATR are recursive, seeded with a simple average"
+    " (TA-Lib's default): their value depends on the start of the history; the seed's"
+    " weight falls below 0.1 % after ~3.45 x (period + 1) sessions for an EMA and ~6.9 x"
+    " period for Wilder's average (RSI, ATR)."
+)
+
+
+def _warm_up(kind: str, period: int) -> int:
+    return {"SMA": period, "EMA": period}[kind]
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -46,20 +60,36 @@ def analyse(
     beta = ind.beta(close[asset_i], market_levels[market_i]) if len(common) > 1 else None
     vol_window = slice(max(0, len(volume) - st.AVERAGE_VOLUME_WINDOW), len(volume))
     window_days = days[window]
+    sessions = len(close)
     return {
         "as_of": date.fromisoformat(str(days[-1])),
         "last_close": _round(close[-1], 4),
+        "history": {
+            "start": date.fromisoformat(str(days[0])),
+            "sessions": sessions,
+            "note": WARM_UP_NOTE,
+        },
         "returns": {k: _round(v) for k, v in st.period_returns(days, close).items()},
         "moving_averages": [
-            {"type": kind, "period": period, "value": _round(ind.last(fn(close, period)), 4)}
+            {
+                "type": kind,
+                "period": period,
+                "warm_up_sessions": _warm_up(kind, period),
+                "value": _round(ind.last(fn(close, period)), 4),
+            }
             for kind, fn in (("SMA", ind.sma), ("EMA", ind.ema))
             for period in (20, 50, 200)
         ],
-        "rsi": {"period": 14, "value": _round(ind.last(ind.rsi(close, 14)), 4)},
+        "rsi": {
+            "period": 14,
+            "warm_up_sessions": 15,
+            "value": _round(ind.last(ind.rsi(close, 14)), 4),
+        },
         "macd": {
             "fast_period": 12,
             "slow_period": 26,
             "signal_period": 9,
+            "warm_up_sessions": 26 + 9 - 1,
             "macd": _round(ind.last(line)),
             "signal": _round(ind.last(signal)),
             "histogram": _round(ind.last(histogram)),
@@ -67,11 +97,16 @@ def analyse(
         "bollinger_bands": {
             "period": 20,
             "std_devs": 2.0,
+            "warm_up_sessions": 20,
             "upper": _round(ind.last(upper), 4),
             "middle": _round(ind.last(middle), 4),
             "lower": _round(ind.last(lower), 4),
         },
-        "atr": {"period": 14, "value": _round(ind.last(ind.atr(high, low, close, 14)), 4)},
+        "atr": {
+            "period": 14,
+            "warm_up_sessions": 15,
+            "value": _round(ind.last(ind.atr(high, low, close, 14)), 4),
+        },
         "volatility": {
             "window": st.WINDOW_52W,
             "annualisation_days": ind.TRADING_DAYS,
@@ -83,7 +118,28 @@ def analyse(
             "peak_date": date.fromisoformat(str(window_days[drawdown[1]])) if drawdown else None,
             "trough_date": date.fromisoformat(str(window_days[drawdown[2]])) if drawdown else None,
         },
-        "beta": {"window": st.WINDOW_52W, "benchmark": "universe index", "value": _round(beta)},
+        "beta": {
+            "window": st.WINDOW_52W,
+            "benchmark": "universe index, total return",
+            "benchmark_history": "/api/v1/market/index",
+            "returns": "simple daily returns of adjusted closes, OLS slope",
+            "value": _round(beta),
+        },
+        "sharpe_ratio": {
+            "window": st.WINDOW_52W,
+            "risk_free_rate": RISK_FREE_RATE,
+            "annualisation_days": ind.TRADING_DAYS,
+            "convention": "mean(daily excess simple return) / sd(ddof=1) x sqrt(252)",
+            "value": _round(ind.sharpe_ratio(close, st.WINDOW_52W, RISK_FREE_RATE)),
+        },
+        "sortino_ratio": {
+            "window": st.WINDOW_52W,
+            "risk_free_rate": RISK_FREE_RATE,
+            "annualisation_days": ind.TRADING_DAYS,
+            "convention": "mean(daily excess return) x 252 / (sqrt(mean(min(excess, 0)^2))"
+            " x sqrt(252)); target = the risk-free rate",
+            "value": _round(ind.sortino_ratio(close, st.WINDOW_52W, RISK_FREE_RATE)),
+        },
         "range_52w": {
             "window": st.WINDOW_52W,
             "high": _round(float(np.max(high[window])), 4),

@@ -155,6 +155,41 @@ def beta(asset_close: F64, market_close: F64, window: int = TRADING_DAYS) -> flo
     return float(np.dot(a - a.mean(), m_dev) / var)
 
 
+def sharpe_ratio(
+    close: F64, window: int = TRADING_DAYS, risk_free_rate: float = 0.0
+) -> float | None:
+    """Annualised Sharpe ratio of the last ``window`` simple daily returns: the mean daily
+    excess return over the sample standard deviation (ddof=1), times √252; the annual
+    ``risk_free_rate`` is converted to a daily one as ``(1 + r)^(1/252) - 1``."""
+    excess = _excess_returns(close, window, risk_free_rate)
+    if excess is None:
+        return None
+    sd = float(np.std(excess, ddof=1))
+    return float(np.mean(excess) / sd * math.sqrt(TRADING_DAYS)) if sd > 0 else None
+
+
+def sortino_ratio(
+    close: F64, window: int = TRADING_DAYS, risk_free_rate: float = 0.0
+) -> float | None:
+    """Annualised Sortino ratio of the last ``window`` simple daily returns: the mean daily
+    excess return times 252 over the annualised downside deviation
+    ``sqrt(mean(min(excess, 0)^2)) x √252`` (the target is the risk-free rate; all
+    returns count in the mean, the convention of empyrical and of Sortino & Price)."""
+    excess = _excess_returns(close, window, risk_free_rate)
+    if excess is None:
+        return None
+    downside = math.sqrt(float(np.mean(np.minimum(excess, 0.0) ** 2))) * math.sqrt(TRADING_DAYS)
+    return float(np.mean(excess) * TRADING_DAYS / downside) if downside > 0 else None
+
+
+def _excess_returns(close: F64, window: int, risk_free_rate: float) -> F64 | None:
+    returns = (close[1:] / close[:-1] - 1.0)[-window:]
+    if len(returns) < 20:
+        return None
+    daily_rf = (1.0 + risk_free_rate) ** (1.0 / TRADING_DAYS) - 1.0
+    return np.asarray(returns - daily_rf)
+
+
 def last(values: F64) -> float | None:
     """The last value, or None if it is NaN (not enough history)."""
     if len(values) == 0 or not np.isfinite(values[-1]):

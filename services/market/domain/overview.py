@@ -28,14 +28,16 @@ class UniverseColumns:
     previous_close: F64
     volume: F64
     market_cap: F64
-    bases: dict[str, F64]  # adjusted base closes by period (all but 1d)
+    bases: dict[str, F64]  # split- and dividend-adjusted base closes by period (all but 1d)
     high_52w: F64
     low_52w: F64
+    price_bases: dict[str, F64]  # split-adjusted base closes by period (all but 1d)
 
     @classmethod
     def empty(cls) -> UniverseColumns:
         e = np.empty(0)
-        return cls([], [], [], e, e, e, e, {p: e for p in SECTOR_PERIODS if p != "1d"}, e, e)
+        periods = {p: e for p in SECTOR_PERIODS if p != "1d"}
+        return cls([], [], [], e, e, e, e, periods, e, e, dict(periods))
 
     def __len__(self) -> int:
         return len(self.ticker)
@@ -71,7 +73,8 @@ def _breadth(change: F64) -> dict[str, int]:
 def overview(u: UniverseColumns, *, previous_index_level: float | None) -> dict[str, Any]:
     """Breadth, the live index, gainers / losers / most active, new 52-week highs / lows."""
     change = u.change_percent
-    finite = np.flatnonzero(np.isfinite(change))
+    # Movers are securities that traded today: a quote without volume has not moved.
+    finite = np.flatnonzero(np.isfinite(change) & (u.volume > 0))
     by_change = finite[np.argsort(change[finite], kind="stable")]
     gainers = [int(i) for i in by_change[::-1][:MOVERS] if change[i] > 0]
     losers = [int(i) for i in by_change[:MOVERS] if change[i] < 0]
@@ -109,24 +112,67 @@ def overview(u: UniverseColumns, *, previous_index_level: float | None) -> dict[
     }
 
 
+SECTOR_METHODOLOGY = (
+    "performance_percent: cap-weighted price return, the change of the sector's market value"
+    " with share counts held at today's shares outstanding: sum(shares x price now) /"
+    " sum(shares x split-adjusted close at the period's start) - 1, over the sector's listed"
+    " securities that traded at the start of the period. equal_weighted_percent: the mean of"
+    " the same securities' price returns. total_return_percent: cap-weighted (market value at"
+    " the start) mean of their total returns (split- and dividend-adjusted closes, dividends"
+    " reinvested). A period starts at the last close on or before the same day a week, 1, 3"
+    " or 12 months earlier (ytd: December 31 of the previous year); 1d starts at the previous"
+    " close (dividends going ex today are not in 1d). Price now: the live quote."
+    " Delisted securities are not members."
+)
+
+
+def sector_performance(
+    price: F64, shares: F64, price_base: F64, total_base: F64
+) -> tuple[float | None, float | None, float | None]:
+    """(cap-weighted price return, equal-weighted price return, cap-weighted total return)
+    in percent of one sector over one period; members without a base are left out."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (
+            np.isfinite(price)
+            & np.isfinite(shares)
+            & (shares > 0)
+            & np.isfinite(price_base)
+            & (price_base > 0)
+            & np.isfinite(total_base)
+            & (total_base > 0)
+        )
+    if not ok.any():
+        return None, None, None
+    p, s, pb, tb = price[ok], shares[ok], price_base[ok], total_base[ok]
+    start_value = s * pb
+    cap = float(np.sum(s * p) / np.sum(start_value) - 1.0)
+    equal = float(np.mean(p / pb - 1.0))
+    total = float(np.sum(start_value * (p / tb)) / np.sum(start_value) - 1.0)
+    return round(cap * 100.0, 4), round(equal * 100.0, 4), round(total * 100.0, 4)
+
+
 def sectors(u: UniverseColumns) -> list[dict[str, Any]]:
-    """Per sector: cap-weighted performance over :data:`SECTOR_PERIODS`, breadth, leaders."""
+    """Per sector: performance over :data:`SECTOR_PERIODS` (cap-weighted, equal-weighted,
+    total return: :data:`SECTOR_METHODOLOGY`), breadth, leaders."""
     change = u.change_percent
     names = np.array(u.sector)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = u.market_cap / u.price
     result = []
     for sector in sorted(set(u.sector)):
         members = np.flatnonzero(names == sector)
         cap = u.market_cap[members]
         perf: dict[str, float | None] = {}
+        equal: dict[str, float | None] = {}
+        total: dict[str, float | None] = {}
         for period in SECTOR_PERIODS:
-            base = u.previous_close[members] if period == "1d" else u.bases[period][members]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ret = u.price[members] / base - 1.0
-            ok = np.isfinite(ret) & np.isfinite(cap) & (cap > 0)
-            perf[period] = (
-                round(float(np.sum(cap[ok] * ret[ok]) / np.sum(cap[ok])) * 100.0, 4)
-                if ok.any()
-                else None
+            if period == "1d":
+                price_base = total_base = u.previous_close[members]
+            else:
+                price_base = u.price_bases[period][members]
+                total_base = u.bases[period][members]
+            perf[period], equal[period], total[period] = sector_performance(
+                u.price[members], shares[members], price_base, total_base
             )
         finite = members[np.isfinite(change[members])]
         ordered = finite[np.argsort(-change[finite], kind="stable")]
@@ -136,6 +182,8 @@ def sectors(u: UniverseColumns) -> list[dict[str, Any]]:
                 "securities": len(members),
                 "market_cap": round(float(np.nansum(cap)), 2),
                 "performance_percent": perf,
+                "equal_weighted_percent": equal,
+                "total_return_percent": total,
                 "breadth": _breadth(change[members]),
                 "leaders": [_mover(u, int(i), change) for i in ordered[:LEADERS]],
                 "laggards": [_mover(u, int(i), change) for i in ordered[::-1][:LEADERS]],

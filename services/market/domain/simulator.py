@@ -16,8 +16,17 @@ return then applies, so split- and dividend-adjusted closes reproduce ``exp(r)``
 (up to rounding to cents). Splits happen after the price has risen past a per-security
 threshold, 1-for-10 reverse splits when it sinks below $1; about half of the universe pays
 quarterly dividends (utilities and REITs most, biotech least); a few securities list during
-the window and a few are delisted. Volume follows a per-security base turnover, rises with
-the size of the day's move and scales with the share count after a split.
+the window and a few are delisted.
+
+Calibration (sources and checks in ``docs/market.md``, "The simulator's calibration"):
+each security's market capitalisation on its last session is fixed in advance from the
+rank-size curve of the US market (:data:`CAP_BY_RANK`: about $3.6T for the largest name,
+$55-65T in total for 6,000 securities); the share count is that cap over the last close,
+restated for every split before it. Idiosyncratic volatility falls with size (mega caps
+~0.45x the sector's, micro caps up to 1.5x). Daily volume = shares outstanding that day x
+the security's base turnover (log-normal around 0.5 % a day) x a fat-tailed factor that
+rises with the size of the day's move, at least one round lot and at most half the shares
+outstanding.
 """
 
 from __future__ import annotations
@@ -78,6 +87,29 @@ _SECTOR_PROFILE: dict[str, tuple[float, float, float, float, float]] = {
     "Consumer Staples": (0.05, 0.65, 0.8, 0.20, 0.75),
     "Utilities": (0.04, 0.50, 0.8, 0.16, 0.92),
 }
+
+# The rank-size curve of US listed equity market capitalisation, for a universe of 6,000
+# (rank, cap in USD), interpolated log-log; a universe of n securities takes its caps at
+# the ranks (k + 0.5) x 6000 / n. Anchored on the market of 2024-2025: the three largest
+# names at $3-4T, the tenth near $1T, the 1,000th (the Russell 1000's cut-off) near $6B,
+# the 3,000th near $400M, micro caps below.
+CAP_BY_RANK: tuple[tuple[float, float], ...] = (
+    (1.0, 3.6e12),
+    (3.0, 3.0e12),
+    (10.0, 0.9e12),
+    (50.0, 1.8e11),
+    (100.0, 1.0e11),
+    (500.0, 1.5e10),
+    (1000.0, 6.0e9),
+    (2000.0, 1.5e9),
+    (3000.0, 4.0e8),
+    (4500.0, 1.0e8),
+    (6000.0, 1.5e7),
+)
+CAP_CURVE_SIZE = 6000
+MEDIAN_TURNOVER = 0.005  # daily, fraction of shares outstanding
+MAX_TURNOVER = 0.5  # a day never trades more than half the company
+ROUND_LOT = 100
 
 _SYLLABLES = [
     "al",
@@ -177,8 +209,8 @@ class Universe:
     dividend_yield: F64  # annual; 0 for non-payers
     dividend_phase: I64
     split_threshold: F64
-    shares0: F64
-    turnover: F64
+    final_cap: F64  # market capitalisation on the last session (USD)
+    turnover: F64  # base daily turnover, fraction of shares outstanding
 
     @property
     def delisted(self) -> npt.NDArray[np.bool_]:
@@ -248,12 +280,29 @@ def build_universe(spec: UniverseSpec) -> Universe:
         lo = first_day[gone] + 250
         last_day[gone] = lo + (rng.random(int(gone.sum())) * (days - 20 - lo)).astype(np.int64)
     biotech = np.array([s.industry == "Biotechnology" for s in securities])
-    idio = profile[:, 3] * np.exp(rng.normal(0.0, 0.25, n))
-    idio[biotech] *= 1.5
+    delisted = last_day < days - 1
+    # A provisional size (a random rank of the cap curve) sets the volatility: smaller
+    # companies are more volatile, ~0.45x the sector's idiosyncratic vol at $3T, 1x at
+    # $10B, up to 1.5x for micro caps (biotech 1.25x more: ~100 % a year at the most).
+    provisional = caps_by_rank(n)[rng.permutation(n)]
+    size_vol = np.clip((provisional / 1e10) ** -0.14, 0.45, 1.5)
+    idio = profile[:, 3] * size_vol * np.exp(rng.normal(0.0, 0.2, n))
+    idio[biotech] *= 1.25
     payer = rng.random(n) < np.where(biotech, 0.03, profile[:, 4])
     dividend_yield = np.where(payer, rng.uniform(0.005, 0.05, n), 0.0)
-    cap = np.exp(rng.normal(math.log(2e9), 1.6, n)).clip(5e7, 2.5e12)
     start_price = np.exp(rng.normal(math.log(35.0), 0.9, n)).clip(3.0, 800.0)
+    beta_market = (profile[:, 1] + rng.normal(0.0, 0.25, n)).clip(0.15, 2.4)
+    beta_sector = profile[:, 2] * rng.uniform(0.6, 1.3, n)
+    drift = rng.normal(0.0, 0.0002, n)
+    # The final caps follow the curve exactly, ranked by provisional size x what the
+    # security's path makes of it: the winners of the window end large, the losers small
+    # (ranking at random would give a company that lost 99 % a huge cap at the start).
+    growth = _log_growth(
+        spec, sector_index, beta_market, beta_sector, idio, drift, first_day, last_day
+    )
+    cap = np.empty(n)
+    cap[np.argsort(-(np.log(provisional) + growth), kind="stable")] = caps_by_rank(n)
+    cap[delisted] *= 0.2  # companies that go away are mostly small ones
     return Universe(
         spec=spec,
         securities=securities,
@@ -261,15 +310,76 @@ def build_universe(spec: UniverseSpec) -> Universe:
         first_day=first_day,
         last_day=last_day,
         start_price=start_price,
-        beta_market=(profile[:, 1] + rng.normal(0.0, 0.25, n)).clip(0.15, 2.4),
-        beta_sector=(profile[:, 2] * rng.uniform(0.6, 1.3, n)),
+        beta_market=beta_market,
+        beta_sector=beta_sector,
         idio_vol=idio,
-        drift=rng.normal(0.0, 0.0002, n),
+        drift=drift,
         dividend_yield=dividend_yield,
         dividend_phase=rng.integers(0, 63, n),
         split_threshold=rng.uniform(250.0, 900.0, n),
-        shares0=(cap / start_price).round(-3).clip(1e5, None),
-        turnover=np.exp(rng.normal(math.log(0.006), 0.6, n)),
+        final_cap=cap,
+        turnover=np.exp(rng.normal(math.log(MEDIAN_TURNOVER), 0.6, n)).clip(0.0005, 0.05),
+    )
+
+
+def _idiosyncratic(idio_vol: F64, z: F64) -> F64:
+    """GARCH(1,1) idiosyncratic returns of unit-variance innovations ``z`` [n, days]."""
+    var_lr = (idio_vol**2) / 252.0
+    alpha, beta = 0.05, 0.93
+    omega = var_lr * (1.0 - alpha - beta)
+    out = np.empty_like(z)
+    var = var_lr.copy()
+    prev = np.zeros(len(idio_vol))
+    for t in range(z.shape[1]):
+        var = omega + alpha * prev**2 + beta * var
+        prev = np.sqrt(var) * z[:, t]
+        out[:, t] = prev
+    return out
+
+
+def _idio_innovations(seed: int, i: int, days: int) -> tuple[np.random.Generator, F64]:
+    """The security's generator and its first draw, the idiosyncratic innovations."""
+    rng = np.random.default_rng([seed, 3, int(i)])
+    return rng, _unit_t(rng, 4.0, days)
+
+
+def _log_growth(
+    spec: UniverseSpec,
+    sector_index: I64,
+    beta_market: F64,
+    beta_sector: F64,
+    idio_vol: F64,
+    drift: F64,
+    first_day: I64,
+    last_day: I64,
+    chunk: int = 500,
+) -> F64:
+    """Each security's total log return over its life: the sum of the same daily returns
+    :func:`simulate_bars` draws (before dividends and the one-cent floor)."""
+    factors = factor_paths(spec)
+    days = spec.days
+    out = np.empty(spec.size)
+    day_index = np.arange(days)
+    for start in range(0, spec.size, chunk):
+        idx = np.arange(start, min(start + chunk, spec.size))
+        z = np.array([_idio_innovations(spec.seed, int(i), days)[1] for i in idx])
+        returns = (
+            drift[idx][:, None]
+            + beta_market[idx][:, None] * factors.market
+            + beta_sector[idx][:, None] * factors.sector[sector_index[idx]]
+            + _idiosyncratic(idio_vol[idx], z)
+        )
+        alive = (day_index > first_day[idx][:, None]) & (day_index <= last_day[idx][:, None])
+        out[idx] = np.where(alive, returns, 0.0).sum(axis=1)
+    return out
+
+
+def caps_by_rank(n: int) -> F64:
+    """The market caps of a universe of ``n`` securities, largest first (:data:`CAP_BY_RANK`)."""
+    ranks = (np.arange(n) + 0.5) * CAP_CURVE_SIZE / max(n, 1) + 0.5
+    anchors = np.array(CAP_BY_RANK)
+    return np.asarray(
+        np.exp(np.interp(np.log(ranks), np.log(anchors[:, 0]), np.log(anchors[:, 1])))
     )
 
 
@@ -295,8 +405,7 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
     vol_z = np.empty((n, days))
     split_u = np.empty((n, days))
     for row, i in enumerate(idx):
-        rng = np.random.default_rng([seed, 3, int(i)])
-        idio_z[row] = _unit_t(rng, 4.0, days)
+        rng, idio_z[row] = _idio_innovations(seed, int(i), days)
         gap_z[row] = rng.standard_normal(days)
         range_z[row] = np.abs(rng.standard_normal(days))
         low_z[row] = np.abs(rng.standard_normal(days))
@@ -307,15 +416,7 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
     beta_m = universe.beta_market[idx][:, None]
     beta_s = universe.beta_sector[idx][:, None]
     idio_var_lr = (universe.idio_vol[idx] ** 2) / 252.0
-    alpha, beta = 0.05, 0.93
-    omega = idio_var_lr * (1.0 - alpha - beta)
-    idio = np.empty((n, days))
-    var = idio_var_lr.copy()
-    prev = np.zeros(n)
-    for t in range(days):
-        var = omega + alpha * prev**2 + beta * var
-        prev = np.sqrt(var) * idio_z[:, t]
-        idio[:, t] = prev
+    idio = _idiosyncratic(universe.idio_vol[idx], idio_z)
     sector_ret = factors.sector[sector_k]
     returns = universe.drift[idx][:, None] + beta_m * factors.market + beta_s * sector_ret + idio
     total_sd = np.sqrt(
@@ -381,15 +482,17 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
     high = np.maximum(np.round(top * np.exp(0.45 * total_sd * range_z), 2), top)
     low_raw = bottom * np.exp(-0.45 * total_sd * low_z)
     low = np.minimum(np.round(low_raw, 2), bottom).clip(0.01, None)
-    shares0 = universe.shares0[idx][:, None]
+    # Shares: the cap fixed for the last session over that session's close, restated for
+    # every split before it (splits are the only change of share count modelled).
+    rows_n = np.arange(n)
+    final_shares = np.maximum(np.round(universe.final_cap[idx] / close[rows_n, last], -3), 10_000.0)
+    shares = final_shares[:, None] * shares_factor / shares_factor[rows_n, last][:, None]
     move = np.abs(returns) / total_sd
-    raw_volume = (
-        shares0
-        * shares_factor
-        * universe.turnover[idx][:, None]
-        * np.exp(0.45 * move + 0.35 * vol_z - 0.2)
-    )
-    volume = np.round(raw_volume, -2).astype(np.int64)
+    traded = shares * universe.turnover[idx][:, None] * np.exp(0.45 * move + 0.35 * vol_z - 0.2)
+    # At least a round lot, at most half the company; a company that has split a
+    # thousand-fold since had very few shares early on: then one share at least.
+    most = np.maximum(np.floor(MAX_TURNOVER * shares), 1.0)
+    volume = np.clip(np.round(traded, -2), np.minimum(ROUND_LOT, most), most).astype(np.int64)
 
     day_index = np.arange(days)
     mask = (day_index[None, :] >= first[:, None]) & (day_index[None, :] <= last[:, None])
@@ -403,7 +506,7 @@ def simulate_bars(universe: Universe, factors: FactorPaths, start: int, stop: in
         close=close[rows, cols],
         volume=volume[rows, cols],
         actions=priced,
-        shares_outstanding=(universe.shares0[idx] * cumulative_shares).round(-3).astype(np.int64),
+        shares_outstanding=final_shares.astype(np.int64),
     )
 
 

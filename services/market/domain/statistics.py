@@ -1,5 +1,14 @@
 """Statistics over one security and over the universe: period returns, 52-week ranges,
-relative-strength percentiles and the capitalisation-weighted universe index."""
+relative-strength percentiles and the capitalisation-weighted universe index.
+
+The index is a chained Laspeyres index: each session's return is the market-value-weighted
+mean of its constituents' returns, weights being the previous session's market value. A
+market value is split-consistent — the split-adjusted close times the shares outstanding
+today, which equals the as-traded close times the shares outstanding that day as long as
+share counts change only by splits (buy-backs and issuance are not modelled) — so a
+split changes neither a weight nor a return. Two variants: price return (split-adjusted
+closes) and total return (split- and dividend-adjusted closes: dividends reinvested).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +27,16 @@ PERIODS = ("1d", "1w", "1m", "3m", "6m", "ytd", "1y")
 WINDOW_52W = 252
 AVERAGE_VOLUME_WINDOW = 30
 INDEX_BASE = 1000.0
+INDEX_METHODOLOGY = (
+    "Every security of the universe (listed or since delisted) that traded on two"
+    " consecutive sessions is a constituent on the second. Chained daily: level = previous"
+    " level x sum(weight x return) / sum(weight), weight = the previous session's market"
+    " value (split-adjusted close x today's shares outstanding, i.e. as-traded close x the"
+    " shares outstanding that day), so splits change neither weights nor returns."
+    " price_return: returns of split-adjusted closes; total_return: returns of split- and"
+    " dividend-adjusted closes (dividends reinvested on the ex-date, CRSP factor"
+    " 1 - dividend / previous close). Base 1000 on the first session of the history."
+)
 
 
 def _months_back(day: date, months: int) -> date:
@@ -96,12 +115,13 @@ class SecurityStats:
     security_id: int
     as_of: date
     close: float
-    bases: dict[str, float | None]  # adjusted to the as_of basis
+    bases: dict[str, float | None]  # split- and dividend-adjusted to the as_of basis
     high_52w: float | None
     low_52w: float | None
     avg_volume_30d: float | None
     return_1y: float | None
     daily_volatility: float | None = None
+    price_bases: dict[str, float | None] | None = None  # split-adjusted only
 
 
 def security_stats(
@@ -117,12 +137,15 @@ def security_stats(
     if len(days) == 0:
         return None
     price_f, volume_f = factors(days, actions)
+    split_f, _ = factors(days, actions, dividends=False)
     adj_close = close * price_f
     last = len(days) - 1
     bases: dict[str, float | None] = {}
+    price_bases: dict[str, float | None] = {}
     for period, i in base_positions(days, last).items():
         if period != "1d":
             bases[period] = float(adj_close[i]) if i is not None else None
+            price_bases[period] = float(close[i] * split_f[i]) if i is not None else None
     window = slice(max(0, len(days) - WINDOW_52W), len(days))
     vol_window = slice(max(0, len(days) - AVERAGE_VOLUME_WINDOW), len(days))
     base_1y = bases.get("1y")
@@ -138,6 +161,7 @@ def security_stats(
         daily_volatility=float(np.std(np.diff(np.log(adj_close[window])), ddof=1))
         if len(days) > 2
         else None,
+        price_bases=price_bases,
     )
 
 
@@ -154,15 +178,24 @@ def group_slices(security_ids: npt.NDArray[np.int32]) -> list[tuple[int, slice]]
 
 @dataclass(frozen=True)
 class IndexContribution:
-    """Per session: sum of weights x returns, sum of weights, constituents."""
+    """Per session: sum of weights x price returns, sum of weights x total returns, sum of
+    weights, constituents."""
 
     weighted: F64
+    weighted_total: F64
     weights: F64
     count: npt.NDArray[np.int64]
 
+    @classmethod
+    def zeros(cls, n: int) -> IndexContribution:
+        return cls(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64))
+
     def __add__(self, other: IndexContribution) -> IndexContribution:
         return IndexContribution(
-            self.weighted + other.weighted, self.weights + other.weights, self.count + other.count
+            self.weighted + other.weighted,
+            self.weighted_total + other.weighted_total,
+            self.weights + other.weights,
+            self.count + other.count,
         )
 
 
@@ -172,41 +205,49 @@ def index_contribution(
     days: Days,
     close: F64,
     shares: dict[int, float],
-    splits: dict[int, list[tuple[np.datetime64, float]]],
+    actions: dict[int, list[Action]],
 ) -> IndexContribution:
-    """What the rows (sorted by security, day) add to each session's index return:
-    weight = previous close x shares, return = close x split ratio on the day / previous
-    close, for securities that traded on both consecutive sessions."""
+    """What the rows (raw bars sorted by security, day) add to each session's index return:
+    weight = the previous session's market value (split-adjusted close x shares outstanding
+    today), price return from split-adjusted closes, total return from split- and
+    dividend-adjusted closes, for securities that traded on both consecutive sessions."""
     n = len(sessions)
-    weighted = np.zeros(n)
-    weights = np.zeros(n)
-    count = np.zeros(n, dtype=np.int64)
+    out = IndexContribution.zeros(n)
     pos = np.searchsorted(sessions, days.astype("datetime64[D]"))
     for security_id, rows in group_slices(security_ids):
-        p = pos[rows]
-        c = close[rows]
-        if len(c) < 2:
+        if rows.stop - rows.start < 2:
             continue
-        ratio = np.ones(len(c))
-        for ex_date, value in splits.get(security_id, ()):
-            ratio[days[rows] == ex_date] = value
+        p = pos[rows]
+        d = days[rows]
+        found = actions.get(security_id, [])
+        split_f, _ = factors(d, found, dividends=False)
+        total_f, _ = factors(d, found)
+        c = close[rows] * split_f
+        t = close[rows] * total_f
         consecutive = p[1:] == p[:-1] + 1
         w = c[:-1] * shares.get(security_id, 0.0)
-        r = c[1:] * ratio[1:] / c[:-1]
         target = p[1:][consecutive]
-        np.add.at(weighted, target, (w * r)[consecutive])
-        np.add.at(weights, target, w[consecutive])
-        np.add.at(count, target, 1)
-    return IndexContribution(weighted, weights, count)
+        np.add.at(out.weighted, target, (w * c[1:] / c[:-1])[consecutive])
+        np.add.at(out.weighted_total, target, (w * t[1:] / t[:-1])[consecutive])
+        np.add.at(out.weights, target, w[consecutive])
+        np.add.at(out.count, target, 1)
+    return out
 
 
 def chain_index(
-    contribution: IndexContribution, start_level: float = INDEX_BASE
-) -> tuple[F64, npt.NDArray[np.int64]]:
-    """Index levels per session from the contributions (the first session is the base)."""
+    contribution: IndexContribution,
+    start_level: float = INDEX_BASE,
+    start_total_level: float = INDEX_BASE,
+) -> tuple[F64, F64, npt.NDArray[np.int64]]:
+    """(price-return levels, total-return levels, constituents) per session from the
+    contributions; the first session is the base."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        growth = np.where(
-            contribution.weights > 0, contribution.weighted / contribution.weights, 1.0
-        )
-    growth[0] = 1.0
-    return start_level * growth.cumprod(), contribution.count
+        ok = contribution.weights > 0
+        growth = np.where(ok, contribution.weighted / contribution.weights, 1.0)
+        growth_total = np.where(ok, contribution.weighted_total / contribution.weights, 1.0)
+    growth[0] = growth_total[0] = 1.0
+    return (
+        start_level * growth.cumprod(),
+        start_total_level * growth_total.cumprod(),
+        contribution.count,
+    )

@@ -50,7 +50,7 @@ def step(
     state: SessionState, rng: np.random.Generator, count: int, rate_per_second: float
 ) -> npt.NDArray[np.int64]:
     """Advance ``min(count, len(state))`` ticks, each on a different security chosen
-    uniformly; return their indices (sorted).
+    uniformly; return the indices (sorted) of those that traded (and so moved).
 
     A security ticking first in the session opens with a gap around its previous close.
     """
@@ -59,6 +59,16 @@ def step(
         return np.empty(0, dtype=np.int64)
     idx = np.sort(rng.choice(n, size=min(count, n), replace=False))
     ticks_per_session = max(1.0, rate_per_second / n * SESSION_SECONDS)
+    share = state.avg_volume[idx] / ticks_per_session  # expected shares per tick
+    # A price moves only on a trade. A thinly traded security (less than a share per
+    # tick) trades on a tick with probability = its expected shares, so its volume keeps
+    # its average; a tick without a trade is no tick at all (no move, nothing published).
+    chance = np.clip(share, 0.0, 1.0)
+    trades = rng.random(len(idx)) < chance
+    size = np.maximum(
+        1, np.round(share / np.maximum(chance, 1e-12) * rng.lognormal(-0.125, 0.5, len(idx)))
+    )
+    idx, traded = idx[trades], size[trades].astype(np.int64)
     sd = state.daily_vol[idx] / math.sqrt(ticks_per_session)
     price = state.price[idx]
     first = np.isnan(state.day_open[idx])
@@ -73,6 +83,5 @@ def step(
     state.price[idx] = price
     state.day_high[idx] = np.fmax(state.day_high[idx], price)
     state.day_low[idx] = np.fmin(state.day_low[idx], price)
-    share = state.avg_volume[idx] / ticks_per_session
-    state.volume[idx] += np.round(share * rng.lognormal(-0.125, 0.5, len(idx))).astype(np.int64)
+    state.volume[idx] += traded
     return idx

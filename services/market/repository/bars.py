@@ -543,6 +543,11 @@ async def _copy_out(conn: asyncpg.Connection, query: str) -> bytes:
     return b"".join(parts)
 
 
+async def first_day(conn: asyncpg.Connection) -> date | None:
+    day: date | None = await conn.fetchval("SELECT min(day) FROM daily_bars")
+    return day
+
+
 async def last_day(conn: asyncpg.Connection) -> date | None:
     """The last day with a bar. Scans the bars (the primary key leads with the security):
     hot paths use ``stats.latest_index_day`` instead."""

@@ -100,11 +100,15 @@ async def write_quotes(conn: asyncpg.Connection, quotes: list[QuoteRow]) -> None
 
 async def quotes_from_bars(conn: asyncpg.Connection, day: date) -> int:
     """Set every security's quote from its last bar on or before ``day`` (and the bar
-    before it as previous close): after a load, before any tick."""
+    before it as previous close, restated for a split that goes ex on the last bar's day,
+    so that the day's change is not the split): after a load, before any tick."""
     status: str = await conn.execute(
         "INSERT INTO latest_quotes (ticker, price, previous_close, volume, updated_at, session,"
         " day_open, day_high, day_low)"
-        " SELECT s.ticker, b.close, p.close, b.volume,"
+        " SELECT s.ticker, b.close,"
+        " p.close / COALESCE((SELECT a.value FROM corporate_actions a"
+        "   WHERE a.security_id = s.security_id AND a.ex_date = b.day AND a.kind = 'split'), 1),"
+        " b.volume,"
         " (b.day + time '16:00') AT TIME ZONE 'America/New_York', b.day, b.open, b.high, b.low"
         " FROM securities s"
         " CROSS JOIN LATERAL (SELECT * FROM daily_bars d WHERE d.security_id = s.security_id"

@@ -41,6 +41,7 @@ async def write_stats(
                 s.bases.get("6m"),
                 s.bases.get("ytd"),
                 s.bases.get("1y"),
+                *((s.price_bases or {}).get(p) for p in _PERIOD_COLUMNS),
                 s.high_52w,
                 s.low_52w,
                 s.avg_volume_30d,
@@ -61,6 +62,7 @@ async def write_stats(
             "base_6m",
             "base_ytd",
             "base_1y",
+            *(f"price_base_{p}" for p in _PERIOD_COLUMNS),
             "high_52w",
             "low_52w",
             "avg_volume_30d",
@@ -88,35 +90,40 @@ async def latest_stats_day(conn: asyncpg.Connection) -> date | None:
     return day
 
 
-async def index_level_before(conn: asyncpg.Connection, day: date) -> tuple[date, float] | None:
+async def index_level_before(
+    conn: asyncpg.Connection, day: date
+) -> tuple[date, float, float] | None:
+    """(day, price-return level, total-return level) of the last session before ``day``."""
     row = await conn.fetchrow(
-        "SELECT day, level FROM market_index WHERE day < $1 ORDER BY day DESC LIMIT 1", day
+        "SELECT day, level, total_return_level FROM market_index WHERE day < $1"
+        " ORDER BY day DESC LIMIT 1",
+        day,
     )
-    return (row["day"], row["level"]) if row else None
+    return (row["day"], row["level"], row["total_return_level"]) if row else None
 
 
 async def write_index(
-    conn: asyncpg.Connection, rows: list[tuple[date, float, int]], *, since: date
+    conn: asyncpg.Connection, rows: list[tuple[date, float, float, int]], *, since: date
 ) -> None:
     await conn.execute("DELETE FROM market_index WHERE day >= $1", since)
     await conn.copy_records_to_table(
-        "market_index", records=rows, columns=("day", "level", "constituents")
+        "market_index",
+        records=rows,
+        columns=("day", "level", "total_return_level", "constituents"),
     )
 
 
-async def index_series(
+async def index_history(
     conn: asyncpg.Connection, start: date, end: date
-) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]:
-    """The index's (days, levels) from ``start`` to ``end``, as arrays."""
-    row = await conn.fetchrow(
-        "SELECT array_agg(day), array_agg(level) FROM (SELECT day, level FROM market_index"
-        " WHERE day BETWEEN $1 AND $2 ORDER BY day) i",
+) -> list[tuple[date, float, float, int]]:
+    """(day, price-return level, total-return level, constituents) from ``start`` to ``end``."""
+    rows = await conn.fetch(
+        "SELECT day, level, total_return_level, constituents FROM market_index"
+        " WHERE day BETWEEN $1 AND $2 ORDER BY day",
         start,
         end,
     )
-    if row is None or row[0] is None:
-        return np.empty(0, dtype="datetime64[D]"), np.empty(0)
-    return np.array(row[0], dtype="datetime64[D]"), np.array(row[1], dtype=np.float64)
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 async def index_and_strength(
@@ -124,12 +131,14 @@ async def index_and_strength(
 ) -> tuple[
     npt.NDArray[np.datetime64], npt.NDArray[np.float64], float | None, float | None, float | None
 ]:
-    """The index's (days, levels) from ``start`` to ``end``, the security's relative
+    """The total-return index's (days, levels) from ``start`` to ``end`` (the benchmark of
+    betas, which are computed on dividend-adjusted closes), the security's relative
     strength percentiles (universe, sector) and its live price, in one round trip."""
     row = await conn.fetchrow(
         "SELECT i.days, i.levels, t.rs_universe, t.rs_sector, q.price"
-        " FROM (SELECT array_agg(day) AS days, array_agg(level) AS levels FROM ("
-        "   SELECT day, level FROM market_index WHERE day BETWEEN $2 AND $3 ORDER BY day) x) i"
+        " FROM (SELECT array_agg(day) AS days, array_agg(total_return_level) AS levels FROM ("
+        "   SELECT day, total_return_level FROM market_index WHERE day BETWEEN $2 AND $3"
+        "   ORDER BY day) x) i"
         " LEFT JOIN security_stats t ON t.security_id = $1"
         " LEFT JOIN latest_quotes q ON q.ticker = $4",
         security_id,
@@ -162,6 +171,7 @@ async def universe_columns(conn: asyncpg.Connection) -> UniverseColumns:
         *(f"t.base_{p}" for p in _PERIOD_COLUMNS),
         "t.high_52w",
         "t.low_52w",
+        *(f"t.price_base_{p}" for p in _PERIOD_COLUMNS),
     ]
     row = await conn.fetchrow(
         "SELECT array_agg(s.ticker), array_agg(s.name), array_agg(s.sector), "
@@ -183,4 +193,5 @@ async def universe_columns(conn: asyncpg.Connection) -> UniverseColumns:
         bases={p: arrays[4 + k] for k, p in enumerate(_PERIOD_COLUMNS)},
         high_52w=arrays[10],
         low_52w=arrays[11],
+        price_bases={p: arrays[12 + k] for k, p in enumerate(_PERIOD_COLUMNS)},
     )

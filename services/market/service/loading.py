@@ -206,6 +206,29 @@ async def _load(
         raise
 
 
+async def ensure_derived(conn: asyncpg.Connection) -> None:
+    """Recompute the statistics and the whole index when bars exist but the index does not
+    (a migration emptied it); a no-op otherwise."""
+    if await stats.latest_index_day(conn) is not None:
+        return
+    # One replica rebuilds (the loader's lock); the others start without waiting.
+    if not await loads.try_lock(conn):
+        return
+    try:
+        if await stats.latest_index_day(conn) is not None:
+            return
+        first = await bars_repo.first_day(conn)
+        if first is None:
+            return
+        logger.info("rebuilding the universe index and statistics from the bars")
+        started = time.perf_counter()
+        async with conn.transaction():
+            await refresh_derived(conn, since=first)
+        logger.info("universe index and statistics rebuilt in %.1fs", time.perf_counter() - started)
+    finally:
+        await loads.unlock(conn)
+
+
 async def refresh_derived(
     conn: asyncpg.Connection, *, since: date, until: date | None = None, chunk_size: int = 500
 ) -> date | None:
@@ -226,16 +249,14 @@ async def refresh_derived(
     if len(sessions) == 0:
         return as_of
     shares = await stats.shares_by_security(conn)
-    split_rows = await actions_repo.splits_between(conn, bars_from, as_of)
-    splits: dict[int, list[tuple[np.datetime64, float]]] = {}
-    for security_id, ex_date, value in split_rows:
-        splits.setdefault(security_id, []).append((np.datetime64(ex_date, "D"), value))
-    recent_actions = await actions_repo.actions_after(conn, window_start)
+    # Every action after the first bar read: the index's weights are restated for every
+    # later split (market value in today's shares), its total return needs the dividends.
+    actions = await actions_repo.actions_after(
+        conn, min(window_start, bars_from) - timedelta(days=1)
+    )
 
     all_stats: list[st.SecurityStats] = []
-    contribution = st.IndexContribution(
-        np.zeros(len(sessions)), np.zeros(len(sessions)), np.zeros(len(sessions), dtype=np.int64)
-    )
+    contribution = st.IndexContribution.zeros(len(sessions))
     for k in range(0, len(ids), chunk_size):
         chunk_ids = ids[k : k + chunk_size]
         window = await bars_repo.bars_for(conn, chunk_ids, min(window_start, bars_from), as_of)
@@ -256,7 +277,7 @@ async def refresh_derived(
                     window.low[rows][recent],
                     window.close[rows][recent],
                     window.volume[rows][recent],
-                    recent_actions.get(security_id, []),
+                    actions.get(security_id, []),
                 )
                 if item is not None:
                     found.append(item)
@@ -267,7 +288,7 @@ async def refresh_derived(
                 window.day[in_index],
                 window.close[in_index],
                 shares,
-                splits,
+                actions,
             )
             return found, part
 
@@ -288,10 +309,14 @@ async def refresh_derived(
         [None if np.isnan(x) else float(x) for x in rs_universe],
         [None if np.isnan(x) else float(x) for x in rs_sector],
     )
-    levels, counts = st.chain_index(contribution, previous[1] if previous else st.INDEX_BASE)
+    levels, total_levels, counts = st.chain_index(
+        contribution,
+        previous[1] if previous else st.INDEX_BASE,
+        previous[2] if previous else st.INDEX_BASE,
+    )
     rows = [
-        (calendar.to_date(day), float(level), int(n))
-        for day, level, n in zip(sessions, levels, counts, strict=True)
+        (calendar.to_date(day), float(level), float(total), int(n))
+        for day, level, total, n in zip(sessions, levels, total_levels, counts, strict=True)
     ]
     if previous is not None:
         rows = rows[1:]  # the first session is the one already stored

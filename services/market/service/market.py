@@ -12,6 +12,7 @@ import asyncpg
 from services.market import events
 from services.market.domain import adjustment as adj
 from services.market.domain import overview as ov
+from services.market.domain import statistics as st
 from services.market.domain.statistics import group_slices
 from services.market.repository import actions as actions_repo
 from services.market.repository import bars as bars_repo
@@ -124,6 +125,41 @@ async def _universe(
     return rows, as_of, previous[1] if previous else None
 
 
+async def index_reply(pool: asyncpg.Pool, request: events.IndexRequest) -> events.IndexReply:
+    """The index between ``request.start`` and ``request.end`` (about 30 bytes a session:
+    ten years fit in one reply)."""
+    async with pool.acquire() as conn:
+        rows = await stats.index_history(conn, request.start, request.end)
+    return events.IndexReply(
+        dates=[r[0] for r in rows],
+        price_return=[round(r[1], 6) for r in rows],
+        total_return=[round(r[2], 6) for r in rows],
+    )
+
+
+async def index_history(pool: asyncpg.Pool, start: date | None, end: date | None) -> dict[str, Any]:
+    """The universe index's daily levels (price and total return) from ``start`` to ``end``
+    (either open: from the first / to the last stored session)."""
+    async with pool.acquire() as conn:
+        rows = await stats.index_history(conn, start or date.min, end or date.max)
+    return {
+        "name": "Bourse universe index",
+        "base": st.INDEX_BASE,
+        "methodology": st.INDEX_METHODOLOGY,
+        "start": start or (rows[0][0] if rows else None),
+        "end": end or (rows[-1][0] if rows else None),
+        "levels": [
+            {
+                "date": day,
+                "price_return": round(level, 6),
+                "total_return": round(total, 6),
+                "constituents": n,
+            }
+            for day, level, total, n in rows
+        ],
+    }
+
+
 async def overview(pool: asyncpg.Pool) -> dict[str, Any]:
     rows, as_of, level = await _universe(pool)
     result = await asyncio.to_thread(ov.overview, rows, previous_index_level=level)
@@ -132,7 +168,11 @@ async def overview(pool: asyncpg.Pool) -> dict[str, Any]:
 
 async def sectors(pool: asyncpg.Pool) -> dict[str, Any]:
     rows, as_of, _ = await _universe(pool)
-    return {"as_of": as_of, "sectors": await asyncio.to_thread(ov.sectors, rows)}
+    return {
+        "as_of": as_of,
+        "methodology": ov.SECTOR_METHODOLOGY,
+        "sectors": await asyncio.to_thread(ov.sectors, rows),
+    }
 
 
 async def status(pool: asyncpg.Pool) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from services.market.domain import Quote, Security, StockFilter
 from services.market.domain import adjustment as adj
-from services.market.domain.analysis import HISTORY_DAYS, analyse
+from services.market.domain.analysis import analyse
 from services.market.domain.bars import resample
 from services.market.errors import InvalidDateRangeError, StockNotFoundError
 from services.market.repository import bars as bars_repo
@@ -25,6 +25,7 @@ from shared.pagination import CursorKey, InvalidCursorError
 Interval = Literal["daily", "weekly", "monthly"]
 
 SMALL_SERIES = 2000  # bars adjusted on the event loop; longer series go to a thread
+BETA_INDEX_DAYS = 400  # calendar days of index an analysis reads: 252 sessions and margin
 
 
 async def list_stocks(
@@ -105,8 +106,11 @@ async def price_history(
 ) -> PriceSeries:
     """Bars of ``ticker`` between ``start`` and ``end``; adjusted at read time from the
     stored corporate actions when ``adjusted``."""
-    # Whole periods: widen the range to the first day of the period containing start.
+    # Weekly and monthly: whole periods that overlap [start, end], at both ends — the
+    # first bar holds the period's sessions before ``start``, the last those after ``end``
+    # (docs/market.md). A period still under way ends with the last session stored.
     read_start = start if interval == "daily" else _period_floor(start, interval)
+    end = end if interval == "daily" else _period_ceiling(end, interval)
     async with pool.acquire() as conn:
         if interval != "daily" and not adjusted:
             security = await _security(conn, ticker)
@@ -129,6 +133,13 @@ def _period_floor(day: date, interval: Interval) -> date:
     if interval == "monthly":
         return day.replace(day=1)
     return day - timedelta(days=day.weekday())
+
+
+def _period_ceiling(day: date, interval: Interval) -> date:
+    if interval == "monthly":
+        following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return following - timedelta(days=1)
+    return day + timedelta(days=6 - day.weekday())
 
 
 def _shape(
@@ -183,18 +194,19 @@ async def _security(conn: asyncpg.Connection, ticker: str) -> Security:
 async def analysis(
     pool: asyncpg.Pool, ticker: str
 ) -> tuple[Security, float | None, dict[str, Any]]:
-    """The technical analysis of ``ticker`` over its adjusted daily history, with its live
-    price (None without a quote)."""
+    """The technical analysis of ``ticker`` over its whole adjusted daily history, with its
+    live price (None without a quote)."""
     end = date.today()
-    start = end - timedelta(days=HISTORY_DAYS)
+    start = date(1900, 1, 1)  # the whole history: recursive indicators depend on its start
     async with pool.acquire() as conn:
         found = await bars_repo.history_by_ticker(conn, ticker, start, end, actions=True)
         if found is None:
             raise StockNotFoundError(ticker)
         security, bars, actions = found
         assert security.security_id is not None
+        # Beta needs the index over its window only (252 sessions), not the whole history.
         market_days, market_levels, rs_universe, rs_sector, live = await stats.index_and_strength(
-            conn, security.security_id, ticker, start, end
+            conn, security.security_id, ticker, end - timedelta(days=BETA_INDEX_DAYS), end
         )
 
     def compute() -> dict[str, Any]:

@@ -18,6 +18,7 @@ import pytest
 from bourse.parts import MARKET
 from services.market.app import migrations
 from services.market.service import loading
+from services.market.tests import reference as ref
 from shared.db import (
     create_pool,
     drop_database,
@@ -114,3 +115,40 @@ async def fresh_market_pool(infra: TestInfra) -> AsyncIterator[asyncpg.Pool]:
     finally:
         await pool.close()
         await drop_database(infra.admin_server_url, database)
+
+
+@pytest.fixture(scope="session")
+async def reference_universe(infra: TestInfra) -> AsyncIterator[tuple[str, ref.MarketFrames]]:
+    """A database of its own with a larger universe (150 securities x 4 years: splits,
+    reverse splits, dividends, listings, delistings) that no test writes to, and its tables
+    read into pandas frames by the independent reference (``reference.py``)."""
+    database = f"{infra.database}_recon"
+    await ensure_database(infra.admin_server_url, database)
+    await ensure_service_schema(
+        infra.admin_server_url, database=database, role=MARKET.db_role, schema=MARKET.schema
+    )
+    dsn = service_dsn(infra.admin_server_url, database=database, role=MARKET.db_role)
+    conn = await open_connection(dsn)
+    try:
+        await migrate(conn, MARKET.schema, migrations())
+        await loading.load_universe_on(conn, loading.universe_spec(150, 4, 20240101))
+        frames = await ref.read_frames(conn)
+    finally:
+        await conn.close()
+    try:
+        yield dsn, frames
+    finally:
+        await drop_database(infra.admin_server_url, database)
+
+
+@pytest.fixture
+async def reference_pool(
+    reference_universe: tuple[str, ref.MarketFrames],
+) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(
+        reference_universe[0], schema="market", application_name="test-reference"
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()

@@ -11,8 +11,14 @@ from services.market.domain import TICKER_PATTERN, calendar, normalise_ticker
 from services.market.domain import simulator as sim
 from services.market.domain.adjustment import Action, adjust, dividend_factor, factors
 from services.market.domain.bars import resample, validate
+from services.market.domain.overview import sector_performance
 from services.market.domain.sectors import SECTORS
-from services.market.domain.statistics import percentile_ranks, period_returns
+from services.market.domain.statistics import (
+    chain_index,
+    index_contribution,
+    percentile_ranks,
+    period_returns,
+)
 
 D = np.datetime64
 
@@ -210,3 +216,55 @@ def test_percentile_ranks_average_ties_and_keep_nan() -> None:
         ranks[[0, 1, 3, 4]], [83.333333, 0.0, 83.333333, 33.333333], rtol=1e-6
     )
     assert np.isnan(ranks[2])
+
+
+def test_a_split_changes_neither_index_weights_nor_index_returns() -> None:
+    sessions = days("2024-06-03", "2024-06-04", "2024-06-05")
+    # Security 1 splits 10-for-1 on 2024-06-05 and does not move; security 2 rises 10 %.
+    # 1 has 1,000 shares today (100 before the split), 2 has 100.
+    ids = np.array([1, 1, 1, 2, 2, 2], dtype=np.int32)
+    d = np.concatenate([sessions, sessions])
+    close = np.array([1000.0, 1000.0, 100.0, 100.0, 100.0, 110.0])
+    part = index_contribution(
+        sessions,
+        ids,
+        d,
+        close,
+        {1: 1000.0, 2: 100.0},
+        {1: [Action(date(2024, 6, 5), "split", 10.0)]},
+    )
+    # Weights = market values the session before: 100,000 (1) + 10,000 (2).
+    assert part.weights[2] == pytest.approx(110_000.0)
+    levels, total, count = chain_index(part)
+    # The split is not a fall of 90 %: the index rises by 2's weight x 10 %.
+    assert levels[2] / levels[1] == pytest.approx(1.0 + 10_000 / 110_000 * 0.10)
+    np.testing.assert_allclose(total, levels)  # no dividend: both variants agree
+    assert count.tolist() == [0, 2, 2]
+
+
+def test_the_total_return_index_reinvests_a_dividend() -> None:
+    sessions = days("2024-06-03", "2024-06-04")
+    ids = np.array([1, 1], dtype=np.int32)
+    close = np.array([100.0, 98.0])  # goes ex a $2 dividend on 2024-06-04
+    dividend = Action(date(2024, 6, 4), "dividend", 2.0, dividend_factor(2.0, 100.0))
+    part = index_contribution(sessions, ids, sessions, close, {1: 10.0}, {1: [dividend]})
+    levels, total, _ = chain_index(part)
+    assert levels[1] == pytest.approx(980.0)
+    assert total[1] == pytest.approx(1000.0)
+
+
+def test_sector_performance_is_the_change_of_market_value_and_the_plain_mean() -> None:
+    # A $10 stock with 1,000 shares that doubles, a $100 stock with 10 shares that halves;
+    # the second split 2-for-1 in the period (its base is split-adjusted: 200 -> 100).
+    price = np.array([20.0, 50.0])
+    shares = np.array([1000.0, 10.0])
+    price_base = np.array([10.0, 100.0])
+    cap, equal, total = sector_performance(price, shares, price_base, price_base)
+    # Market value 10,000 + 1,000 -> 20,000 + 500.
+    assert cap == pytest.approx((20_500 / 11_000 - 1) * 100, abs=1e-4)
+    assert equal == pytest.approx(((1.0 + -0.5) / 2) * 100, abs=1e-4)
+    assert total == pytest.approx(cap, abs=1e-4)
+    # A member without a base is left out of every measure.
+    none_base = np.array([10.0, np.nan])
+    cap, equal, _ = sector_performance(price, shares, none_base, none_base)
+    assert cap == pytest.approx(100.0) and equal == pytest.approx(100.0)

@@ -7,9 +7,10 @@ from datetime import date, timedelta
 
 import asyncpg
 import numpy as np
+import orjson
 import pytest
 
-from services.market import demo
+from services.market import demo, schemas
 from services.market.domain import calendar
 from services.market.errors import InvalidDateRangeError, InvalidImportError, StockNotFoundError
 from services.market.importers.providers import ProviderBar
@@ -258,3 +259,52 @@ async def test_demo_seed_keeps_an_existing_universe(pool: asyncpg.Pool) -> None:
         before = await conn.fetchval("SELECT count(*) FROM daily_bars")
         await demo.seed_demo(conn)
         assert await conn.fetchval("SELECT count(*) FROM daily_bars") == before
+
+
+async def test_an_emptied_index_is_rebuilt_from_the_bars_as_it_was(
+    fresh_market_pool: asyncpg.Pool,
+) -> None:
+    # Migration 0004 empties the derived tables; the service rebuilds them at start-up.
+    async with fresh_market_pool.acquire() as conn:
+        before = await conn.fetch("SELECT * FROM market_index ORDER BY day")
+        stats_before = await conn.fetchval("SELECT count(*) FROM security_stats")
+        await conn.execute("DELETE FROM market_index; DELETE FROM security_stats")
+        await loading.ensure_derived(conn)
+        after = await conn.fetch("SELECT * FROM market_index ORDER BY day")
+        assert await conn.fetchval("SELECT count(*) FROM security_stats") == stats_before > 0
+        await loading.ensure_derived(conn)  # a no-op once the index is there
+        assert await conn.fetch("SELECT * FROM market_index ORDER BY day") == after
+    assert len(after) == len(before) > 200
+    for a, b in zip(after, before, strict=True):
+        assert a["day"] == b["day"] and a["constituents"] == b["constituents"]
+        assert a["level"] == pytest.approx(b["level"], rel=1e-12)
+        assert a["total_return_level"] == pytest.approx(b["total_return_level"], rel=1e-12)
+
+
+async def test_the_pre_encoded_market_bodies_match_their_declared_models(
+    pool: asyncpg.Pool,
+) -> None:
+    # The routes encode these dicts with orjson, unchecked: the declared models must hold.
+    def roundtrip(value: object) -> object:
+        return orjson.loads(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY))
+
+    sectors = schemas.Sectors.model_validate(roundtrip(await market_service.sectors(pool)))
+    assert sectors.sectors and all(s.equal_weighted_percent for s in sectors.sectors)
+    index = schemas.IndexHistory.model_validate(
+        roundtrip(await market_service.index_history(pool, None, None))
+    )
+    assert len(index.levels) > 400
+    schemas.Overview.model_validate(roundtrip(await market_service.overview(pool)))
+    security, live, result = await stocks.analysis(pool, "ACME")
+    analysis = schemas.Analysis.model_validate(
+        roundtrip(
+            {
+                "ticker": security.ticker,
+                "name": security.name,
+                "sector": security.sector,
+                "live_price": live,
+                **result,
+            }
+        )
+    )
+    assert analysis.sharpe_ratio.model_extra and analysis.history.model_extra
