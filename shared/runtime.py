@@ -25,12 +25,14 @@ from fastapi import APIRouter, FastAPI
 
 from shared.db import Migration, create_pool, migrate, ping
 from shared.db.cursor_key import stored_cursor_secret
+from shared.db.transaction import DATABASE_ERRORS
 from shared.http import create_service_app
 from shared.jwt import RemoteJwks, TokenVerifier
 from shared.log import configure_logging
 from shared.messaging import Bus, OutboxRelay, connect_bus
+from shared.messaging.bus import MESSAGING_ERRORS
 from shared.pagination import CursorKey
-from shared.redis import RedisNamespace, connect_redis
+from shared.redis import REDIS_ERRORS, RedisNamespace, connect_redis
 from shared.settings import BaseServiceSettings, ServiceSettings, SettingsError, load_settings
 
 logger = logging.getLogger("shared.runtime")
@@ -87,6 +89,7 @@ async def open_resources(
         for migration in applied:
             logger.info("applied migration %s/%04d_%s", *_describe(migration))
         bus = await connect_bus(settings.nats_url, name=name, prefix=settings.nats_prefix)
+        bus.translate_errors((DATABASE_ERRORS, REDIS_ERRORS, MESSAGING_ERRORS))
         verifier = None
         if isinstance(settings, ServiceSettings):
             verifier = TokenVerifier(

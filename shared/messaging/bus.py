@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -97,6 +97,19 @@ class Bus:
         self._consumers: set[Consumer[Any]] = set()
         self._responders: set[Subscription] = set()
         self._connection_listeners: list[Callable[[bool], None]] = []
+        self._translators: tuple[ErrorTranslator, ...] = ()
+
+    def translate_errors(self, translators: Sequence[ErrorTranslator]) -> None:
+        """Answer requests whose handler raised one of ``translators``' exceptions (a lost
+        database connection ...) with the error they translate to, as the HTTP app does,
+        instead of a 500 and a traceback."""
+        self._translators = tuple(translators)
+
+    def _translate(self, exc: Exception) -> AppError | None:
+        for classes, translate in self._translators:
+            if isinstance(exc, classes):
+                return translate(exc)
+        return None
 
     def on_connection_change(self, listener: Callable[[bool], None]) -> None:
         """Call ``listener(False)`` when the connection is lost and ``listener(True)``
@@ -335,11 +348,24 @@ class Bus:
                 data = _error_reply(
                     reply_headers, exc.status_code, exc.error_code, exc.message, exc.details
                 )
-            except Exception:
-                logger.exception("handler failed for a request on %s", logical)
-                data = _error_reply(
-                    reply_headers, 500, AppError.error_code, AppError.default_message
-                )
+            except Exception as exc:
+                known = self._translate(exc)
+                if known is None:
+                    logger.exception("handler failed for a request on %s", logical)
+                    data = _error_reply(
+                        reply_headers, 500, AppError.error_code, AppError.default_message
+                    )
+                else:  # a lost dependency: the requester gets the 503 a route would give
+                    logger.warning(
+                        "request on %s failed: %s %s", logical, known.error_code, known.message
+                    )
+                    data = _error_reply(
+                        reply_headers,
+                        known.status_code,
+                        known.error_code,
+                        known.message,
+                        known.details,
+                    )
         try:
             await self._nc.publish(msg.reply, data, headers=reply_headers)
         except nats.errors.Error as exc:

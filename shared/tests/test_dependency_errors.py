@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,12 +15,21 @@ import httpx
 import nats.errors
 import pytest
 from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.db import create_pool
+from shared.db.transaction import DATABASE_ERRORS
 from shared.health import Outages
 from shared.http import create_service_app
-from shared.messaging import MessagingUnavailableError, RequestTimeoutError
+from shared.messaging import (
+    Delivered,
+    MessagingUnavailableError,
+    RemoteError,
+    RequestTimeoutError,
+    connect_bus,
+)
+from shared.tests.support import NATS_URL
 
 router = APIRouter()
 
@@ -189,3 +199,31 @@ async def test_a_bug_is_still_a_500_with_its_traceback_logged_once(
     assert "Retry-After" not in response.headers
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is not None
+
+
+class Ask(BaseModel):
+    n: int
+
+
+async def test_a_request_over_nats_whose_database_is_down_is_a_503_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A part answering over NATS (market's history) while its database is down: the
+    # requester (a recommendations run) must see a 503 it can wait out, not a 500.
+    bus = await connect_bus(NATS_URL, name="test-rpc-outage", prefix=f"t{uuid.uuid4().hex[:10]}")
+    bus.translate_errors((DATABASE_ERRORS,))
+
+    async def handler(request: Ask, _: Delivered) -> Ask:
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle")
+
+    responder = await bus.serve("market.rpc.history", Ask, handler)
+    try:
+        with caplog.at_level(logging.INFO), pytest.raises(RemoteError) as answered:
+            await bus.request("market.rpc.history", Ask(n=1), Ask, timeout=2)
+    finally:
+        await responder.unsubscribe()
+        await bus.close()
+    assert answered.value.status_code == 503
+    assert answered.value.error_code == "DATABASE_UNAVAILABLE"
+    assert answered.value.details == {"dependency": "postgres"}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
