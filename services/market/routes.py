@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from services.market import schemas
 from services.market.background import EOD_TAG
 from services.market.cached_reads import CachedRoute, request_key
-from services.market.deps import authorize, pool_of
+from services.market.deps import authorize, request_connection, request_unit
 from services.market.domain import SORTABLE, TICKER_PATTERN, StockFilter
 from services.market.errors import InvalidDateRangeError, InvalidImportError
 from services.market.service import imports as import_service
@@ -132,7 +132,6 @@ async def list_stocks(
 ) -> Response:
     """Securities a page at a time, filtered, sorted, with the chosen fields."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
     sort_name, descending = _sort(sort)
     chosen = _fields(fields)
     filters = StockFilter(
@@ -153,15 +152,16 @@ async def list_stocks(
     )
 
     async def build() -> bytes:
-        rows, next_cursor = await stock_service.list_stocks(
-            pool,
-            limit=limit,
-            cursor=cursor,
-            cursor_key=cursor_key,
-            filters=filters,
-            sort=sort_name,
-            descending=descending,
-        )
+        async with request_connection(request) as conn:
+            rows, next_cursor = await stock_service.list_stocks(
+                conn,
+                limit=limit,
+                cursor=cursor,
+                cursor_key=cursor_key,
+                filters=filters,
+                sort=sort_name,
+                descending=descending,
+            )
         items = [
             schemas.StockSummary.of(s, q_).model_dump(include=set(chosen) if chosen else None)
             for s, q_ in rows
@@ -175,11 +175,11 @@ async def list_stocks(
 async def get_stock(request: Request, ticker: TickerPath) -> Response:
     """One security with its latest quote."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
     ticker = ticker.upper()
 
     async def build() -> bytes:
-        security, quote = await stock_service.get_stock(pool, ticker)
+        async with request_connection(request) as conn:
+            security, quote = await stock_service.get_stock(conn, ticker)
         return _json(schemas.StockDetail.of(security, quote).model_dump())
 
     return await _cached(request, TTL_QUOTES, build)
@@ -202,15 +202,15 @@ async def get_prices(
     """Bars between ``start`` and ``end`` (default: the last year), daily or per week/month,
     split- and dividend-adjusted (default) or as traded, as JSON or CSV."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
     ticker = ticker.upper()
     start, end = stock_service.default_range(start, end, date.today())
     series = None
 
     async def load() -> stock_service.PriceSeries:
-        return await stock_service.price_history(
-            pool, ticker, start=start, end=end, interval=interval, adjusted=adjusted
-        )
+        async with request_connection(request) as conn:
+            return await stock_service.price_history(
+                conn, ticker, start=start, end=end, interval=interval, adjusted=adjusted
+            )
 
     # A very long daily range is streamed (and not cached).
     if interval == "daily" and (end - start).days * 252 / 365 > STREAM_ROWS:
@@ -305,11 +305,11 @@ async def get_analysis(request: Request, ticker: TickerPath) -> Response:
     52-week range, relative strength and average volume - each with its parameters -
     over the split- and dividend-adjusted daily history."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
     ticker = ticker.upper()
 
     async def build() -> bytes:
-        security, live_price, result = await stock_service.analysis(pool, ticker)
+        async with request_connection(request) as conn:
+            security, live_price, result = await stock_service.analysis(conn, ticker)
         return _json(
             {
                 "ticker": security.ticker,
@@ -328,10 +328,10 @@ async def get_analysis(request: Request, ticker: TickerPath) -> Response:
 async def get_overview(request: Request) -> Response:
     """Breadth, the universe index, top gainers, losers and most active, 52-week highs/lows."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
 
     async def build() -> bytes:
-        return _json(await market_service.overview(pool))
+        async with request_connection(request) as conn:
+            return _json(await market_service.overview(conn))
 
     return await _cached(request, TTL_MARKET, build, tags=(EOD_TAG,))
 
@@ -340,10 +340,10 @@ async def get_overview(request: Request) -> Response:
 async def get_sectors(request: Request) -> Response:
     """Per GICS sector: performance over 1d/1w/1m/3m/YTD/1y, breadth, leaders and laggards."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
 
     async def build() -> bytes:
-        return _json(await market_service.sectors(pool))
+        async with request_connection(request) as conn:
+            return _json(await market_service.sectors(conn))
 
     return await _cached(request, TTL_MARKET, build, tags=(EOD_TAG,))
 
@@ -356,12 +356,12 @@ async def get_index(
     and ``end`` (default: its whole history), with its methodology: the benchmark of every
     beta served, for anyone to recompute betas and excess returns."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
     if start is not None and end is not None and start > end:
         raise InvalidDateRangeError(start, end)
 
     async def build() -> bytes:
-        return _json(await market_service.index_history(pool, start, end))
+        async with request_connection(request) as conn:
+            return _json(await market_service.index_history(conn, start, end))
 
     return await _cached(request, TTL_HISTORY, build, tags=(EOD_TAG,))
 
@@ -370,10 +370,10 @@ async def get_index(
 async def get_quotes(request: Request) -> Response:
     """Every latest quote (the whole universe), from bytes encoded once a second."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
 
     async def build() -> bytes:
-        return await market_service.quote_snapshot(pool)
+        async with request_connection(request) as conn:
+            return await market_service.quote_snapshot(conn)
 
     return await _cached(request, TTL_QUOTES, build)
 
@@ -382,8 +382,8 @@ async def get_quotes(request: Request) -> Response:
 async def get_status(request: Request) -> Response:
     """Storage path, universe size, the universe load's progress, the live feed."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
-    status = await market_service.status(pool)
+    async with request_connection(request) as conn:
+        status = await market_service.status(conn)
     feed = getattr(request.app.state, "feed", None)
     status["feed"] = feed.stats.as_dict() if feed is not None else None
     return Response(_json(status), media_type="application/json")
@@ -406,13 +406,13 @@ async def import_csv(
     validated, bad ones rejected with a reason, good ones merged idempotently; the derived
     statistics are refreshed and ``market.eod.completed`` is published."""
     await authorize(request, "admin")
-    pool = pool_of(request)
     body = await request.body()
     if len(body) > import_service.MAX_IMPORT_BYTES:
         raise InvalidImportError("The file is larger than 64 MiB; split it.")
-    summary = await import_service.import_csv(
-        pool, body.decode("utf-8-sig", errors="replace"), ticker=ticker, layout=layout
-    )
+    async with request_unit(request) as unit:
+        summary = await import_service.import_csv(
+            unit, body.decode("utf-8-sig", errors="replace"), ticker=ticker, layout=layout
+        )
     cache: ResponseCache = request.app.state.response_cache
     await cache.invalidate(EOD_TAG)
     return summary
