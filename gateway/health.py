@@ -1,10 +1,12 @@
 """``GET /api/v1/health``: the whole platform at a glance.
 
-200 when the gateway's own dependencies and every service's readiness are up;
-otherwise 503, with ``failing`` naming each part that is down (``redis``,
-``market``, ``market.nats`` ...). ``rate_limiter`` says whether limits are enforced in
-Redis (``mode: redis``) or, while Redis is unreachable, per process (``mode: local``,
-logins refused); ``circuits`` names the upstreams whose circuit breaker is open.
+200 when the gateway's own dependencies and every service's dependencies are up;
+otherwise 503, with ``failing`` naming each part that is down or degraded (``redis``,
+``market``, ``market.nats`` ...): the operator's overview, stricter than a part's
+``/ready`` (which fails only for what leaves the part nothing to serve).
+``rate_limiter`` says whether limits are enforced in Redis (``mode: redis``) or, while
+Redis is unreachable, per process (``mode: local``, logins refused); ``circuits`` names
+the upstreams whose circuit breaker is open.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ async def _service_ready(upstream: Upstream) -> dict[str, Any]:
         async with upstream.session.get(upstream.base_url + "/ready", timeout=_TIMEOUT) as response:
             body = await response.read()
             report = orjson.loads(body) if body else {}
-            status = "up" if response.status == 200 else "down"
+            if response.status != 200:
+                status = "down"
+            else:  # ready, or degraded: serving without a dependency it can do without
+                status = "up" if report.get("status", "ready") == "ready" else "degraded"
             return {"status": status, "checks": report.get("checks", {})}
     except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as exc:
         return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:200]}

@@ -3,9 +3,10 @@
 It is the gateway's own document plus every service's ``/openapi.json`` (their
 ``/api/v1`` paths and the schemas those use), with the security schemes the gateway
 accepts and, on each operation, the least role of its rule in :mod:`gateway.policy`
-(``x-required-role``) and its security requirement. A schema name two documents define
-differently is prefixed with the service's name. A service that does not answer is
-listed under ``x-unavailable-services`` and the document is rebuilt sooner.
+(``x-required-role``) and its security requirement, and the answers any operation can
+give (429; 503 with Retry-After; 400 for a body that cannot be read). A schema name two
+documents define differently is prefixed with the service's name. A service that does not
+answer is listed under ``x-unavailable-services`` and the document is rebuilt sooner.
 """
 
 from __future__ import annotations
@@ -46,9 +47,29 @@ SECURITY_SCHEMES: dict[str, Any] = {
     },
 }
 
+_ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
 _RATE_LIMITED = {
     "description": "Rate limited (see the RateLimit and Retry-After headers)",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+    "content": _ENVELOPE,
+}
+# Answers every operation can give whatever its own document says: a body that cannot be
+# read at all (not UTF-8, not the declared format) is refused before validation; a
+# dependency that is down (database, Redis, NATS, the service itself) is a 503 naming it.
+_MALFORMED_BODY = {
+    "description": "The body could not be read (not UTF-8, or not the declared format)",
+    "content": _ENVELOPE,
+}
+_UNAVAILABLE = {
+    "description": "A dependency is unavailable; details.dependency names it"
+    " (postgres, redis, nats, or a service). Retry after Retry-After seconds.",
+    "headers": _RETRY_AFTER,
+    "content": _ENVELOPE,
 }
 
 
@@ -122,7 +143,11 @@ def merge(
                 if rule.api_keys:
                     schemes.append({"ApiKey": []})
                 operation["security"] = schemes
-            operation.setdefault("responses", {}).setdefault("429", _RATE_LIMITED)
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("429", _RATE_LIMITED)
+            responses.setdefault("503", _UNAVAILABLE)
+            if "requestBody" in operation:
+                responses.setdefault("400", _MALFORMED_BODY)
     components["securitySchemes"] = SECURITY_SCHEMES
     merged["info"] = {
         "title": "Bourse API",

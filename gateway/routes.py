@@ -19,7 +19,40 @@ router = APIRouter(prefix="/api/v1")
 outside_router = APIRouter(include_in_schema=False)
 
 
-@router.get("/auth/jwks", tags=["auth"])
+_JWKS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["keys"],
+    "properties": {
+        "keys": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["kty", "kid"],
+                "properties": {
+                    "kty": {"type": "string"},
+                    "crv": {"type": "string"},
+                    "x": {"type": "string"},
+                    "kid": {"type": "string"},
+                    "alg": {"type": "string"},
+                    "use": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+
+
+@router.get(
+    "/auth/jwks",
+    tags=["auth"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The JSON Web Key Set (RFC 7517), as application/jwk-set+json",
+            "content": {"application/jwk-set+json": {"schema": _JWKS_SCHEMA}},
+        }
+    },
+)
 async def jwks(edge: EdgeDep) -> Response:
     """The public keys that verify the gateway's tokens (JWKS, RFC 7517): the signing
     key and, during a rotation, the previous or next one."""

@@ -18,6 +18,11 @@ The tree (each service subclasses these; nobody raises ``HTTPException`` for a d
     +-- RateLimitedError        429 RATE_LIMITED
     +-- UpstreamError           502 UPSTREAM_ERROR
     +-- ServiceUnavailableError 503 SERVICE_UNAVAILABLE
+        +-- DependencyUnavailableError 503, ``Retry-After``, ``details.dependency``
+
+A lost dependency (PostgreSQL, Redis, NATS, an upstream part) is a
+:class:`DependencyUnavailableError`: the client is told which one and when to retry, and
+the log gets one WARNING per outage (:class:`shared.health.Outages`), not one per request.
 """
 
 from __future__ import annotations
@@ -127,6 +132,35 @@ class ServiceUnavailableError(AppError):
     default_message = "The service is temporarily unavailable."
 
 
+class DependencyUnavailableError(ServiceUnavailableError):
+    """A server this request needs cannot serve it now: ``503`` with ``Retry-After`` and
+    ``details.dependency`` naming it (``postgres``, ``redis``, ``nats``, ``market`` ...)."""
+
+    error_code = "DEPENDENCY_UNAVAILABLE"
+    default_message = "A dependency is unavailable; retry shortly."
+    # Seconds a client is asked to wait: about how long a restarted server takes to answer.
+    retry_after: ClassVar[int] = 5
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        dependency: str,
+        retry_after: int | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        keep_changes: bool = False,
+    ) -> None:
+        self.dependency = dependency
+        wait = self.retry_after if retry_after is None else retry_after
+        super().__init__(
+            message,
+            details={"dependency": dependency, **(details or {})},
+            headers={"Retry-After": str(wait), **(headers or {})},
+            keep_changes=keep_changes,
+        )
+
+
 _HTTP_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHENTICATED",
@@ -212,9 +246,16 @@ def error_response(
     )
 
 
-async def _app_error(_: Request, exc: Exception) -> Response:
+async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
-    if exc.status_code >= 500:
+    if isinstance(exc, DependencyUnavailableError):
+        # One WARNING per outage, from the part's outage tracker; none per request.
+        outages = getattr(request.app.state, "outages", None)
+        if outages is not None:
+            outages.failed(exc.dependency, exc.message)
+        else:
+            logger.warning("request failed: %s %s", exc.error_code, exc.message)
+    elif exc.status_code >= 500:
         logger.warning("request failed: %s %s", exc.error_code, exc.message)
     return error_response(exc.status_code, exc.error_code, exc.message, exc.details, exc.headers)
 

@@ -25,10 +25,12 @@ from starlette.routing import Router, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import REQUEST_ID_HEADER, accept_request_id, set_request_id
-from shared.db.transaction import DATABASE_FAILURES, database_error
+from shared.db.transaction import DATABASE_ERRORS
 from shared.errors import MethodNotAllowedError, install_error_handlers
-from shared.health import health_router
+from shared.health import Outages, health_router
 from shared.inputs import check_storable_input
+from shared.messaging.bus import MESSAGING_ERRORS
+from shared.redis import REDIS_ERRORS
 
 access_log = logging.getLogger("access")
 
@@ -268,7 +270,12 @@ def create_service_app(
         **fastapi_kwargs,
     )
     app.state.readiness_checks = {}
-    install_error_handlers(app, translators=[(DATABASE_FAILURES, database_error)])
+    # Closed by the part's lifespan (shared.runtime); the checks are looked up when needed.
+    app.state.outages = Outages(lambda: app.state.readiness_checks)
+    install_error_handlers(
+        app,
+        translators=(DATABASE_ERRORS, REDIS_ERRORS, MESSAGING_ERRORS),
+    )
     app.add_middleware(RequestContextMiddleware, service=name)
     app.include_router(health_router())
     app.add_route("/metrics", _metrics, include_in_schema=False)

@@ -3,6 +3,29 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.errors import DependencyUnavailableError, ErrorTranslator
+
+
+class RedisUnavailableError(DependencyUnavailableError):
+    """Redis cannot be reached and this request cannot do without it."""
+
+    error_code = "REDIS_UNAVAILABLE"
+    default_message = "A dependency (Redis) is unavailable; retry shortly."
+
+    def __init__(self, message: str | None = None, **kwargs: object) -> None:
+        super().__init__(message, dependency="redis", **kwargs)  # type: ignore[arg-type]
+
+
+def _redis_error(_: Exception) -> RedisUnavailableError:
+    return RedisUnavailableError()
+
+
+# For :func:`shared.errors.install_error_handlers`: a lost Redis that reaches a route
+# (most callers fall back instead: Redis is never the only copy) is a 503 naming it.
+REDIS_ERRORS: ErrorTranslator = ((RedisConnectionError, RedisTimeoutError), _redis_error)
 
 
 class RedisNamespace:

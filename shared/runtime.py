@@ -12,7 +12,7 @@ import gc
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,12 +25,14 @@ from fastapi import APIRouter, FastAPI
 
 from shared.db import Migration, create_pool, migrate, ping
 from shared.db.cursor_key import stored_cursor_secret
+from shared.db.transaction import DATABASE_ERRORS
 from shared.http import create_service_app
 from shared.jwt import RemoteJwks, TokenVerifier
 from shared.log import configure_logging
 from shared.messaging import Bus, OutboxRelay, connect_bus
+from shared.messaging.bus import MESSAGING_ERRORS
 from shared.pagination import CursorKey
-from shared.redis import RedisNamespace, connect_redis
+from shared.redis import REDIS_ERRORS, RedisNamespace, connect_redis
 from shared.settings import BaseServiceSettings, ServiceSettings, SettingsError, load_settings
 
 logger = logging.getLogger("shared.runtime")
@@ -60,8 +62,11 @@ async def open_resources(
     name: str,
     schema: str,
     migrations: list[Migration],
+    ready_requires: Collection[str] = ("postgres",),
 ) -> AsyncIterator[Resources]:
-    """Open (and on exit close) everything ``name`` needs; see the module docstring."""
+    """Open (and on exit close) everything ``name`` needs; see the module docstring.
+    ``ready_requires`` names the dependencies without which ``/ready`` answers 503 (the
+    others are reported as degraded)."""
     pool = await create_pool(
         settings.database_url,
         schema=schema,
@@ -84,6 +89,7 @@ async def open_resources(
         for migration in applied:
             logger.info("applied migration %s/%04d_%s", *_describe(migration))
         bus = await connect_bus(settings.nats_url, name=name, prefix=settings.nats_prefix)
+        bus.translate_errors((DATABASE_ERRORS, REDIS_ERRORS, MESSAGING_ERRORS))
         verifier = None
         if isinstance(settings, ServiceSettings):
             verifier = TokenVerifier(
@@ -110,6 +116,7 @@ async def open_resources(
             "redis": redis.ping,
             "nats": bus.ping,
         }
+        app.state.readiness_required = frozenset(ready_requires)
         yield resources
     finally:
         if bus is not None:
@@ -190,19 +197,28 @@ def create_part_app(
     description: str,
     version: str = "0.1.0",
     extensions: Sequence[Extension] = (),
+    ready_requires: Collection[str] = ("postgres",),
 ) -> FastAPI:
     """A part's app: the common behaviour of :func:`shared.http.create_service_app`, with
     a lifespan that opens :class:`Resources` and then enters each of ``extensions``
-    (a part's background work: consumers, relays, feeds), closing them in reverse."""
+    (a part's background work: consumers, relays, feeds), closing them in reverse.
+    ``ready_requires``: the dependencies without which the part can serve nothing
+    (``/ready`` answers 503 while one is down; see :mod:`shared.health`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
             open_resources(
-                app, settings, name=name, schema=schema, migrations=migrations
+                app,
+                settings,
+                name=name,
+                schema=schema,
+                migrations=migrations,
+                ready_requires=ready_requires,
             ) as resources,
             AsyncExitStack() as stack,
         ):
+            stack.push_async_callback(app.state.outages.close)
             for extension in extensions:
                 await stack.enter_async_context(extension(app, resources))
             yield

@@ -17,8 +17,10 @@ import orjson
 
 from services.market import events as market
 from services.realtime.feeds import (
+    FEED_STATUS,
     TICK_SUBJECT_PREFIX,
     TICK_WILDCARD,
+    FeedStatus,
     HistoryReply,
     HistoryRequest,
     QuotesReply,
@@ -97,3 +99,11 @@ def test_realtime_parses_market_history_replies() -> None:
     parsed = HistoryReply.model_validate_json(encode(sent))
     assert parsed.series[0].closes == [1.5, 2.5]
     assert parsed.series[0].dates == [date(2026, 1, 2), date(2026, 1, 5)]
+
+
+def test_realtime_parses_the_market_feed_status() -> None:
+    assert market.FEED_STATUS == FEED_STATUS
+    for state in ("running", "stopped"):
+        sent = market.FeedStatus(state=state, interval_seconds=2.0, ts=1764167400123)
+        parsed = FeedStatus.model_validate_json(encode(sent))
+        assert (parsed.state, parsed.interval_seconds) == (state, 2.0)

@@ -160,10 +160,15 @@ async def test_circuit_opens_on_a_dead_service_and_says_so(
             for _ in range(3):
                 down = await client.get("/api/v1/stocks", headers=user.headers)
                 body = assert_envelope(down, 503, "SERVICE_UNAVAILABLE")
-                assert body["details"] == {"service": "market"}
+                assert body["details"] == {"service": "market", "dependency": "market"}
+                assert int(down.headers["retry-after"]) > 0
             opened = await client.get("/api/v1/stocks", headers=user.headers)
             body = assert_envelope(opened, 503, "SERVICE_UNAVAILABLE")
-            assert body["details"] == {"service": "market", "circuit": "open"}
+            assert body["details"] == {
+                "service": "market",
+                "dependency": "market",
+                "circuit": "open",
+            }
             assert 1 <= int(opened.headers["retry-after"]) <= 30
             # Other services are unaffected.
             assert (await client.get("/api/v1/alerts", headers=user.headers)).status_code == 200

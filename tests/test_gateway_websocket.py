@@ -171,6 +171,32 @@ async def test_bearer_header_relays_frames_and_close_codes(
     assert 4001 in echo.closes  # the client's close code reached the upstream
 
 
+async def test_a_normal_close_logs_no_warning(
+    echo_gateway: tuple[Process, EchoUpstream],
+) -> None:
+    # Closing a socket is the normal end of a session: it once logged "upstream websocket
+    # failed" at WARNING on every close, drowning real failures.
+    gateway, echo = echo_gateway
+    token = await token_for(gateway, "viewer")
+    request_id = f"ws-{uuid.uuid4().hex}"
+    for _ in range(3):
+        async with connect(
+            ws_url(gateway, "/api/v1/ws/prices"),
+            additional_headers={"Authorization": f"Bearer {token}", "X-Request-ID": request_id},
+        ) as ws:
+            await first_report(ws)
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+    for _ in range(100):
+        if echo.closes.count(1000) >= 3:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)  # the gateway's side of the close is logged, if at all, by now
+    lines = [line for line in gateway.log_text().splitlines() if request_id in line]
+    assert lines, "the gateway logged nothing for these sockets"
+    assert not [line for line in lines if '"level":"WARNING"' in line or '"ERROR"' in line]
+
+
 async def test_query_token_is_stripped_before_the_upstream(
     echo_gateway: tuple[Process, EchoUpstream],
 ) -> None:

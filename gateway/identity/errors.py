@@ -19,8 +19,9 @@
     ValidationFailedError (422)
     +-- InvalidUsernameError         INVALID_USERNAME
     +-- InvalidPasswordError         INVALID_PASSWORD
+    DependencyUnavailableError (503, Retry-After, details.dependency)
+    +-- LoginUnavailableError        LOGIN_UNAVAILABLE     the login guard (Redis) is down
     ServiceUnavailableError (503)
-    +-- LoginUnavailableError        LOGIN_UNAVAILABLE     brute-force guard cannot be checked
     +-- PasswordWorkBusyError        LOGIN_BUSY            no password-check slot in time
 """
 
@@ -29,6 +30,7 @@ from typing import Any
 from shared.errors import (
     AuthenticationError,
     ConflictError,
+    DependencyUnavailableError,
     NotFoundError,
     PermissionDeniedError,
     ServiceUnavailableError,
@@ -106,6 +108,10 @@ class PasswordWorkBusyError(ServiceUnavailableError):
         super().__init__(message, **kwargs)
 
 
-class LoginUnavailableError(ServiceUnavailableError):
+class LoginUnavailableError(DependencyUnavailableError):
     error_code = "LOGIN_UNAVAILABLE"
     default_message = "Logging in is temporarily unavailable; try again shortly."
+
+    def __init__(self, message: str | None = None) -> None:
+        # Failed logins are counted in Redis; without it they cannot be limited.
+        super().__init__(message, dependency="redis")

@@ -38,7 +38,7 @@ async def guarded(
         try:
             decision = await guard.check(ip, username)
         except LimiterUnavailableError:
-            raise LoginUnavailableError(headers={"Retry-After": "30"}) from None
+            raise LoginUnavailableError() from None
         headers = rate_limit_headers(decision)
         if not decision.allowed:
             raise RateLimitedError(

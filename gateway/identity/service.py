@@ -45,7 +45,7 @@ from gateway.identity.errors import (
 )
 from gateway.identity.passwords import MAX_PASSWORD_LENGTH, hash_password_async, verify_password
 from shared.auth import ROLES
-from shared.db.transaction import acquire
+from shared.db.transaction import DATABASE_FAILURES, acquire, database_error
 from shared.errors import ValidationFailedError
 
 MIN_PASSWORD_LENGTH = 8
@@ -314,4 +314,9 @@ async def resolve_api_key(
     if prefix is None:
         return None
     async with acquire(pool, timeout=acquire_timeout) as conn:
-        return await repository.use_api_key(conn, prefix, secret_hash(raw))
+        try:
+            return await repository.use_api_key(conn, prefix, secret_hash(raw))
+        except DATABASE_FAILURES as exc:
+            # Outside any route, so no handler translates it: a connection lost here
+            # must still be a 503, not the edge's 500 for the unexpected.
+            raise database_error(exc) from exc

@@ -64,6 +64,7 @@ class RateLimiter:
         self._local = LocalBuckets()
         self._retry_seconds = retry_seconds
         self._down_until = 0.0
+        self._down_since: float | None = None
         self.last_error: str | None = None
 
     @property
@@ -83,18 +84,35 @@ class RateLimiter:
         commit: bool = True,
         strict: bool = False,
     ) -> Decision:
-        """Charge ``cost`` to every bucket if all allow it (``commit=False``: only look)."""
-        if time.monotonic() >= self._down_until:
+        """Charge ``cost`` to every bucket if all allow it (``commit=False``: only look).
+
+        A strict check asks Redis every time, even while it is considered down: it has no
+        fallback, so it must notice at once that Redis is back."""
+        if strict or time.monotonic() >= self._down_until:
             try:
-                return await self._check_redis(keys, quotas, cost, commit)
+                decision = await self._check_redis(keys, quotas, cost, commit)
             except (RedisReplyError, OSError, TimeoutError) as exc:
-                if time.monotonic() >= self._down_until:  # once per outage, not per request
-                    logger.warning("rate limiter: Redis unavailable, using local buckets: %s", exc)
-                self._down_until = time.monotonic() + self._retry_seconds
-                self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                self._redis_failed(exc)
+            else:
+                if self._down_since is not None:
+                    logger.info(
+                        "rate limiter: Redis is back after %.1fs; limits are shared again",
+                        time.monotonic() - self._down_since,
+                    )
+                    self._down_since = None
+                    self._down_until = 0.0
+                return decision
         if strict:
             raise LimiterUnavailableError(self.last_error)
         return self._local.check(keys, quotas, cost, commit)
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._down_since is None:  # once per outage, not per request or retry
+            self._down_since = now
+            logger.warning("rate limiter: Redis unavailable, using local buckets: %s", exc)
+        self._down_until = now + self._retry_seconds
+        self.last_error = f"{type(exc).__name__}: {exc}"[:200]
 
     async def _check_redis(
         self, keys: Sequence[str], quotas: Sequence[Quota], cost: int, commit: bool

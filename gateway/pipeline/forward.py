@@ -43,7 +43,12 @@ from gateway.pipeline.pool import (
     UpstreamFailure,
 )
 from gateway.pipeline.websocket import refused_handshake
-from shared.errors import PayloadTooLargeError, ServiceUnavailableError, UpstreamError
+from shared.errors import (
+    DependencyUnavailableError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+    UpstreamError,
+)
 
 logger = logging.getLogger("gateway.proxy")
 
@@ -243,7 +248,7 @@ async def forward(
     if not upstream.breaker.allow(now):
         raise CircuitOpenError(
             f"The {upstream.name} service is unavailable.",
-            details={"service": upstream.name, "circuit": "open"},
+            details={"service": upstream.name, "dependency": upstream.name, "circuit": "open"},
             headers={"Retry-After": str(upstream.breaker.retry_after(now))},
         )
     target: bytes = scope.get("raw_path") or scope["path"].encode()
@@ -328,5 +333,7 @@ def _unavailable(upstream: Upstream, exc: Exception) -> ServiceUnavailableError:
     upstream.breaker.record_failure(time.monotonic())
     logger.warning("upstream %s unreachable: %s", upstream.name, exc)
     return ServiceUnavailableError(
-        f"The {upstream.name} service is unavailable.", details={"service": upstream.name}
+        f"The {upstream.name} service is unavailable.",
+        details={"service": upstream.name, "dependency": upstream.name},
+        headers={"Retry-After": str(DependencyUnavailableError.retry_after)},
     )

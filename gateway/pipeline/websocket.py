@@ -235,7 +235,9 @@ async def relay(
                 await upstream.close(code=code)
                 await send({"type": "websocket.close", "code": code, "reason": msg.extra or ""})
                 return
-            else:  # CLOSED, ERROR: the upstream connection broke
+            else:  # CLOSED, ERROR
+                if client_closed:
+                    return  # our own close, passing on the client's: the normal end
                 logger.warning("upstream websocket failed: %s", msg.data)
                 await send({"type": "websocket.close", "code": _BAD_GATEWAY, "reason": ""})
                 return

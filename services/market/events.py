@@ -5,6 +5,10 @@ Core NATS, latest wins (no persistence)::
     market.tick.<TICKER>   Tick: {"ticker", "price", "previous_close", "change",
                            "change_percent", "volume", "ts"} — floats; volume is the day's
                            cumulative volume; ts is epoch milliseconds (UTC) of the tick.
+    market.feed.status     FeedStatus: {"state": "running" | "stopped", "interval_seconds",
+                           "ts"} — sent by the leading feed every ``interval_seconds`` while
+                           it runs, and once when it stops (a lost database, shutdown), so
+                           consumers can tell a quiet market from a stopped feed.
 
 JetStream stream ``MARKET`` (through the outbox, ``Nats-Msg-Id = event_id``)::
 
@@ -26,6 +30,7 @@ Request/reply (errors come back in the common envelope)::
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +45,7 @@ TICK_PREFIX = "market.tick."
 EOD_COMPLETED = "market.eod.completed"
 RPC_QUOTES = "market.rpc.quotes"
 RPC_HISTORY = "market.rpc.history"
+FEED_STATUS = "market.feed.status"
 RPC_INDEX = "market.rpc.index"
 
 MAX_TICKERS_PER_REQUEST = 10_000
@@ -73,6 +79,12 @@ def encode_tick(ticker: str, price: float, previous_close: float, volume: int, t
             "ts": ts,
         }
     )
+
+
+class FeedStatus(BaseModel):
+    state: Literal["running", "stopped"]
+    interval_seconds: float
+    ts: int
 
 
 class QuotesRequest(BaseModel):

@@ -12,6 +12,10 @@ to ``latest_quotes`` in one statement. When the wall clock passes the session's 
 writes the session's bars (open/high/low/close/volume of the ticks), refreshes the derived
 statistics and queues ``market.eod.completed`` — one transaction — then starts the next
 session from those closes.
+
+While it leads, the feed says so on ``market.feed.status`` every ``FEED_STATUS_SECONDS``,
+and says it stopped when it stops (a lost database, shutdown): the realtime nodes tell
+their subscribers (docs/realtime.md, "When the feed stops").
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Literal
 
 import asyncpg
 import numpy as np
@@ -33,9 +38,14 @@ from services.market.repository import bars as bars_repo
 from services.market.repository import feed_state, quotes, stats
 from services.market.repository.quotes import QuoteRow
 from services.market.service.market import complete_eod
+from shared.db.transaction import BACKGROUND_CONNECTION_ERRORS
 from shared.messaging import Bus, MessagingUnavailableError
 
 logger = logging.getLogger("services.market.feed")
+
+# How often the leading feed says it runs (``market.feed.status``): a consumer that hears
+# nothing for a few intervals knows the feed is gone, even when it could not say so.
+FEED_STATUS_SECONDS = 2.0
 
 
 @dataclass
@@ -114,9 +124,12 @@ class Feed:
                             try:
                                 await self._lead()
                             finally:
+                                await self._announce("stopped")
                                 await feed_state.stop_leading(lock_conn)
             except asyncio.CancelledError:
                 raise
+            except BACKGROUND_CONNECTION_ERRORS as exc:  # the database went away: no bug
+                logger.warning("feed stopped, database unavailable (%s); restarting in 5 s", exc)
             except Exception:
                 logger.exception("feed failed; restarting in 5 s")
             self.stats.running = False
@@ -136,9 +149,13 @@ class Feed:
         self.stats.started_at = time.monotonic()
         self.stats.ticks = 0
         next_flush = time.monotonic() + self._flush_interval
+        next_status = 0.0
         carry = 0.0
         last = time.monotonic()
         while not self._stopping.is_set():
+            if time.monotonic() >= next_status:
+                await self._announce("running")
+                next_status = time.monotonic() + FEED_STATUS_SECONDS
             session = self.stats.session
             assert session is not None
             now = self._clock()
@@ -160,6 +177,16 @@ class Feed:
                 await self._flush()
                 next_flush = current + self._flush_interval
             await asyncio.sleep(self._interval if ticking else 1.0)
+
+    async def _announce(self, state: Literal["running", "stopped"]) -> None:
+        """Tell consumers the feed runs (every FEED_STATUS_SECONDS) or has stopped."""
+        status = events.FeedStatus(
+            state=state,
+            interval_seconds=FEED_STATUS_SECONDS,
+            ts=int(time.time() * 1000),
+        )
+        with contextlib.suppress(MessagingUnavailableError):
+            await self._bus.publish(events.FEED_STATUS, status)
 
     async def _load_state(self) -> None:
         async with self._pool.acquire() as conn:

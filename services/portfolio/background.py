@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from services.portfolio import repository
 from services.portfolio.service import IDEMPOTENCY_TTL_SECONDS
-from shared.db.transaction import acquire
+from shared.db.transaction import BACKGROUND_CONNECTION_ERRORS, acquire
 from shared.runtime import Extension, Resources
 
 logger = logging.getLogger("services.portfolio.background")
@@ -40,6 +40,8 @@ def idempotency_janitor(interval_seconds: float = 600.0) -> Extension:
                             forgotten = await repository.forget_expired_keys(
                                 conn, IDEMPOTENCY_TTL_SECONDS, BATCH
                             )
+                except BACKGROUND_CONNECTION_ERRORS as exc:  # the database away: next round
+                    logger.warning("forgetting expired idempotency keys: %s", exc)
                 except Exception:  # the next round retries; a janitor must not die
                     logger.exception("forgetting expired idempotency keys failed")
                 await asyncio.sleep(interval_seconds)

@@ -60,6 +60,7 @@ from services.realtime.feeds import (
 )
 from services.realtime.repository import StoredAlert
 from services.realtime.streams.hub import TickHub
+from shared.db.transaction import BACKGROUND_CONNECTION_ERRORS
 from shared.errors import AppError
 from shared.messaging import Bus, Consumer, Delivered, Event, Subscription, claim_once
 
@@ -198,8 +199,12 @@ class RuleEvaluator:
             logger.warning("rule change not announced (%s); nodes reload within a minute", exc)
 
     async def _on_changed(self, change: RuleChanged, _: Delivered) -> None:
-        async with self._pool.acquire() as conn:
-            rule = await repository.get(conn, change.rule_id)
+        try:
+            async with self._pool.acquire() as conn:
+                rule = await repository.get(conn, change.rule_id)
+        except BACKGROUND_CONNECTION_ERRORS as exc:
+            logger.warning("rule change not applied now (%s); the next reload applies it", exc)
+            return
         await self._apply(change.rule_id, rule)
 
     async def _apply(self, rule_id: UUID, rule: AlertRule | None) -> None:

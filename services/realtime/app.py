@@ -12,6 +12,7 @@ from services.realtime.alerting import AlertFanout, RecommendationAlerts, RuleEv
 from services.realtime.config import RealtimeSettings
 from services.realtime.routes import router
 from services.realtime.state import Realtime
+from services.realtime.streams.feed_status import FeedWatch
 from services.realtime.streams.hub import TickHub
 from services.realtime.streams.limits import ConnectionLeases, Limits, RoleLimits
 from services.realtime.streams.metrics import install_collector
@@ -66,6 +67,7 @@ def streams_extension(
             settings=settings,
             pool=resources.pool,
             hub=hub,
+            feed=FeedWatch(resources.bus),
             leases=ConnectionLeases(resources.redis),
             limits=limits(settings),
             evaluator=RuleEvaluator(
@@ -78,6 +80,7 @@ def streams_extension(
         )
         await realtime.leases.start()
         await hub.start()
+        await realtime.feed.start()
         await realtime.fanout.start()
         await realtime.evaluator.start()
         await realtime.recommendations.start()
@@ -90,6 +93,7 @@ def streams_extension(
             await realtime.recommendations.stop()
             await realtime.evaluator.stop()
             await realtime.fanout.stop()
+            await realtime.feed.stop()
             await hub.stop()
             await realtime.leases.stop()
 
@@ -106,4 +110,7 @@ def create_app(settings: RealtimeSettings) -> FastAPI:
         title="Bourse realtime service",
         description="Live price and alert streams (WebSocket); alert rules and alert history.",
         extensions=[streams_extension(settings)],
+        # Price streams need NATS and not PostgreSQL; alert rules the reverse: neither
+        # alone leaves the node with nothing to serve (docs/architecture.md, Health).
+        ready_requires=(),
     )

@@ -5,6 +5,7 @@ read (unknown fields are ignored, so publishers may add some). Contract tests in
 ``tests/test_contract_market_ticks.py`` check them against the publishers' models.
 
 - ``market.tick.<TICKER>`` (core NATS, latest wins): :class:`Tick`.
+- ``market.feed.status`` (core NATS): :class:`FeedStatus`, whether the market's feed runs.
 - ``market.rpc.quotes``: :class:`QuotesRequest` -> :class:`QuotesReply` (latest quotes).
 - ``market.rpc.history``: :class:`HistoryRequest` -> :class:`HistoryReply` (daily closes
   for moving-average rules; one page is plenty for one ticker's few hundred days).
@@ -22,6 +23,7 @@ TICK_SUBJECT_PREFIX = "market.tick."
 TICK_WILDCARD = "market.tick.>"  # ``>``: class tickers (BRK.B) span two subject tokens
 QUOTES_RPC = "market.rpc.quotes"
 HISTORY_RPC = "market.rpc.history"
+FEED_STATUS = "market.feed.status"
 RUN_COMPLETED = "recommendations.run.completed"
 
 
@@ -41,6 +43,15 @@ class Tick(BaseModel):
     change_percent: float
     volume: int
     ts: int
+
+
+class FeedStatus(BaseModel):
+    """The market feed's ``running`` (every ``interval_seconds``) or ``stopped``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    state: str
+    interval_seconds: float = Field(default=2.0, gt=0)
 
 
 class QuotesRequest(BaseModel):

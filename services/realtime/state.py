@@ -8,6 +8,7 @@ import asyncpg
 
 from services.realtime.alerting import AlertFanout, RecommendationAlerts, RuleEvaluator
 from services.realtime.config import RealtimeSettings
+from services.realtime.streams.feed_status import FeedWatch
 from services.realtime.streams.hub import TickHub
 from services.realtime.streams.limits import ConnectionLeases, Limits
 
@@ -17,6 +18,7 @@ class Realtime:
     settings: RealtimeSettings
     pool: asyncpg.Pool
     hub: TickHub
+    feed: FeedWatch
     leases: ConnectionLeases
     limits: Limits
     evaluator: RuleEvaluator

@@ -41,8 +41,18 @@ from services.recommendations.market_inputs import (
     EodCompleted,
     MarketInputs,
 )
-from shared.db.transaction import acquire
+from shared.db.transaction import BACKGROUND_CONNECTION_ERRORS, acquire
+from shared.errors import AppError
 from shared.messaging import Bus, Consumer, Delivered, Event
+
+
+def _outage(exc: Exception) -> bool:
+    """Whether ``exc`` is market, NATS or the database away (a 503 of ours or market's
+    over NATS, a lost connection): what pauses the backfill rather than ending it."""
+    if isinstance(exc, BACKGROUND_CONNECTION_ERRORS):
+        return True
+    return isinstance(exc, AppError) and exc.status_code == 503
+
 
 logger = logging.getLogger("services.recommendations.runner")
 
@@ -254,8 +264,11 @@ class Runner:
                         error=error,
                         timings=timings,
                     )
-        except Exception:
-            logger.exception("could not record the failure of run %s", run_id)
+        except Exception as lost:
+            if not _outage(lost):
+                logger.exception("could not record the failure of run %s", run_id)
+            else:  # the database the run failed on is still away: no bug to trace
+                logger.warning("could not record the failure of run %s: %s", run_id, lost)
 
     # --- what starts a run -------------------------------------------------------------
 
@@ -344,11 +357,18 @@ class RunTriggers:
             except Exception as exc:
                 logger.info("catch-up run not possible yet (%s); retrying", exc)
                 await asyncio.sleep(self._retry)
-        if self._backfill_years:
+        while self._backfill_years:
             try:
                 await self._runner.backfill(years=self._backfill_years)
-            except Exception:
-                logger.exception("backfill failed; it resumes at the next start")
+                break
+            except Exception as exc:
+                if not _outage(exc):
+                    logger.exception("backfill failed; it resumes at the next start")
+                    break
+                # Market, NATS or the database away for a moment: carry on once they are
+                # back (done month-ends are skipped), not at the next start.
+                logger.warning("backfill paused (%s); retrying in %.0f s", exc, self._retry)
+                await asyncio.sleep(self._retry)
 
     async def stop(self) -> None:
         for task in self._tasks:

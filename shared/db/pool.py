@@ -23,6 +23,23 @@ class SecondConnectionError(RuntimeError):
     """Code running inside a request asked the pool for a second connection."""
 
 
+class DatabaseUnreachableError(ConnectionError):
+    """A new connection to PostgreSQL could not be made (refused, reset, timed out).
+
+    asyncpg lets the socket's own error through; this names it, so a handler answers it
+    503 for the database (``shared.db.transaction.DATABASE_FAILURES``) while code that
+    catches ``OSError`` still does. The original error is its ``__cause__``.
+    """
+
+
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    try:
+        conn: asyncpg.Connection = await asyncpg.connect(*args, **kwargs)
+    except OSError as exc:
+        raise DatabaseUnreachableError(exc.errno, f"cannot reach PostgreSQL: {exc}") from exc
+    return conn
+
+
 class Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no type hints
     """asyncpg's pool, refusing a second connection inside a request that holds one."""
 
@@ -76,6 +93,7 @@ async def create_pool(
         loop=None,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
+        connect=_connect,
         command_timeout=command_timeout,
         init=_init_connection,
         server_settings={

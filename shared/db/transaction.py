@@ -26,19 +26,19 @@ from typing import Any
 
 import asyncpg
 
-from shared.db.pool import HOLDS_REQUEST_CONNECTION
-from shared.errors import ServiceUnavailableError
+from shared.db.pool import HOLDS_REQUEST_CONNECTION, DatabaseUnreachableError
+from shared.errors import DependencyUnavailableError, ErrorTranslator
 
 logger = logging.getLogger("shared.db")
 
 # How long a client is asked to wait before retrying when the pool is exhausted or the
 # database is unreachable: long enough for a burst to drain, short enough to feel live.
-BUSY_RETRY_AFTER = "1"
-DOWN_RETRY_AFTER = "5"
+BUSY_RETRY_AFTER = 1
+DOWN_RETRY_AFTER = 5
 
 # What asyncpg raises when the server cannot be reached, is shutting down, refuses more
 # connections, or the connection broke mid-request.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
@@ -46,53 +46,75 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
 )
 
+# What asyncpg raises on a connection that broke under it: the server's errors above, a
+# call on a connection already closed (InterfaceError), a protocol left mid-operation by
+# the server's shutdown message (InternalClientError).
+BROKEN_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    *CONNECTION_ERRORS,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
-class DatabaseBusyError(ServiceUnavailableError):
+# What background work (consumers, relays, the feed) sees when the database goes away: the
+# errors above, and :func:`acquire`'s 503s. Such work logs a line and retries; it is not a
+# bug to trace.
+BACKGROUND_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    *BROKEN_CONNECTION_ERRORS,
+    DependencyUnavailableError,
+)
+
+
+class DatabaseBusyError(DependencyUnavailableError):
     error_code = "DATABASE_BUSY"
     default_message = "Every database connection is in use; retry shortly."
+    retry_after = BUSY_RETRY_AFTER
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"Retry-After": BUSY_RETRY_AFTER})
-        kwargs.setdefault("details", {"dependency": "postgres"})
-        super().__init__(message, **kwargs)
+        super().__init__(message, dependency="postgres", **kwargs)
 
 
-class DatabaseUnavailableError(ServiceUnavailableError):
+class DatabaseUnavailableError(DependencyUnavailableError):
     error_code = "DATABASE_UNAVAILABLE"
     default_message = "The database is unavailable; retry shortly."
+    retry_after = DOWN_RETRY_AFTER
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"Retry-After": DOWN_RETRY_AFTER})
-        kwargs.setdefault("details", {"dependency": "postgres"})
-        super().__init__(message, **kwargs)
+        super().__init__(message, dependency="postgres", **kwargs)
 
 
-class QueryTimeoutError(ServiceUnavailableError):
+class QueryTimeoutError(DependencyUnavailableError):
     error_code = "QUERY_TIMEOUT"
     default_message = "The database did not answer in time; retry shortly."
+    retry_after = BUSY_RETRY_AFTER
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"Retry-After": BUSY_RETRY_AFTER})
-        kwargs.setdefault("details", {"dependency": "postgres"})
-        super().__init__(message, **kwargs)
+        super().__init__(message, dependency="postgres", **kwargs)
 
 
 # What a request may raise from the database that is the dependency's failure, not the
-# request's: a statement cut by statement_timeout, a connection lost or refused mid-request.
+# request's: a statement cut by statement_timeout, a connection lost or refused mid-request,
+# a new one that could not be made (a route that takes the pool itself, such as a cached
+# read's build), or asyncpg's protocol left mid-operation by the server's shutdown message.
 DATABASE_FAILURES: tuple[type[Exception], ...] = (
+    DatabaseUnreachableError,
     asyncpg.QueryCanceledError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError,
 )
 
 
-def database_error(exc: Exception) -> ServiceUnavailableError:
+def database_error(exc: Exception) -> DependencyUnavailableError:
     """The client's answer to one of :data:`DATABASE_FAILURES`: a 503 with ``Retry-After``."""
     if isinstance(exc, asyncpg.QueryCanceledError):
         return QueryTimeoutError()
     return DatabaseUnavailableError()
+
+
+# For :func:`shared.errors.install_error_handlers`.
+DATABASE_ERRORS: ErrorTranslator = (DATABASE_FAILURES, database_error)
 
 
 @asynccontextmanager
@@ -104,7 +126,7 @@ async def acquire(pool: asyncpg.Pool, *, timeout: float) -> AsyncIterator[asyncp
     try:
         yield conn
     finally:
-        await pool.release(conn)
+        await _release(pool, conn)
 
 
 async def _acquire(pool: asyncpg.Pool, timeout: float) -> asyncpg.Connection:
@@ -115,6 +137,23 @@ async def _acquire(pool: asyncpg.Pool, timeout: float) -> asyncpg.Connection:
     except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailableError() from exc
     return conn
+
+
+async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    """Give ``conn`` back. On a connection that broke mid-request the reset fails and
+    asyncpg closes it instead: the request's answer (a 503 for the lost database, or the
+    success already committed) must not become a 500 because of that."""
+    try:
+        await pool.release(conn)
+    except Exception as exc:  # asyncpg has terminated the connection; the pool replaces it
+        logger.debug("a broken connection was dropped on release: %s", exc)
+
+
+def _closed(conn: asyncpg.Connection) -> bool:
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:  # the pool has taken the broken connection back
+        return True
 
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -153,13 +192,22 @@ class RequestTransaction:
             try:
                 transaction = conn.transaction()
                 await transaction.start()
+            except BROKEN_CONNECTION_ERRORS as exc:
+                # BEGIN cannot fail for a reason of the request's: the connection broke
+                # between its last use and now (the server shut it down while idle).
+                await _release(self._pool, conn)
+                raise DatabaseUnavailableError() from exc
             except BaseException:
-                await self._pool.release(conn)
+                await _release(self._pool, conn)
                 raise
             self._conn, self._transaction = conn, transaction
             # From here on, the pool refuses this request a second connection.
             self._holds = HOLDS_REQUEST_CONNECTION.set(True)
         return self._conn
+
+    def connection_lost(self) -> bool:
+        """Whether the request's connection was taken and has since been closed."""
+        return self._conn is not None and _closed(self._conn)
 
     def after_commit(self, callback: AfterCommit) -> None:
         """Run ``callback`` once the transaction has committed; never if it rolls back."""
@@ -185,12 +233,14 @@ class RequestTransaction:
                     await transaction.commit()
                 else:
                     await transaction.rollback()
-            except CONNECTION_ERRORS as exc:
+            except BROKEN_CONNECTION_ERRORS as exc:
+                if isinstance(exc, asyncpg.InterfaceError) and not _closed(conn):
+                    raise  # a misuse of the connection, not a lost one
                 if commit:
                     raise DatabaseUnavailableError() from exc
                 # A rollback on a broken connection: the server has rolled back already.
             finally:
-                await self._pool.release(conn)
+                await _release(self._pool, conn)
         if commit:
             for callback in callbacks:
                 await callback()
@@ -214,6 +264,14 @@ async def request_transaction(
     try:
         yield unit
     except BaseException as exc:
+        # asyncpg reports a query on a connection the server has just closed (a restart,
+        # an admin shutdown) as a misuse (InterfaceError), or as its own InternalClientError
+        # when the shutdown arrived in the middle of the protocol: the database going away.
+        lost = isinstance(exc, asyncpg.InternalClientError) or (
+            isinstance(exc, asyncpg.InterfaceError) and unit.connection_lost()
+        )
         await unit.finish(commit=bool(getattr(exc, "keep_changes", False)))
+        if lost:
+            raise DatabaseUnavailableError() from exc
         raise
     await unit.finish(commit=True)

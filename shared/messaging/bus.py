@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel, ValidationError
 
 from shared.context import REQUEST_ID_HEADER
-from shared.errors import AppError, error_body
+from shared.errors import AppError, ErrorTranslator, error_body
 from shared.messaging import jetstream as _js
 from shared.messaging._wire import (
     ERROR_HEADER,
@@ -96,6 +96,32 @@ class Bus:
         self.namespace = namespace
         self._consumers: set[Consumer[Any]] = set()
         self._responders: set[Subscription] = set()
+        self._connection_listeners: list[Callable[[bool], None]] = []
+        self._translators: tuple[ErrorTranslator, ...] = ()
+
+    def translate_errors(self, translators: Sequence[ErrorTranslator]) -> None:
+        """Answer requests whose handler raised one of ``translators``' exceptions (a lost
+        database connection ...) with the error they translate to, as the HTTP app does,
+        instead of a 500 and a traceback."""
+        self._translators = tuple(translators)
+
+    def _translate(self, exc: Exception) -> AppError | None:
+        for classes, translate in self._translators:
+            if isinstance(exc, classes):
+                return translate(exc)
+        return None
+
+    def on_connection_change(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(False)`` when the connection is lost and ``listener(True)``
+        when it is back (what a subscriber cannot tell from silence alone)."""
+        self._connection_listeners.append(listener)
+
+    def _connection_changed(self, connected: bool) -> None:
+        for listener in self._connection_listeners:
+            try:
+                listener(connected)
+            except Exception:  # one listener's bug must not stop the others
+                logger.exception("connection listener failed")
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -229,6 +255,10 @@ class Bus:
         :class:`RequestTimeoutError` / :class:`NoRespondersError` when nobody answers,
         :class:`InvalidResponseError` when the reply does not validate.
         """
+        if not self._nc.is_connected:
+            # Reconnecting: the request would sit in the buffer until its timeout and then
+            # blame the responder; it is the bus that is away.
+            raise MessagingUnavailableError("Not connected to NATS.", subject=subject)
         try:
             msg = await self._nc.request(
                 self.namespace.subject(subject),
@@ -318,11 +348,24 @@ class Bus:
                 data = _error_reply(
                     reply_headers, exc.status_code, exc.error_code, exc.message, exc.details
                 )
-            except Exception:
-                logger.exception("handler failed for a request on %s", logical)
-                data = _error_reply(
-                    reply_headers, 500, AppError.error_code, AppError.default_message
-                )
+            except Exception as exc:
+                known = self._translate(exc)
+                if known is None:
+                    logger.exception("handler failed for a request on %s", logical)
+                    data = _error_reply(
+                        reply_headers, 500, AppError.error_code, AppError.default_message
+                    )
+                else:  # a lost dependency: the requester gets the 503 a route would give
+                    logger.warning(
+                        "request on %s failed: %s %s", logical, known.error_code, known.message
+                    )
+                    data = _error_reply(
+                        reply_headers,
+                        known.status_code,
+                        known.error_code,
+                        known.message,
+                        known.details,
+                    )
         try:
             await self._nc.publish(msg.reply, data, headers=reply_headers)
         except nats.errors.Error as exc:
@@ -496,6 +539,7 @@ async def connect_bus(
 
     # While NATS is away every reconnect attempt fails: warn once per outage, not per attempt.
     outage = False
+    made: list[Bus] = []  # the bus, once built: told of connection changes
 
     async def on_error(exc: Exception) -> None:
         if outage:
@@ -509,11 +553,15 @@ async def connect_bus(
             return  # a close we asked for; on_closed reports it
         outage = True
         logger.warning("disconnected from NATS (%s); reconnecting", name)
+        if made:
+            made[0]._connection_changed(False)
 
     async def on_reconnected() -> None:
         nonlocal outage
         outage = False
         logger.info("reconnected to NATS at %s (%s)", _server(client), name)
+        if made:
+            made[0]._connection_changed(True)
 
     async def on_closed() -> None:
         logger.info("NATS connection closed (%s)", name)
@@ -539,7 +587,27 @@ async def connect_bus(
         await client.close()
         raise MessagingUnavailableError("Could not connect to NATS.") from exc
     logger.info("connected to NATS at %s (%s)", _server(client), name)
-    return Bus(client, name=name, namespace=namespace)
+    made.append(Bus(client, name=name, namespace=namespace))
+    return made[0]
 
 
 __all__ = ["Bus", "Delivered", "RequestHandler", "Subscription", "connect_bus"]
+
+
+def _messaging_error(_: Exception) -> MessagingUnavailableError:
+    return MessagingUnavailableError()
+
+
+# For :func:`shared.errors.install_error_handlers`: the client library's "not connected"
+# errors, should one escape a route unwrapped, are a 503 naming NATS.
+MESSAGING_ERRORS: ErrorTranslator = (
+    (
+        nats.errors.ConnectionClosedError,
+        nats.errors.ConnectionDrainingError,
+        nats.errors.ConnectionReconnectingError,
+        nats.errors.NoServersError,
+        nats.errors.OutboundBufferLimitError,
+        nats.errors.StaleConnectionError,
+    ),
+    _messaging_error,
+)

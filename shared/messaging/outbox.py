@@ -185,6 +185,16 @@ class OutboxRelay:
             logger.error("outbox relay crashed", exc_info=task.exception())
         await self._close_listener()
 
+    @property
+    def running(self) -> bool:
+        """Whether the relay's task is alive (started and neither stopped nor crashed)."""
+        return self._task is not None and not self._task.done()
+
+    @property
+    def listening_pid(self) -> int | None:
+        """The server pid of the connection the relay LISTENs on, if it listens."""
+        return self._listener.get_server_pid() if self._listening() else None
+
     def wake(self) -> None:
         """Look for rows now rather than at the next notification or poll."""
         self._wake.set()
@@ -266,8 +276,18 @@ class OutboxRelay:
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
+    def _listening(self) -> bool:
+        if self._listener is None:
+            return False
+        try:
+            return not self._listener.is_closed()
+        except asyncpg.InterfaceError:
+            # The connection broke (the server restarted) and the pool took it back: the
+            # proxy we hold is detached. Listen again on a fresh one.
+            return False
+
     async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
+        if self._listening():
             return
         await self._close_listener()
         assert self._channel is not None

@@ -108,7 +108,11 @@ async def test_live_ready_and_metrics(client: httpx.AsyncClient) -> None:
     ready = await client.get("/ready")
     assert ready.status_code == 503
     assert ready.json()["checks"]["db"]["status"] == "up"
-    assert ready.json()["checks"]["cache"] == {"status": "down", "error": "ConnectionError: down"}
+    assert ready.json()["checks"]["cache"] == {
+        "status": "down",
+        "error": "ConnectionError: down",
+        "required": True,  # the part named no required ones: every check counts
+    }
     await client.get("/missing")
     metrics = (await client.get("/metrics")).text
     assert (

@@ -38,7 +38,7 @@ from shared.messaging import (
     connect_bus,
     enqueue,
 )
-from shared.tests.support import NATS_URL, bus_with_stream, wait_until
+from shared.tests.support import NATS_URL, TcpProxy, bus_with_stream, wait_until
 
 ADMIN_URL = os.environ.get(
     "BOURSE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -197,6 +197,27 @@ async def test_relay_survives_a_nats_outage(pool: asyncpg.Pool, bus: Bus) -> Non
         await proxy.stop()
 
 
+async def test_relay_survives_losing_its_listening_connection(pool: asyncpg.Pool, bus: Bus) -> None:
+    # A restarted PostgreSQL breaks the connection the relay LISTENs on; asyncpg takes it
+    # back into the pool, and the relay must listen again on a fresh one, not crash (which
+    # left every later event unpublished until the part was restarted).
+    relay = OutboxRelay(pool, bus, poll_interval=0.1, max_backoff=0.3)
+    await relay.start()
+    try:
+        await wait_until(lambda: relay.listening_pid is not None)
+        killed = relay.listening_pid
+        await pool.execute("SELECT pg_terminate_backend($1)", killed)
+        await wait_until(lambda: relay.listening_pid not in (None, killed))
+
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, "demo.relisten", changed(1))
+        await wait_until(lambda: _is_zero(unpublished(pool, "demo.relisten")))
+        assert await stream_count(bus, "demo.relisten") == 1
+        assert relay.running
+    finally:
+        await relay.stop()
+
+
 async def test_failed_publish_leaves_the_row_for_retry(pool: asyncpg.Pool, bus: Bus) -> None:
     relay = OutboxRelay(pool, bus, publish_timeout=1)  # not started: driven by hand
     async with pool.acquire() as conn, conn.transaction():
@@ -256,51 +277,3 @@ async def test_claim_once_makes_consumers_idempotent(pool: asyncpg.Pool) -> None
 
 async def _is_zero(count: Awaitable[int]) -> bool:
     return await count == 0
-
-
-class TcpProxy:
-    """A TCP forwarder that can be cut and restored, to take NATS away from one client."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._pipes: set[asyncio.Task[None]] = set()
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        await self._server.wait_closed()
-        self._server = None
-        for task in self._pipes:
-            task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-        for writer in self._writers:
-            writer.close()
-        await asyncio.gather(*(w.wait_closed() for w in self._writers), return_exceptions=True)
-        self._writers.clear()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self._target)
-        self._writers.update((writer, up_writer))
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-    @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        except ConnectionError:
-            pass
-        finally:
-            sink.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import uuid
 from collections.abc import AsyncIterator
@@ -158,3 +159,38 @@ async def test_a_second_connection_inside_a_request_is_refused(pool: asyncpg.Poo
     async with request_transaction(pool, acquire_timeout=1):
         assert await pool.fetchval("SELECT 1") == 1
     assert await pool.fetchval("SELECT 1") == 1
+
+
+async def _terminate(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    """The server closes ``conn`` (what a restart or an admin shutdown does to it)."""
+    pid = conn.get_server_pid()
+    # From a context of its own: inside the request the pool refuses a second connection.
+    killed = asyncio.create_task(
+        pool.fetchval("SELECT pg_terminate_backend($1)", pid), context=contextvars.Context()
+    )
+    assert await killed
+    await asyncio.sleep(0.05)
+
+
+async def test_a_connection_closed_by_the_server_mid_request_is_a_lost_database(
+    pool: asyncpg.Pool,
+) -> None:
+    # Whatever asyncpg raises for the dead connection (the server's error, or its own
+    # InterfaceError once it knows the connection is closed), the request ends with an
+    # error answered 503 -- never the rollback's or the release's complaint about the dead
+    # connection, which the handler would answer 500.
+    for queries in (1, 2):
+        with pytest.raises(Exception) as caught:
+            async with request_transaction(pool, acquire_timeout=1) as unit:
+                conn = await unit.connection()
+                await _terminate(pool, conn)
+                for _ in range(queries):
+                    with contextlib.suppress(asyncpg.PostgresError):
+                        await conn.execute("SELECT 1")
+                await conn.execute("SELECT 1")
+        error = caught.value
+        assert isinstance(error, (DatabaseUnavailableError, *DATABASE_FAILURES)), repr(error)
+
+    # The pool replaced the dead connections.
+    async with request_transaction(pool, acquire_timeout=1) as unit:
+        assert await (await unit.connection()).fetchval("SELECT 1") == 1

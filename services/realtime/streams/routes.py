@@ -96,6 +96,7 @@ async def prices(websocket: WebSocket) -> None:
             heartbeat_seconds=realtime.settings.heartbeat_seconds,
         )
     )
+    realtime.feed.join(out)  # a status message now if the feed is interrupted, and on change
     try:
         while True:
             message = await websocket.receive()
@@ -139,6 +140,7 @@ async def prices(websocket: WebSocket) -> None:
                 )
     finally:
         stats.price_connections -= 1
+        realtime.feed.leave(out)
         await hub.detach(out, list(subscribed))
         await _finish(realtime, out, lease)
 
