@@ -293,11 +293,27 @@ def _split(ledger: Ledger, entry: Entry) -> None:
             f"No {entry.ticker} held at {entry.executed_at.isoformat()} to split.",
             ticker=entry.ticker,
         )
+    kept: list[Lot] = []
+    orphaned_cost = ZERO
     for lot in position.lots:
         lot.quantity = (lot.quantity * entry.split_to / entry.split_from).quantize(
             QUANTITY, rounding=ROUND_DOWN
         )
-    position.lots = [lot for lot in position.lots if lot.quantity > 0]
+        if lot.quantity > 0:
+            lot.cost += orphaned_cost  # a lot rounded to nothing earlier: its cost stays
+            orphaned_cost = ZERO
+            kept.append(lot)
+        else:
+            orphaned_cost += lot.cost
+    if orphaned_cost:
+        if kept:
+            # A lot rounded down to no shares keeps its cost in the position: carried by
+            # the lot before it (or after it), so the split leaves cost basis unchanged.
+            kept[-1].cost += orphaned_cost
+        else:
+            # Nothing is left to carry it: the shares are gone and so is their cost.
+            position.realised_pnl -= orphaned_cost
+    position.lots = kept
 
 
 def extend(ledger: Ledger, entry: Entry) -> Ledger | None:
