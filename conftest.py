@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import settings as hypothesis_settings
 
 from bourse.parts import PARTS, Part
 from shared.db import (
@@ -34,6 +35,13 @@ from shared.db import (
 from shared.db.migrations import Migration
 from shared.db.pool import open_connection
 from tests.infra import TestInfra, delete_streams
+
+# Property tests draw new examples on every developer's run, but the same ones on CI, so
+# that a landing never depends on luck; a failure found locally is replayed from
+# .hypothesis/ until fixed.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
