@@ -13,6 +13,9 @@ Our own models of the fields we read (unknown fields ignored, as for every consu
   We ask for the universe in chunks, several chunks at a time, each followed page by page.
   It carries no volumes and no corporate actions, so liquidity is "not assessed" and the
   recent-split rule cannot fire until market adds them.
+- ``market.rpc.index`` -> :class:`IndexReply`: the universe index's daily levels; the
+  track record's benchmark is its total-return variant (dividends reinvested, as in the
+  adjusted closes it is compared with), asked for the panel's dates alongside the history.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from nats.aio.msg import Msg
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.recommendations.domain.factors import Panel
-from services.recommendations.domain.inputs import Series, build_panel
+from services.recommendations.domain.inputs import IndexLevels, Series, build_panel
 from services.recommendations.errors import MarketInputsUnavailableError
 from shared.messaging import Bus, MessagingUnavailableError
 
@@ -35,6 +38,7 @@ EOD_STREAM = "MARKET"
 EOD_COMPLETED = "market.eod.completed"
 UNIVERSE_RPC = "market.rpc.universe"
 HISTORY_RPC = "market.rpc.history"
+INDEX_RPC = "market.rpc.index"
 TICK_WILDCARD = "market.tick.>"
 TICK_PREFIX = "market.tick."
 
@@ -85,6 +89,18 @@ class HistoryReply(BaseModel):
     series: list[CloseSeries]
     missing: list[str] = Field(default_factory=list)
     next_cursor: int | None = None
+
+
+class IndexRequest(BaseModel):
+    start: date
+    end: date
+
+
+class IndexReply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    dates: list[str]  # ISO dates, ascending
+    total_return: list[float]  # levels, dividends reinvested
 
 
 @dataclass(frozen=True)
@@ -189,6 +205,13 @@ class MarketInputs:
         results = await asyncio.gather(*(one_chunk(p) for p in parts))
         return [s for chunk in results for s in chunk], requests
 
+    async def index(self, *, start: date, end: date) -> IndexLevels:
+        """The total-return index's levels from ``start`` to ``end``."""
+        reply = await self._bus.request(
+            INDEX_RPC, IndexRequest(start=start, end=end), IndexReply, timeout=self._timeout
+        )
+        return IndexLevels(reply.dates, reply.total_return)
+
     async def panel(self, *, end: date, calendar_days: int) -> tuple[Panel, FetchReport]:
         """The universe's panel over ``calendar_days`` up to ``end``."""
         report = FetchReport()
@@ -205,9 +228,10 @@ class MarketInputs:
             )
         tickers = [s.ticker for s in universe.securities]
         started = time.perf_counter()
+        start = end - timedelta(days=calendar_days)
         try:
-            series, report.requests = await self.history(
-                tickers, start=end - timedelta(days=calendar_days), end=end
+            (series, report.requests), index = await asyncio.gather(
+                self.history(tickers, start=start, end=end), self.index(start=start, end=end)
             )
         except MessagingUnavailableError as exc:
             raise MarketInputsUnavailableError(f"market did not answer: {exc}") from exc
@@ -215,7 +239,9 @@ class MarketInputs:
         started = time.perf_counter()
         sectors = {s.ticker: s.sector for s in universe.securities}
         sources = {s.ticker: (f"market:{s.data_source}",) for s in universe.securities}
-        panel = await asyncio.to_thread(build_panel, series, sectors=sectors, sources=sources)
+        panel = await asyncio.to_thread(
+            build_panel, series, sectors=sectors, sources=sources, benchmark=index
+        )
         report.seconds["assemble"] = round(time.perf_counter() - started, 3)
         report.securities = len(panel.tickers)
         return panel, report

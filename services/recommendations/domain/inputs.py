@@ -2,7 +2,8 @@
 
 Market answers one series per security (its sessions and adjusted closes); the model wants
 one matrix on one session calendar. The calendar is the union of every series' sessions,
-and a security without a bar on a session has NaN there.
+and a security without a bar on a session has NaN there. The benchmark index's levels are
+put on the same calendar.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+import numpy.typing as npt
 
-from services.recommendations.domain.factors import CorporateAction, Panel
+from services.recommendations.domain.factors import CorporateAction, FloatArray, Panel
 
 
 @dataclass(frozen=True)
@@ -24,14 +26,35 @@ class Series:
     volumes: Sequence[float] | None = None
 
 
+@dataclass(frozen=True)
+class IndexLevels:
+    """An index's daily levels as market serves them."""
+
+    dates: Sequence[str]  # ISO dates, ascending
+    levels: Sequence[float]
+
+    def on(self, calendar: npt.NDArray[np.datetime64]) -> FloatArray:
+        """The levels on ``calendar``'s sessions, NaN where the index has none."""
+        out = np.full(len(calendar), np.nan)
+        if not len(self.dates):
+            return out
+        days = np.array(self.dates, dtype="datetime64[D]")
+        at = np.minimum(np.searchsorted(days, calendar), len(days) - 1)
+        found = days[at] == calendar
+        out[found] = np.asarray(self.levels, dtype=np.float64)[at[found]]
+        return out
+
+
 def build_panel(
     series: Sequence[Series],
     *,
     sectors: Mapping[str, str | None],
     sources: Mapping[str, tuple[str, ...]],
     actions: Mapping[str, tuple[CorporateAction, ...]] | None = None,
+    benchmark: IndexLevels | None = None,
 ) -> Panel:
-    """One matrix from ``series`` (securities with no bar at all are left out)."""
+    """One matrix from ``series`` (securities with no bar at all are left out), with the
+    ``benchmark`` index's levels on its calendar."""
     kept = [s for s in series if len(s.dates)]
     if not kept:
         raise ValueError("no price data")
@@ -54,6 +77,7 @@ def build_panel(
         volumes=volumes,
         actions=dict(actions or {}),
         sources={t: sources[t] for t in tickers if t in sources},
+        benchmark=None if benchmark is None else benchmark.on(calendar),
     )
 
 
