@@ -37,6 +37,16 @@ def test_portfolio_reads_markets_quotes_reply() -> None:
     (quote,) = parsed.quotes
     assert (quote.ticker, quote.ts) == ("ACME", 1764167400123)
     assert Decimal(str(quote.price)) == Decimal("187.23") and parsed.missing == ["ZZZ"]
+    assert quote.sector is None  # a tick has no sector
+
+
+def test_portfolio_reads_the_sector_market_sends_with_each_quote() -> None:
+    tick = market.Tick.model_validate_json(market.encode_tick("ACME", 10.0, 9.0, 5, 1))
+    quote = market.Quote(**tick.model_dump(), sector="Industrials")
+    parsed = QuotesReply.model_validate_json(
+        market.QuotesReply(quotes=[quote], missing=[]).model_dump_json()
+    )
+    assert parsed.quotes[0].sector == "Industrials"
 
 
 def test_portfolio_asks_for_unadjusted_history_and_reads_its_pages() -> None:

@@ -13,14 +13,19 @@ JetStream stream ``MARKET`` (through the outbox, ``Nats-Msg-Id = event_id``)::
 
 Request/reply (errors come back in the common envelope)::
 
-    market.rpc.quotes      QuotesRequest {"tickers": [...]} → QuotesReply {"quotes": [Tick...],
-                           "missing": [...]}
+    market.rpc.quotes      QuotesRequest {"tickers": [...]} → QuotesReply {"quotes": [Quote...],
+                           "missing": [...]}; a Quote is a Tick plus the security's sector.
     market.rpc.history     HistoryRequest → HistoryReply, one page at a time: each reply stays
                            under the payload budget (half the server's max_payload); ask again
                            with ``cursor = next_cursor`` until it is null.
     market.rpc.index       IndexRequest {"start", "end"} → IndexReply {"dates",
                            "price_return", "total_return"}: the universe index (the
                            benchmark of betas and excess returns; docs/market.md).
+    market.rpc.universe    UniverseRequest {"listed_only", "cursor"} → UniverseReply
+                           {"securities": [Listing...], "next_cursor"}: every security's
+                           ticker, name, exchange, sector, industry, status and data
+                           source, by ticker, one page per payload budget; ask again with
+                           ``cursor = next_cursor`` until it is null.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ EOD_COMPLETED = "market.eod.completed"
 RPC_QUOTES = "market.rpc.quotes"
 RPC_HISTORY = "market.rpc.history"
 RPC_INDEX = "market.rpc.index"
+RPC_UNIVERSE = "market.rpc.universe"
 
 MAX_TICKERS_PER_REQUEST = 10_000
 
@@ -81,8 +87,18 @@ class QuotesRequest(BaseModel):
     tickers: list[str] = Field(max_length=MAX_TICKERS_PER_REQUEST)
 
 
+class Quote(Tick):
+    """A latest quote as ``market.rpc.quotes`` answers it: the tick and the security's
+    sector (ticks themselves carry no sector: they are the feed's hot path)."""
+
+    # A Tick validates as a Quote without a sector.
+    model_config = ConfigDict(from_attributes=True)
+
+    sector: str | None = None
+
+
 class QuotesReply(BaseModel):
-    quotes: list[Tick]
+    quotes: list[Quote]
     missing: list[str]
 
 
@@ -122,6 +138,28 @@ class IndexReply(BaseModel):
     dates: list[date]
     price_return: list[float]
     total_return: list[float]
+
+
+class UniverseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    listed_only: bool = Field(True, description="leave out delisted securities")
+    cursor: str | None = Field(None, description="next_cursor of the previous reply")
+
+
+class Listing(BaseModel):
+    ticker: str
+    name: str
+    exchange: str
+    sector: str
+    industry: str
+    status: str = Field(description="listed or delisted")
+    data_source: str = Field(description="simulated, or the import or provider it came from")
+
+
+class UniverseReply(BaseModel):
+    securities: list[Listing]
+    next_cursor: str | None
 
 
 class EodCompleted(BaseModel):

@@ -5,9 +5,8 @@ We never import market's package (its publisher models live in
 fields ignored so market may add some. ``tests/test_contract_portfolio_market.py`` checks
 them against market's models.
 
-- ``market.rpc.quotes``: :class:`QuotesRequest` -> :class:`QuotesReply` (latest quotes).
-  ``sector`` is read if market sends it (it does not yet); without it a position's sector
-  is unclassified.
+- ``market.rpc.quotes``: :class:`QuotesRequest` -> :class:`QuotesReply` (latest quotes,
+  each with its security's sector; without one a position's sector is unclassified).
 - ``market.rpc.history``: :class:`HistoryRequest` -> :class:`HistoryReply`, paged by
   ``next_cursor``; we ask for *unadjusted* closes (``adjusted: false``), because the
   ledger's SPLIT entries change quantities on their day as raw prices change then.

@@ -5,10 +5,7 @@ Our own models of the fields we read (unknown fields ignored, as for every consu
 - ``market.eod.completed`` (JetStream stream ``MARKET``): :class:`EodCompleted`, the session
   whose bars are stored. A scheduled run follows each.
 - ``market.rpc.universe`` -> :class:`UniverseReply`: the listed securities with their
-  sector and data source. **Market does not answer it yet** (see docs/recommendations.md,
-  "What market must provide"). Until it does, the universe is the set of tickers seen on
-  ``market.tick.>`` over a short window: the simulated feed ticks every listed simulated
-  security (and only those), so those calls say ``market:simulated`` and have no sector.
+  sector and data source, page by page (``next_cursor``).
 - ``market.rpc.history`` -> :class:`HistoryReply`: adjusted closes, paged by reply size.
   We ask for the universe in chunks, several chunks at a time, each followed page by page.
   It carries no volumes and no corporate actions, so liquidity is "not assessed" and the
@@ -26,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from nats.aio.msg import Msg
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.recommendations.domain.factors import Panel
@@ -39,8 +35,8 @@ EOD_COMPLETED = "market.eod.completed"
 UNIVERSE_RPC = "market.rpc.universe"
 HISTORY_RPC = "market.rpc.history"
 INDEX_RPC = "market.rpc.index"
-TICK_WILDCARD = "market.tick.>"
-TICK_PREFIX = "market.tick."
+# A universe of 6,000 securities is two pages; more than this is a bug, not a universe.
+MAX_UNIVERSE_PAGES = 1_000
 
 
 class EodCompleted(BaseModel):
@@ -51,6 +47,7 @@ class EodCompleted(BaseModel):
 
 class UniverseRequest(BaseModel):
     listed_only: bool = True
+    cursor: str | None = None
 
 
 class SecurityInfo(BaseModel):
@@ -58,6 +55,7 @@ class SecurityInfo(BaseModel):
 
     ticker: str
     sector: str | None = None
+    industry: str | None = None
     data_source: str = "unknown"
 
 
@@ -65,6 +63,7 @@ class UniverseReply(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     securities: list[SecurityInfo]
+    next_cursor: str | None = None
 
 
 class HistoryRequest(BaseModel):
@@ -103,15 +102,8 @@ class IndexReply(BaseModel):
     total_return: list[float]  # levels, dividends reinvested
 
 
-@dataclass(frozen=True)
-class Universe:
-    securities: list[SecurityInfo]
-    origin: str  # "rpc" or "ticks"
-
-
 @dataclass
 class FetchReport:
-    universe_origin: str = ""
     securities: int = 0
     requests: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -127,54 +119,24 @@ class MarketInputs:
         chunk: int = 500,
         concurrency: int = 4,
         timeout: float = 15.0,
-        tick_quiet_seconds: float = 3.0,
-        tick_max_seconds: float = 40.0,
     ) -> None:
         self._bus = bus
         self._chunk = chunk
         self._concurrency = concurrency
         self._timeout = timeout
-        self._tick_quiet = tick_quiet_seconds
-        self._tick_max = tick_max_seconds
 
-    async def universe(self) -> Universe:
-        try:
+    async def universe(self) -> list[SecurityInfo]:
+        """Every listed security, page by page."""
+        out: list[SecurityInfo] = []
+        cursor: str | None = None
+        for _ in range(MAX_UNIVERSE_PAGES):
             reply = await self._bus.request(
-                UNIVERSE_RPC, UniverseRequest(), UniverseReply, timeout=self._timeout
+                UNIVERSE_RPC, UniverseRequest(cursor=cursor), UniverseReply, timeout=self._timeout
             )
-            return Universe(reply.securities, "rpc")
-        except MessagingUnavailableError:
-            pass
-        tickers = await self._tickers_on_the_feed()
-        return Universe(
-            [SecurityInfo(ticker=t, data_source="simulated") for t in sorted(tickers)], "ticks"
-        )
-
-    async def _tickers_on_the_feed(self) -> set[str]:
-        """Tickers seen on ``market.tick.>`` until none is new for a few seconds."""
-        seen: set[str] = set()
-        last_new = time.monotonic()
-        prefix = self._bus.subject(TICK_PREFIX)
-
-        async def on_tick(msg: Msg) -> None:
-            nonlocal last_new
-            ticker = msg.subject[len(prefix) :]
-            if ticker not in seen:
-                seen.add(ticker)
-                last_new = time.monotonic()
-
-        sub = await self._bus.client.subscribe(self._bus.subject(TICK_WILDCARD), cb=on_tick)
-        started = time.monotonic()
-        try:
-            while time.monotonic() - started < self._tick_max:
-                await asyncio.sleep(0.25)
-                if seen and time.monotonic() - last_new > self._tick_quiet:
-                    break
-                if not seen and time.monotonic() - started > self._tick_quiet * 2:
-                    break
-        finally:
-            await sub.unsubscribe()
-        return seen
+            out += reply.securities
+            if (cursor := reply.next_cursor) is None:
+                return out
+        raise MarketInputsUnavailableError(f"market's universe ran past {MAX_UNIVERSE_PAGES} pages")
 
     async def history(
         self, tickers: Sequence[str], *, start: date, end: date
@@ -220,13 +182,10 @@ class MarketInputs:
             universe = await self.universe()
         except MessagingUnavailableError as exc:
             raise MarketInputsUnavailableError(f"market did not answer: {exc}") from exc
-        report.universe_origin = universe.origin
         report.seconds["universe"] = round(time.perf_counter() - started, 3)
-        if not universe.securities:
-            raise MarketInputsUnavailableError(
-                "market named no securities (no universe RPC answer and no ticks)"
-            )
-        tickers = [s.ticker for s in universe.securities]
+        if not universe:
+            raise MarketInputsUnavailableError("market lists no securities")
+        tickers = [s.ticker for s in universe]
         started = time.perf_counter()
         start = end - timedelta(days=calendar_days)
         try:
@@ -237,8 +196,8 @@ class MarketInputs:
             raise MarketInputsUnavailableError(f"market did not answer: {exc}") from exc
         report.seconds["history"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        sectors = {s.ticker: s.sector for s in universe.securities}
-        sources = {s.ticker: (f"market:{s.data_source}",) for s in universe.securities}
+        sectors = {s.ticker: s.sector for s in universe}
+        sources = {s.ticker: (f"market:{s.data_source}",) for s in universe}
         panel = await asyncio.to_thread(
             build_panel, series, sectors=sectors, sources=sources, benchmark=index
         )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from services.portfolio.tests.support import HISTORY, INDEX, PRICES
+from services.portfolio.tests.support import HISTORY, INDEX, PRICES, SECTORS
 from shared.messaging import Delivered
 from tests.infra import TestInfra
 from tests.inprocess import InProcessApp, running_app
@@ -87,6 +87,7 @@ async def market(portfolio: InProcessApp) -> AsyncIterator[dict[str, float]]:
                     "change_percent": 0.0,
                     "volume": 1000,
                     "ts": 1_764_000_000_000,
+                    "sector": SECTORS.get(t),
                 }
                 for t in request.tickers
                 if t in PRICES

@@ -20,6 +20,7 @@ from services.portfolio.schemas import (
 from services.portfolio.tests.support import (
     HISTORY,
     INDEX,
+    SECTORS,
     deposit,
     etag,
     ledger_rows,
@@ -128,6 +129,7 @@ async def test_positions_are_valued_at_market_quotes(
     caller = portfolio.token()
     a, b, c = ticker(), ticker(), ticker()
     market[a], market[b] = 12.5, 40.0  # c: market does not know it
+    SECTORS[a] = "Industrials"  # b's quote comes without a sector
     await deposit(portfolio, caller, "10000")
     for symbol, quantity, price in ((a, "100", "10"), (b, "10.5", "38"), (c, "1", "5")):
         response = await post(
@@ -149,7 +151,10 @@ async def test_positions_are_valued_at_market_quotes(
     assert body.total_value == Decimal("8593") + Decimal("1250") + Decimal("420")
     assert by[a].weight == (Decimal("1250") / body.total_value).quantize(Decimal("0.000001"))
     assert body.prices_available and body.prices_as_of is not None
-    assert [s.sector for s in body.sectors] == ["UNCLASSIFIED"]
+    assert [(s.sector, s.weight) for s in body.sectors] == [
+        ("Industrials", by[a].weight),
+        ("UNCLASSIFIED", by[b].weight),
+    ]
 
 
 async def test_without_market_the_portfolio_still_answers(portfolio: InProcessApp) -> None:
