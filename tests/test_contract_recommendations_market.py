@@ -1,6 +1,6 @@
-"""Contract: the recommendations service's models of ``market.rpc.index`` and
-``market.rpc.universe`` parse what market's own models produce, and market accepts what
-recommendations sends.
+"""Contract: the recommendations service's models of ``market.rpc.index``,
+``market.rpc.universe`` and ``market.rpc.closes`` parse what market's own models produce,
+and market accepts what recommendations sends.
 
 Market owns the schemas (``services/market/events.py``); recommendations keeps its own
 view of the fields it reads (``services/recommendations/market_inputs.py``).
@@ -12,8 +12,11 @@ from datetime import date
 
 from services.market import events as market
 from services.recommendations.market_inputs import (
+    CLOSES_RPC,
     INDEX_RPC,
     UNIVERSE_RPC,
+    ClosesReply,
+    ClosesRequest,
     IndexReply,
     IndexRequest,
     UniverseReply,
@@ -68,3 +71,27 @@ def test_recommendations_pages_through_markets_universe() -> None:
         encode(market.UniverseReply(securities=[], next_cursor=None))
     )
     assert last.next_cursor is None
+
+
+def test_recommendations_reads_markets_columnar_closes() -> None:
+    assert CLOSES_RPC == market.RPC_CLOSES
+    sent = ClosesRequest(tickers=["ACME", "BRK.B"], start=date(2025, 1, 1), end=date(2025, 1, 8))
+    received = market.ClosesRequest.model_validate_json(encode(sent))
+    assert received.tickers == ["ACME", "BRK.B"] and received.cursor is None
+    # Built as market builds it: model_construct from floats, NaN for no bar.
+    reply = market.ClosesReply.model_construct(
+        sessions=[date(2025, 1, 2), date(2025, 1, 3)],
+        tickers=["ACME", "BRK.B"],
+        closes=[10.5, float("nan"), 20.25, 20.5],
+        volumes=[1000.0, float("nan"), 300.0, 310.0],
+        actions=market.ActionColumns.model_construct(
+            ticker=["BRK.B"], ex_date=[date(2025, 1, 3)], kind=["split"], value=[2.0]
+        ),
+        missing=["ZZZ"],
+        next_cursor=2,
+    )
+    parsed = ClosesReply.model_validate_json(encode(reply))
+    assert parsed.sessions == ["2025-01-02", "2025-01-03"]
+    assert parsed.closes == [10.5, None, 20.25, 20.5] and parsed.volumes[1] is None
+    assert parsed.actions.ex_date == [date(2025, 1, 3)] and parsed.actions.kind == ["split"]
+    assert parsed.missing == ["ZZZ"] and parsed.next_cursor == 2

@@ -7,8 +7,8 @@ the pool, Redis and NATS are open; closed in reverse):
 - ``outbox``: the ``MARKET`` JetStream stream and the outbox relay that publishes to it;
 - ``universe_loader``: loads the simulated universe into an empty database, in the
   background (progress in the logs and on ``/api/v1/market/status``);
-- ``rpc``: answers ``market.rpc.quotes``, ``market.rpc.history``, ``market.rpc.index``
-  and ``market.rpc.universe``;
+- ``rpc``: answers ``market.rpc.quotes``, ``market.rpc.history``, ``market.rpc.closes``,
+  ``market.rpc.index`` and ``market.rpc.universe``;
 - ``live_feed``: the simulated ticks (see :mod:`services.market.feed`).
 """
 
@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.market import events, listings
+from services.market import columnar_history, events, listings
 from services.market.config import MarketSettings
 from services.market.feed import Feed
 from services.market.repository import loads
@@ -153,8 +153,12 @@ def rpc() -> Extension:
         async def universe(request: events.UniverseRequest, _: Delivered) -> events.UniverseReply:
             return await listings.universe_reply(resources.pool, request, budget_bytes=budget)
 
+        async def closes(request: events.ClosesRequest, _: Delivered) -> events.ClosesReply:
+            return await columnar_history.closes_reply(resources.pool, request, budget_bytes=budget)
+
         subs = [
             await pool.serve(events.RPC_UNIVERSE, events.UniverseRequest, universe),
+            await pool.serve(events.RPC_CLOSES, events.ClosesRequest, closes, max_concurrency=8),
             await pool.serve(events.RPC_QUOTES, events.QuotesRequest, quotes),
             await pool.serve(events.RPC_INDEX, events.IndexRequest, index),
             await pool.serve(events.RPC_HISTORY, events.HistoryRequest, history, max_concurrency=8),

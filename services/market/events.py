@@ -21,6 +21,11 @@ Request/reply (errors come back in the common envelope)::
     market.rpc.index       IndexRequest {"start", "end"} → IndexReply {"dates",
                            "price_return", "total_return"}: the universe index (the
                            benchmark of betas and excess returns; docs/market.md).
+    market.rpc.closes      ClosesRequest {"tickers", "start", "end", "cursor"} → ClosesReply,
+                           columnar, for whole-universe inputs: the reply's session
+                           calendar once, then per security split- and dividend-adjusted
+                           closes and split-adjusted volumes aligned to it (row-major, null:
+                           no bar), and the corporate actions in range; paged like history.
     market.rpc.universe    UniverseRequest {"listed_only", "cursor"} → UniverseReply
                            {"securities": [Listing...], "next_cursor"}: every security's
                            ticker, name, exchange, sector, industry, status and data
@@ -47,6 +52,7 @@ RPC_QUOTES = "market.rpc.quotes"
 RPC_HISTORY = "market.rpc.history"
 RPC_INDEX = "market.rpc.index"
 RPC_UNIVERSE = "market.rpc.universe"
+RPC_CLOSES = "market.rpc.closes"
 
 MAX_TICKERS_PER_REQUEST = 10_000
 
@@ -138,6 +144,37 @@ class IndexReply(BaseModel):
     dates: list[date]
     price_return: list[float]
     total_return: list[float]
+
+
+class ClosesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tickers: list[str] = Field(min_length=1, max_length=MAX_TICKERS_PER_REQUEST)
+    start: date
+    end: date
+    cursor: int | None = Field(None, ge=0, description="next_cursor of the previous reply")
+
+
+class ActionColumns(BaseModel):
+    """Corporate actions with an ex-date in the range, one entry per action in each list."""
+
+    ticker: list[str]
+    ex_date: list[date]
+    kind: list[str] = Field(description="split or dividend")
+    value: list[float] = Field(description="split ratio (new per old share) or cash per share")
+
+
+class ClosesReply(BaseModel):
+    """``closes`` and ``volumes`` are ``len(tickers) x len(sessions)`` matrices flattened
+    row by row (one row per ticker); null where the security has no bar that session."""
+
+    sessions: list[date]
+    tickers: list[str]
+    closes: list[float | None]
+    volumes: list[float | None]
+    actions: ActionColumns
+    missing: list[str] = Field(description="tickers market does not know")
+    next_cursor: int | None
 
 
 class UniverseRequest(BaseModel):

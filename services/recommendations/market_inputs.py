@@ -6,10 +6,11 @@ Our own models of the fields we read (unknown fields ignored, as for every consu
   whose bars are stored. A scheduled run follows each.
 - ``market.rpc.universe`` -> :class:`UniverseReply`: the listed securities with their
   sector and data source, page by page (``next_cursor``).
-- ``market.rpc.history`` -> :class:`HistoryReply`: adjusted closes, paged by reply size.
-  We ask for the universe in chunks, several chunks at a time, each followed page by page.
-  It carries no volumes and no corporate actions, so liquidity is "not assessed" and the
-  recent-split rule cannot fire until market adds them.
+- ``market.rpc.closes`` -> :class:`ClosesReply`: split- and dividend-adjusted closes and
+  split-adjusted volumes, columnar (a calendar per reply, then one row per security), and
+  the corporate actions in range; paged by reply size. We ask for the universe in chunks,
+  several chunks at a time, each followed page by page; each reply becomes one
+  :class:`Block` (no object per security).
 - ``market.rpc.index`` -> :class:`IndexReply`: the universe index's daily levels; the
   track record's benchmark is its total-return variant (dividends reinvested, as in the
   adjusted closes it is compared with), asked for the panel's dates alongside the history.
@@ -25,15 +26,15 @@ from datetime import date, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.recommendations.domain.factors import Panel
-from services.recommendations.domain.inputs import IndexLevels, Series, build_panel
+from services.recommendations.domain.factors import CorporateAction, Panel
+from services.recommendations.domain.inputs import Block, IndexLevels, panel_from_blocks
 from services.recommendations.errors import MarketInputsUnavailableError
 from shared.messaging import Bus, MessagingUnavailableError
 
 EOD_STREAM = "MARKET"
 EOD_COMPLETED = "market.eod.completed"
 UNIVERSE_RPC = "market.rpc.universe"
-HISTORY_RPC = "market.rpc.history"
+CLOSES_RPC = "market.rpc.closes"
 INDEX_RPC = "market.rpc.index"
 # A universe of 6,000 securities is two pages; more than this is a bug, not a universe.
 MAX_UNIVERSE_PAGES = 1_000
@@ -66,26 +67,30 @@ class UniverseReply(BaseModel):
     next_cursor: str | None = None
 
 
-class HistoryRequest(BaseModel):
+class ClosesRequest(BaseModel):
     tickers: list[str]
     start: date
     end: date
-    adjusted: bool = True
     cursor: int | None = None
 
 
-class CloseSeries(BaseModel):
+class ActionColumns(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    ticker: str
-    dates: list[str]  # ISO dates: parsed in bulk by numpy, not one by one
-    closes: list[float]
+    ticker: list[str]
+    ex_date: list[date]
+    kind: list[str]
+    value: list[float]
 
 
-class HistoryReply(BaseModel):
+class ClosesReply(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    series: list[CloseSeries]
+    sessions: list[str]  # ISO dates: parsed in bulk by numpy, not one by one
+    tickers: list[str]
+    closes: list[float | None]  # len(tickers) x len(sessions), row by row
+    volumes: list[float | None]
+    actions: ActionColumns
     missing: list[str] = Field(default_factory=list)
     next_cursor: int | None = None
 
@@ -138,34 +143,42 @@ class MarketInputs:
                 return out
         raise MarketInputsUnavailableError(f"market's universe ran past {MAX_UNIVERSE_PAGES} pages")
 
-    async def history(
+    async def closes(
         self, tickers: Sequence[str], *, start: date, end: date
-    ) -> tuple[list[Series], int]:
-        """Every ticker's adjusted closes from ``start`` to ``end``, and the requests made."""
+    ) -> tuple[list[Block], dict[str, tuple[CorporateAction, ...]], int]:
+        """Every ticker's adjusted closes and volumes from ``start`` to ``end`` as blocks,
+        the corporate actions in range by ticker, and the requests made."""
         gate = asyncio.Semaphore(self._concurrency)
         requests = 0
+        actions: dict[str, list[CorporateAction]] = {}
 
-        async def one_chunk(part: list[str]) -> list[Series]:
+        async def one_chunk(part: list[str]) -> list[Block]:
             nonlocal requests
-            out: list[Series] = []
+            out: list[Block] = []
             cursor: int | None = None
             while True:
                 async with gate:
                     reply = await self._bus.request(
-                        HISTORY_RPC,
-                        HistoryRequest(tickers=part, start=start, end=end, cursor=cursor),
-                        HistoryReply,
+                        CLOSES_RPC,
+                        ClosesRequest(tickers=part, start=start, end=end, cursor=cursor),
+                        ClosesReply,
                         timeout=self._timeout,
                     )
                 requests += 1
-                out.extend(Series(s.ticker, s.dates, s.closes) for s in reply.series)
+                out.append(Block(reply.sessions, reply.tickers, reply.closes, reply.volumes))
+                a = reply.actions
+                for ticker, ex_date, kind, value in zip(
+                    a.ticker, a.ex_date, a.kind, a.value, strict=True
+                ):
+                    actions.setdefault(ticker, []).append(CorporateAction(ex_date, kind, value))
                 if reply.next_cursor is None:
                     return out
                 cursor = reply.next_cursor
 
         parts = [list(tickers[i : i + self._chunk]) for i in range(0, len(tickers), self._chunk)]
         results = await asyncio.gather(*(one_chunk(p) for p in parts))
-        return [s for chunk in results for s in chunk], requests
+        blocks = [b for chunk in results for b in chunk]
+        return blocks, {t: tuple(a) for t, a in actions.items()}, requests
 
     async def index(self, *, start: date, end: date) -> IndexLevels:
         """The total-return index's levels from ``start`` to ``end``."""
@@ -189,8 +202,8 @@ class MarketInputs:
         started = time.perf_counter()
         start = end - timedelta(days=calendar_days)
         try:
-            (series, report.requests), index = await asyncio.gather(
-                self.history(tickers, start=start, end=end), self.index(start=start, end=end)
+            (blocks, actions, report.requests), index = await asyncio.gather(
+                self.closes(tickers, start=start, end=end), self.index(start=start, end=end)
             )
         except MessagingUnavailableError as exc:
             raise MarketInputsUnavailableError(f"market did not answer: {exc}") from exc
@@ -199,7 +212,12 @@ class MarketInputs:
         sectors = {s.ticker: s.sector for s in universe}
         sources = {s.ticker: (f"market:{s.data_source}",) for s in universe}
         panel = await asyncio.to_thread(
-            build_panel, series, sectors=sectors, sources=sources, benchmark=index
+            panel_from_blocks,
+            blocks,
+            sectors=sectors,
+            sources=sources,
+            actions=actions,
+            benchmark=index,
         )
         report.seconds["assemble"] = round(time.perf_counter() - started, 3)
         report.securities = len(panel.tickers)

@@ -15,8 +15,15 @@ import pytest
 
 from services.recommendations.domain import spec as s
 from services.recommendations.domain.calls import Action
-from services.recommendations.domain.factors import Panel
-from services.recommendations.domain.inputs import IndexLevels, Series, build_panel, month_ends
+from services.recommendations.domain.factors import CorporateAction, Panel
+from services.recommendations.domain.inputs import (
+    Block,
+    IndexLevels,
+    Series,
+    build_panel,
+    month_ends,
+    panel_from_blocks,
+)
 from services.recommendations.domain.track_record import (
     BENCHMARK,
     Judged,
@@ -254,3 +261,43 @@ def test_ic_and_quantile_returns_agree_with_alphalens_reloaded() -> None:
     theirs = by_date["21D"].groupby(level="factor_quantile").mean()
     for q, value in theirs.items():
         assert ours["quantile_mean_excess_return"][str(int(q))] == pytest.approx(value, abs=1e-6)
+
+
+def test_blocks_land_on_one_calendar_as_series_do() -> None:
+    """Two replies with different calendars make the same panel as the same data as
+    series; a security without a bar is left out either way."""
+    a = Block(
+        ["2020-01-02", "2020-01-03"],
+        ["A", "GONE"],
+        [1.0, 2.0, None, None],
+        [10.0, 20.0, None, None],
+    )
+    b = Block(["2020-01-03", "2020-01-06"], ["B"], [5.0, None], [50.0, None])
+    split = CorporateAction(date(2020, 1, 3), "split", 2.0)
+    blocks = panel_from_blocks(
+        [a, b],
+        sectors={"A": "Energy", "B": None},
+        sources={"B": ("market:simulated",)},
+        actions={"A": (split,), "GONE": (split,)},
+        benchmark=IndexLevels(["2020-01-03"], [1000.0]),
+    )
+    series = build_panel(
+        [
+            Series("A", ["2020-01-02", "2020-01-03"], [1.0, 2.0], [10.0, 20.0]),
+            Series("B", ["2020-01-03"], [5.0], [50.0]),
+        ],
+        sectors={"A": "Energy", "B": None},
+        sources={"B": ("market:simulated",)},
+        actions={"A": (split,)},
+        benchmark=IndexLevels(["2020-01-03"], [1000.0]),
+    )
+    assert blocks.tickers == series.tickers == ("A", "B")
+    assert blocks.sectors == ("Energy", None) and dict(blocks.actions) == {"A": (split,)}
+    # 2020-01-06 has no bar at all: left out, as the series never name it.
+    np.testing.assert_array_equal(blocks.sessions, series.sessions)
+    np.testing.assert_array_equal(blocks.closes, series.closes)
+    assert blocks.volumes is not None and series.volumes is not None
+    np.testing.assert_array_equal(blocks.volumes, series.volumes)
+    assert blocks.benchmark is not None and series.benchmark is not None
+    np.testing.assert_array_equal(blocks.benchmark, series.benchmark)
+    assert blocks.sources_of("B") == ("market:simulated",)
