@@ -54,11 +54,17 @@ class InProcessApp:
 
 
 def part_settings(
-    name: str, infra: TestInfra, work: Path, overrides: Mapping[str, Any] | None = None
+    name: str,
+    infra: TestInfra,
+    work: Path,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    database: str | None = None,
 ) -> BaseServiceSettings:
     """``name``'s settings for the test session's infrastructure, as ``bourse up`` would
     give them (through :func:`bourse.environment.part_environment`), with ``overrides``
-    (field names, not variables) applied on top."""
+    (field names, not variables) applied on top; on ``database`` instead of the session's
+    (a test module that writes what other tests read keeps a database of its own)."""
     part = BY_NAME[name]
     key_file = work / "jwt-signing.pem"
     if not key_file.exists():
@@ -67,7 +73,7 @@ def part_settings(
     env = part_environment(
         part,
         infra,
-        database=infra.database,
+        database=database or infra.database,
         redis_prefix=infra.redis_prefix,
         nats_prefix=infra.nats_prefix,
         signing_key=key_file,
@@ -83,10 +89,10 @@ def part_settings(
 
 @asynccontextmanager
 async def running_app(
-    name: str, infra: TestInfra, work: Path, **overrides: Any
+    name: str, infra: TestInfra, work: Path, *, database: str | None = None, **overrides: Any
 ) -> AsyncIterator[InProcessApp]:
     """Part ``name`` started in this process (lifespan entered), with a client bound to it."""
-    settings = part_settings(name, infra, work, overrides)
+    settings = part_settings(name, infra, work, overrides, database=database)
     module = importlib.import_module(f"{BY_NAME[name].module}.app")
     app: FastAPI = module.create_app(settings)
     key = SigningKey.generate()

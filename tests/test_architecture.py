@@ -127,6 +127,39 @@ def test_a_route_module_touching_the_database_is_caught(code: str) -> None:
     assert rules_hit("services/alpha/service.py", code) == []
 
 
+# --- request-takes-pool ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "line"),
+    [
+        ("async def f(pool: asyncpg.Pool) -> None: ...\n", 1),
+        ("async def f(pool: DbPool) -> None: ...\n", 1),
+        ("async def f(pool: 'asyncpg.Pool') -> None: ...\n", 1),
+        ("async def f(x):\n    async with x.pool.acquire() as conn:\n        pass\n", 2),
+        ("async def f(r):\n    conn = await resources.pool.acquire()\n", 2),
+    ],
+)
+def test_request_code_taking_the_pool_is_caught(code: str, line: int) -> None:
+    for path in (
+        "services/alpha/service.py",
+        "services/alpha/service/stocks.py",
+        "gateway/routes.py",
+    ):
+        assert rules_hit(path, code) == [(line, "request-takes-pool")]
+    # Background modules may: a consumer, the feed, the app's lifespan.
+    assert rules_hit("services/alpha/consumers.py", code) == []
+
+
+def test_a_connection_parameter_and_a_waived_pool_pass() -> None:
+    fine = "async def f(conn: asyncpg.Connection) -> None: ...\n"
+    assert rules_hit("services/alpha/service.py", fine) == []
+    waived = (
+        "async def f(\n    pool: asyncpg.Pool,  # lint-skip: request-takes-pool (NATS)\n): ...\n"
+    )
+    assert rules_hit("services/alpha/service.py", waived) == []
+
+
 # --- impure-domain --------------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ from tests.inprocess import InProcessApp, running_app
 
 PASSWORD = "correct horse battery"
 # Background work that the input checks do not need (and a busy machine does not want).
-_QUIET = {"market": {"universe_autoload": False, "feed_mode": "off"}}
+_QUIET: dict[str, dict[str, Any]] = {"market": {"universe_autoload": False, "feed_mode": "off"}}
 _NUMBER_TEXTS = ("nan", "NaN", "inf", "-Infinity", "1e999")
 
 

@@ -300,7 +300,10 @@ async def revoke_api_key(
 
 
 async def resolve_api_key(
-    pool: asyncpg.Pool, raw: str, *, acquire_timeout: float = 5.0
+    pool: asyncpg.Pool,  # lint-skip: request-takes-pool (the edge's key check, not a route)
+    raw: str,
+    *,
+    acquire_timeout: float = 5.0,
 ) -> ApiKeyGrant | None:
     """What ``raw`` grants now, or None if it is not a live key.
 

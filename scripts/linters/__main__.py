@@ -7,7 +7,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts.linters import boundaries, error_tree, pure_domain, settings_only, sql, thin_routes
+from scripts.linters import (
+    boundaries,
+    error_tree,
+    one_connection,
+    pure_domain,
+    settings_only,
+    sql,
+    thin_routes,
+)
 from scripts.linters.base import Finding, Rule, lint, source_files
 
 RULES: tuple[Rule, ...] = (
@@ -17,6 +25,7 @@ RULES: tuple[Rule, ...] = (
     pure_domain.RULE,
     error_tree.RULE,
     settings_only.RULE,
+    one_connection.RULE,
 )
 PACKAGES = ("gateway", "services", "shared")
 REPO = Path(__file__).resolve().parents[2]

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from services.market import schemas
+from services.market import encoders, schemas
 from services.market.background import EOD_TAG
 from services.market.cached_reads import CachedRoute, request_key
-from services.market.deps import authorize, pool_of
+from services.market.deps import authorize, request_connection, request_unit
 from services.market.domain import SORTABLE, TICKER_PATTERN, StockFilter
 from services.market.errors import InvalidDateRangeError, InvalidImportError
 from services.market.service import imports as import_service
@@ -46,10 +45,6 @@ STREAM_ROWS = 5000
 TickerPath = Annotated[
     str, Path(pattern=TICKER_PATTERN, description="1-5 letters, optional class: BRK.B")
 ]  # price histories longer than this are streamed, not cached
-
-
-def _json(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 async def _cached(
@@ -132,7 +127,6 @@ async def list_stocks(
 ) -> Response:
     """Securities a page at a time, filtered, sorted, with the chosen fields."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
     sort_name, descending = _sort(sort)
     chosen = _fields(fields)
     filters = StockFilter(
@@ -153,20 +147,17 @@ async def list_stocks(
     )
 
     async def build() -> bytes:
-        rows, next_cursor = await stock_service.list_stocks(
-            pool,
-            limit=limit,
-            cursor=cursor,
-            cursor_key=cursor_key,
-            filters=filters,
-            sort=sort_name,
-            descending=descending,
-        )
-        items = [
-            schemas.StockSummary.of(s, q_).model_dump(include=set(chosen) if chosen else None)
-            for s, q_ in rows
-        ]
-        return _json({"items": items, "next_cursor": next_cursor})
+        async with request_connection(request) as conn:
+            rows, next_cursor = await stock_service.list_stocks(
+                conn,
+                limit=limit,
+                cursor=cursor,
+                cursor_key=cursor_key,
+                filters=filters,
+                sort=sort_name,
+                descending=descending,
+            )
+        return encoders.stock_page(rows, chosen, next_cursor)
 
     return await _cached(request, TTL_LISTS, build)
 
@@ -175,12 +166,12 @@ async def list_stocks(
 async def get_stock(request: Request, ticker: TickerPath) -> Response:
     """One security with its latest quote."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
     ticker = ticker.upper()
 
     async def build() -> bytes:
-        security, quote = await stock_service.get_stock(pool, ticker)
-        return _json(schemas.StockDetail.of(security, quote).model_dump())
+        async with request_connection(request) as conn:
+            security, quote = await stock_service.get_stock(conn, ticker)
+        return encoders.stock_detail(security, quote)
 
     return await _cached(request, TTL_QUOTES, build)
 
@@ -202,101 +193,32 @@ async def get_prices(
     """Bars between ``start`` and ``end`` (default: the last year), daily or per week/month,
     split- and dividend-adjusted (default) or as traded, as JSON or CSV."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
     ticker = ticker.upper()
     start, end = stock_service.default_range(start, end, date.today())
     series = None
 
     async def load() -> stock_service.PriceSeries:
-        return await stock_service.price_history(
-            pool, ticker, start=start, end=end, interval=interval, adjusted=adjusted
-        )
+        async with request_connection(request) as conn:
+            return await stock_service.price_history(
+                conn, ticker, start=start, end=end, interval=interval, adjusted=adjusted
+            )
 
     # A very long daily range is streamed (and not cached).
     if interval == "daily" and (end - start).days * 252 / 365 > STREAM_ROWS:
         series = await load()
         media = "text/csv" if format == "csv" else "application/json"
-        return StreamingResponse(_stream(series, start, end, format), media_type=media)
+        return StreamingResponse(
+            encoders.price_history_stream(series, start, end, format), media_type=media
+        )
 
     async def build() -> bytes:
         data = await load()
-        return _encode_csv(data) if format == "csv" else _encode_json(data, start, end)
+        if format == "csv":
+            return encoders.price_history_csv(data)
+        return encoders.price_history_json(data, start, end)
 
     media_type = "text/csv" if format == "csv" else "application/json"
     return await _cached(request, TTL_HISTORY, build, media_type=media_type, tags=(EOD_TAG,))
-
-
-def _rows(
-    series: stock_service.PriceSeries, lo: int = 0, hi: int | None = None
-) -> list[dict[str, Any]]:
-    hi = len(series.period) if hi is None else hi
-    days = series.period[lo:hi].astype(str).tolist()
-    last = series.last_day[lo:hi].astype(str).tolist()
-    o = series.open[lo:hi].round(4).tolist()
-    h = series.high[lo:hi].round(4).tolist()
-    lw = series.low[lo:hi].round(4).tolist()
-    c = series.close[lo:hi].round(4).tolist()
-    v = series.volume[lo:hi].round(0).tolist()
-    weekly = series.interval != "daily"
-    return [
-        {
-            "date": days[i],
-            "open": o[i],
-            "high": h[i],
-            "low": lw[i],
-            "close": c[i],
-            "volume": v[i],
-            "last_day": last[i] if weekly else None,
-        }
-        for i in range(len(days))
-    ]
-
-
-def _header(series: stock_service.PriceSeries, start: date, end: date) -> dict[str, Any]:
-    return {
-        "ticker": series.security.ticker,
-        "interval": series.interval,
-        "adjusted": series.adjusted,
-        "start": start,
-        "end": end,
-        "data_source": series.security.data_source,
-    }
-
-
-def _encode_json(series: stock_service.PriceSeries, start: date, end: date) -> bytes:
-    return _json({**_header(series, start, end), "bars": _rows(series)})
-
-
-# The JSON bar's fields, in its order: the CSV carries the same (last_day empty for daily).
-_CSV_HEAD = b"date,open,high,low,close,volume,last_day\n"
-
-
-def _csv_lines(series: stock_service.PriceSeries, lo: int, hi: int) -> bytes:
-    return "".join(
-        f"{r['date']},{r['open']},{r['high']},{r['low']},{r['close']},{int(r['volume'])},"
-        f"{r['last_day'] or ''}\n"
-        for r in _rows(series, lo, hi)
-    ).encode()
-
-
-def _encode_csv(series: stock_service.PriceSeries) -> bytes:
-    return _CSV_HEAD + _csv_lines(series, 0, len(series.period))
-
-
-async def _stream(series: stock_service.PriceSeries, start: date, end: date, fmt: str):  # type: ignore[no-untyped-def]
-    step = 1000
-    n = len(series.period)
-    if fmt == "csv":
-        yield _CSV_HEAD
-        for lo in range(0, n, step):
-            yield _csv_lines(series, lo, min(n, lo + step))
-        return
-    head = _json({**_header(series, start, end), "bars": []})
-    yield head[:-2]  # without the closing "]}"
-    for lo in range(0, n, step):
-        chunk = _json(_rows(series, lo, min(n, lo + step)))[1:-1]
-        yield (b"," if lo else b"") + chunk
-    yield b"]}"
 
 
 @router.get("/stocks/{ticker}/analysis", response_model=schemas.Analysis, responses=_WITH_404)
@@ -305,21 +227,12 @@ async def get_analysis(request: Request, ticker: TickerPath) -> Response:
     52-week range, relative strength and average volume - each with its parameters -
     over the split- and dividend-adjusted daily history."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
     ticker = ticker.upper()
 
     async def build() -> bytes:
-        security, live_price, result = await stock_service.analysis(pool, ticker)
-        return _json(
-            {
-                "ticker": security.ticker,
-                "name": security.name,
-                "sector": security.sector,
-                "live_price": live_price,
-                "adjusted": True,
-                **result,
-            }
-        )
+        async with request_connection(request) as conn:
+            security, live_price, result = await stock_service.analysis(conn, ticker)
+        return encoders.analysis(security, live_price, result)
 
     return await _cached(request, TTL_ANALYSIS, build, tags=(EOD_TAG,))
 
@@ -328,10 +241,10 @@ async def get_analysis(request: Request, ticker: TickerPath) -> Response:
 async def get_overview(request: Request) -> Response:
     """Breadth, the universe index, top gainers, losers and most active, 52-week highs/lows."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
 
     async def build() -> bytes:
-        return _json(await market_service.overview(pool))
+        async with request_connection(request) as conn:
+            return encoders.json(await market_service.overview(conn))
 
     return await _cached(request, TTL_MARKET, build, tags=(EOD_TAG,))
 
@@ -340,10 +253,10 @@ async def get_overview(request: Request) -> Response:
 async def get_sectors(request: Request) -> Response:
     """Per GICS sector: performance over 1d/1w/1m/3m/YTD/1y, breadth, leaders and laggards."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
 
     async def build() -> bytes:
-        return _json(await market_service.sectors(pool))
+        async with request_connection(request) as conn:
+            return encoders.json(await market_service.sectors(conn))
 
     return await _cached(request, TTL_MARKET, build, tags=(EOD_TAG,))
 
@@ -356,12 +269,12 @@ async def get_index(
     and ``end`` (default: its whole history), with its methodology: the benchmark of every
     beta served, for anyone to recompute betas and excess returns."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
     if start is not None and end is not None and start > end:
         raise InvalidDateRangeError(start, end)
 
     async def build() -> bytes:
-        return _json(await market_service.index_history(pool, start, end))
+        async with request_connection(request) as conn:
+            return encoders.json(await market_service.index_history(conn, start, end))
 
     return await _cached(request, TTL_HISTORY, build, tags=(EOD_TAG,))
 
@@ -370,10 +283,10 @@ async def get_index(
 async def get_quotes(request: Request) -> Response:
     """Every latest quote (the whole universe), from bytes encoded once a second."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
 
     async def build() -> bytes:
-        return await market_service.quote_snapshot(pool)
+        async with request_connection(request) as conn:
+            return await market_service.quote_snapshot(conn)
 
     return await _cached(request, TTL_QUOTES, build)
 
@@ -382,11 +295,11 @@ async def get_quotes(request: Request) -> Response:
 async def get_status(request: Request) -> Response:
     """Storage path, universe size, the universe load's progress, the live feed."""
     await authorize(request, "viewer")
-    pool = pool_of(request)
-    status = await market_service.status(pool)
+    async with request_connection(request) as conn:
+        status = await market_service.status(conn)
     feed = getattr(request.app.state, "feed", None)
     status["feed"] = feed.stats.as_dict() if feed is not None else None
-    return Response(_json(status), media_type="application/json")
+    return Response(encoders.json(status), media_type="application/json")
 
 
 @router.post(
@@ -406,13 +319,13 @@ async def import_csv(
     validated, bad ones rejected with a reason, good ones merged idempotently; the derived
     statistics are refreshed and ``market.eod.completed`` is published."""
     await authorize(request, "admin")
-    pool = pool_of(request)
     body = await request.body()
     if len(body) > import_service.MAX_IMPORT_BYTES:
         raise InvalidImportError("The file is larger than 64 MiB; split it.")
-    summary = await import_service.import_csv(
-        pool, body.decode("utf-8-sig", errors="replace"), ticker=ticker, layout=layout
-    )
+    async with request_unit(request) as unit:
+        summary = await import_service.import_csv(
+            unit, body.decode("utf-8-sig", errors="replace"), ticker=ticker, layout=layout
+        )
     cache: ResponseCache = request.app.state.response_cache
     await cache.invalidate(EOD_TAG)
     return summary

@@ -145,14 +145,21 @@ async def alert_history(
 
 
 async def alerts_missed(
-    pool: asyncpg.Pool, owner_id: str, after_id: int, limit: int
+    pool: asyncpg.Pool,  # lint-skip: request-takes-pool (WebSocket sessions, not requests)
+    owner_id: str,
+    after_id: int,
+    limit: int,
 ) -> list[StoredAlert]:
     """What ``owner_id`` missed after the alert ``after_id``, oldest first."""
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn:  # lint-skip: request-takes-pool (WebSocket)
         return await repository.alerts_after(conn, owner_id, after_id, limit)
 
 
-async def latest_alerts(pool: asyncpg.Pool, owner_id: str, limit: int) -> list[StoredAlert]:
+async def latest_alerts(
+    pool: asyncpg.Pool,  # lint-skip: request-takes-pool (WebSocket sessions, not requests)
+    owner_id: str,
+    limit: int,
+) -> list[StoredAlert]:
     """``owner_id``'s newest ``limit`` alerts, oldest first."""
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn:  # lint-skip: request-takes-pool (WebSocket)
         return list(reversed(await repository.alerts_before(conn, owner_id, None, limit)))

@@ -118,13 +118,24 @@ async def _acquire(pool: asyncpg.Pool, timeout: float) -> asyncpg.Connection:
 
 
 AfterCommit = Callable[[], Awaitable[None]]
+# Work after the commit that needs a connection outside any transaction (a TimescaleDB
+# continuous-aggregate refresh cannot run inside one).
+AfterCommitWork = Callable[[asyncpg.Connection], Awaitable[None]]
 
 
 class RequestTransaction:
     """A request's unit of work: its one connection (acquired on first use) inside one
     transaction, and what to do once that transaction has committed."""
 
-    __slots__ = ("_after_commit", "_conn", "_holds", "_pool", "_timeout", "_transaction")
+    __slots__ = (
+        "_after_commit",
+        "_after_commit_work",
+        "_conn",
+        "_holds",
+        "_pool",
+        "_timeout",
+        "_transaction",
+    )
 
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float) -> None:
         self._pool = pool
@@ -132,6 +143,7 @@ class RequestTransaction:
         self._conn: asyncpg.Connection | None = None
         self._transaction: Any = None
         self._after_commit: list[AfterCommit] = []
+        self._after_commit_work: list[AfterCommitWork] = []
         self._holds: Any = None
 
     async def connection(self) -> asyncpg.Connection:
@@ -153,10 +165,17 @@ class RequestTransaction:
         """Run ``callback`` once the transaction has committed; never if it rolls back."""
         self._after_commit.append(callback)
 
+    def after_commit_with_connection(self, work: AfterCommitWork) -> None:
+        """Run ``work`` once the transaction has committed, on a connection outside any
+        transaction (taken after the request's own was given back); never on rollback."""
+        self._after_commit_work.append(work)
+
     async def finish(self, *, commit: bool) -> None:
-        """Commit (then run the after-commit callbacks) or roll back, and release."""
+        """Commit (then run the after-commit work) or roll back, and release."""
         conn, transaction, callbacks = self._conn, self._transaction, self._after_commit
+        works = self._after_commit_work
         self._conn, self._transaction, self._after_commit = None, None, []
+        self._after_commit_work = []
         if self._holds is not None:
             HOLDS_REQUEST_CONNECTION.reset(self._holds)
             self._holds = None
@@ -175,6 +194,13 @@ class RequestTransaction:
         if commit:
             for callback in callbacks:
                 await callback()
+            if works:
+                other = await _acquire(self._pool, self._timeout)
+                try:
+                    for work in works:
+                        await work(other)
+                finally:
+                    await self._pool.release(other)
 
 
 @asynccontextmanager

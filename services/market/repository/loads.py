@@ -81,6 +81,16 @@ async def unlock(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", LOAD_LOCK)
 
 
+DERIVED_LOCK = "bourse.market.derived"
+
+
+async def lock_derived(conn: asyncpg.Connection) -> None:
+    """Wait for, and hold until the transaction ends, the right to rewrite the derived
+    tables (statistics, index): two refreshes at once would each delete and re-insert
+    the same rows and one would fail on the other's."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", DERIVED_LOCK)
+
+
 async def reset_market_data(conn: asyncpg.Connection) -> None:
     """Empty every market table (a load that died half-way starts again from nothing)."""
     await conn.execute(

@@ -9,7 +9,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 
-import asyncpg
 import numpy as np
 
 from services.market.domain import normalise_ticker
@@ -21,6 +20,7 @@ from services.market.repository import bars as bars_repo
 from services.market.repository import securities
 from services.market.schemas import ImportSummary, RejectedRow
 from services.market.service.market import complete_eod
+from shared.db.transaction import RequestTransaction
 
 MAX_IMPORT_BYTES = 64 << 20
 MAX_REJECTED_SHOWN = 100
@@ -76,7 +76,7 @@ def from_provider(rows: list[ProviderBar], source: str) -> IncomingBars:
 
 
 async def import_csv(
-    pool: asyncpg.Pool, text: str, *, ticker: str | None, layout: str
+    unit: RequestTransaction, text: str, *, ticker: str | None, layout: str
 ) -> ImportSummary:
     if ticker is not None and normalise_ticker(ticker) is None:
         raise InvalidImportError("The ticker is not a valid symbol.", details={"ticker": ticker})
@@ -84,32 +84,34 @@ async def import_csv(
         parsed = await asyncio.to_thread(csv_files.parse, text, ticker=ticker, layout=layout)
     except csv_files.CsvLayoutError as exc:
         raise InvalidImportError(str(exc)) from None
-    return await import_bars(pool, from_csv(parsed, f"csv:{parsed.layout}"))
+    return await import_bars(unit, from_csv(parsed, f"csv:{parsed.layout}"))
 
 
 async def import_provider_day(
-    pool: asyncpg.Pool, provider: EodProvider, day: date
+    unit: RequestTransaction, provider: EodProvider, day: date
 ) -> ImportSummary:
     """The whole market's bars of ``day`` in one provider call, where it has one."""
     rows = await provider.grouped_daily(day)
-    return await import_bars(pool, from_provider(rows, f"provider:{provider.name}"))
+    return await import_bars(unit, from_provider(rows, f"provider:{provider.name}"))
 
 
 async def backfill(
-    pool: asyncpg.Pool, provider: EodProvider, tickers: list[str], start: date, end: date
+    unit: RequestTransaction, provider: EodProvider, tickers: list[str], start: date, end: date
 ) -> ImportSummary:
     """Each ticker's history from the provider (its own concurrency limit applies)."""
     results = await asyncio.gather(*(provider.daily_bars(t, start, end) for t in tickers))
     rows = [bar for result in results for bar in result]
-    return await import_bars(pool, from_provider(rows, f"provider:{provider.name}"))
+    return await import_bars(unit, from_provider(rows, f"provider:{provider.name}"))
 
 
 async def import_bars(
-    pool: asyncpg.Pool, incoming: IncomingBars, *, today: date | None = None
+    unit: RequestTransaction, incoming: IncomingBars, *, today: date | None = None
 ) -> ImportSummary:
+    """Validate ``incoming``, merge the good rows and queue ``market.eod.completed`` in
+    ``unit``'s transaction; the weekly/monthly aggregates are refreshed once it commits."""
     today = today or date.today()
-    async with pool.acquire() as conn:
-        known = await securities.security_ids(conn, sorted(set(incoming.tickers)))
+    conn = await unit.connection()
+    known = await securities.security_ids(conn, sorted(set(incoming.tickers)))
     n = len(incoming.lines)
     keys = np.array([known.get(t, -1) for t in incoming.tickers], dtype=np.int64)
     days = np.array(
@@ -160,22 +162,21 @@ async def import_bars(
     if len(accepted):
         first = accepted.day.min().item()
         last = accepted.day.max().item()
-        async with pool.acquire() as conn:
-            async with conn.transaction():
-                counts = await bars_repo.merge(conn, accepted)
-                inserted, updated = counts.inserted, counts.updated
-                if inserted or updated:
-                    await complete_eod(
-                        conn,
-                        session=last,
-                        since=first,
-                        inserted=inserted,
-                        updated=updated,
-                        securities_count=len(set(accepted.security_id.tolist())),
-                        source=incoming.source,
-                    )
-            if inserted or updated:
-                await bars_repo.refresh_periods(conn, first, last)
+        counts = await bars_repo.merge(conn, accepted)
+        inserted, updated = counts.inserted, counts.updated
+        if inserted or updated:
+            await complete_eod(
+                conn,
+                session=last,
+                since=first,
+                inserted=inserted,
+                updated=updated,
+                securities_count=len(set(accepted.security_id.tolist())),
+                source=incoming.source,
+            )
+            unit.after_commit_with_connection(
+                lambda other: bars_repo.refresh_periods(other, first, last)
+            )
     unknown = sorted({incoming.tickers[i] for i in range(n) if reasons[i] == "unknown_ticker"})
     return ImportSummary(
         source=incoming.source,

@@ -77,7 +77,7 @@ async def universe_present(conn: asyncpg.Connection) -> bool:
 
 
 async def load_universe(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool,  # lint-skip: request-takes-pool (the universe load: start-up work)
     spec: sim.UniverseSpec,
     *,
     report: Report | None = None,
@@ -86,7 +86,7 @@ async def load_universe(
 ) -> UniverseLoadResult:
     """:func:`load_universe_on` with a connection of ``pool``."""
     try:
-        async with pool.acquire() as conn:
+        async with pool.acquire() as conn:  # lint-skip: request-takes-pool (start-up work)
             return await load_universe_on(
                 conn, spec, report=report, chunk_size=chunk_size, claimed=claimed
             )
@@ -234,7 +234,10 @@ async def refresh_derived(
 ) -> date | None:
     """Recompute dividend price factors, every security's statistics (as of the last bar:
     ``until`` or the last indexed session, whichever is later) and the universe index
-    from ``since``. Returns the as-of day (None without bars)."""
+    from ``since``. Returns the as-of day (None without bars). Runs in ``conn``'s
+    transaction, one refresh at a time across the service's replicas (concurrent imports
+    queue here)."""
+    await loads.lock_derived(conn)
     await _refresh_dividend_factors(conn)
     known = [d for d in (until, await stats.latest_index_day(conn)) if d is not None]
     as_of = max(known) if known else await bars_repo.last_day(conn)

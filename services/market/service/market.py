@@ -36,21 +36,22 @@ def quote_payload(q: QuoteRow) -> dict[str, Any]:
     }
 
 
-async def quote_snapshot(pool: asyncpg.Pool) -> bytes:
+async def quote_snapshot(conn: asyncpg.Connection) -> bytes:
     """Every latest quote as JSON bytes, encoded by the database when the quotes changed
     (``quote_snapshot``): one row read, nothing to encode here."""
-    async with pool.acquire() as conn:
+    body = await quotes.read_snapshot(conn)
+    if body is None:
+        await quotes.rebuild_snapshot(conn)
         body = await quotes.read_snapshot(conn)
-        if body is None:
-            async with conn.transaction():
-                await quotes.rebuild_snapshot(conn)
-            body = await quotes.read_snapshot(conn)
     return body or b'{"as_of":0,"count":0,"quotes":[]}'
 
 
-async def quotes_reply(pool: asyncpg.Pool, tickers: list[str]) -> events.QuotesReply:
+async def quotes_reply(
+    pool: asyncpg.Pool,  # lint-skip: request-takes-pool (a NATS request/reply handler)
+    tickers: list[str],
+) -> events.QuotesReply:
     wanted = list(dict.fromkeys(t.upper() for t in tickers))
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn:  # lint-skip: request-takes-pool (NATS)
         rows = await quotes.quotes_for(conn, wanted)
     found = {q.ticker for q in rows}
     return events.QuotesReply(
@@ -60,13 +61,16 @@ async def quotes_reply(pool: asyncpg.Pool, tickers: list[str]) -> events.QuotesR
 
 
 async def history_reply(
-    pool: asyncpg.Pool, request: events.HistoryRequest, *, budget_bytes: int
+    pool: asyncpg.Pool,  # lint-skip: request-takes-pool (a NATS request/reply handler)
+    request: events.HistoryRequest,
+    *,
+    budget_bytes: int,
 ) -> events.HistoryReply:
     """Closes for the requested tickers, from ``request.cursor`` on, as many series as fit
     in ``budget_bytes`` (at least one)."""
     wanted = list(dict.fromkeys(t.upper() for t in request.tickers))
     start_at = request.cursor or 0
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn:  # lint-skip: request-takes-pool (NATS)
         ids = await securities.security_ids(conn, wanted)
         # Read a slice at a time: most replies carry a few hundred series.
         estimate = max(1, budget_bytes // max(1, 14 * ((request.end - request.start).days + 1)))
@@ -116,19 +120,21 @@ async def history_reply(
 
 
 async def _universe(
-    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
 ) -> tuple[ov.UniverseColumns, date | None, float | None]:
-    async with pool.acquire() as conn:
-        rows = await stats.universe_columns(conn)
-        as_of = await stats.latest_stats_day(conn)
-        previous = await stats.index_level_before(conn, date.max) if as_of else None
+    rows = await stats.universe_columns(conn)
+    as_of = await stats.latest_stats_day(conn)
+    previous = await stats.index_level_before(conn, date.max) if as_of else None
     return rows, as_of, previous[1] if previous else None
 
 
-async def index_reply(pool: asyncpg.Pool, request: events.IndexRequest) -> events.IndexReply:
+async def index_reply(
+    pool: asyncpg.Pool,  # lint-skip: request-takes-pool (a NATS request/reply handler)
+    request: events.IndexRequest,
+) -> events.IndexReply:
     """The index between ``request.start`` and ``request.end`` (about 30 bytes a session:
     ten years fit in one reply)."""
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn:  # lint-skip: request-takes-pool (NATS)
         rows = await stats.index_history(conn, request.start, request.end)
     return events.IndexReply(
         dates=[r[0] for r in rows],
@@ -137,11 +143,12 @@ async def index_reply(pool: asyncpg.Pool, request: events.IndexRequest) -> event
     )
 
 
-async def index_history(pool: asyncpg.Pool, start: date | None, end: date | None) -> dict[str, Any]:
+async def index_history(
+    conn: asyncpg.Connection, start: date | None, end: date | None
+) -> dict[str, Any]:
     """The universe index's daily levels (price and total return) from ``start`` to ``end``
     (either open: from the first / to the last stored session)."""
-    async with pool.acquire() as conn:
-        rows = await stats.index_history(conn, start or date.min, end or date.max)
+    rows = await stats.index_history(conn, start or date.min, end or date.max)
     return {
         "name": "Bourse universe index",
         "base": st.INDEX_BASE,
@@ -160,14 +167,14 @@ async def index_history(pool: asyncpg.Pool, start: date | None, end: date | None
     }
 
 
-async def overview(pool: asyncpg.Pool) -> dict[str, Any]:
-    rows, as_of, level = await _universe(pool)
+async def overview(conn: asyncpg.Connection) -> dict[str, Any]:
+    rows, as_of, level = await _universe(conn)
     result = await asyncio.to_thread(ov.overview, rows, previous_index_level=level)
     return {"as_of": as_of, **result}
 
 
-async def sectors(pool: asyncpg.Pool) -> dict[str, Any]:
-    rows, as_of, _ = await _universe(pool)
+async def sectors(conn: asyncpg.Connection) -> dict[str, Any]:
+    rows, as_of, _ = await _universe(conn)
     return {
         "as_of": as_of,
         "methodology": ov.SECTOR_METHODOLOGY,
@@ -175,27 +182,26 @@ async def sectors(pool: asyncpg.Pool) -> dict[str, Any]:
     }
 
 
-async def status(pool: asyncpg.Pool) -> dict[str, Any]:
-    async with pool.acquire() as conn:
-        load = await loads.latest(conn)
-        return {
-            "storage": await bars_repo.storage(conn),
-            "securities": await securities.count_securities(conn),
-            "universe_load": None
-            if load is None
-            else {
-                "state": load.state,
-                "phase": load.phase,
-                "rows_loaded": load.rows_loaded,
-                "rows_total": load.rows_total,
-                "percent": round(100.0 * load.rows_loaded / load.rows_total, 1)
-                if load.rows_total
-                else None,
-                "started_at": load.started_at,
-                "finished_at": load.finished_at,
-                "error": load.error,
-            },
-        }
+async def status(conn: asyncpg.Connection) -> dict[str, Any]:
+    load = await loads.latest(conn)
+    return {
+        "storage": await bars_repo.storage(conn),
+        "securities": await securities.count_securities(conn),
+        "universe_load": None
+        if load is None
+        else {
+            "state": load.state,
+            "phase": load.phase,
+            "rows_loaded": load.rows_loaded,
+            "rows_total": load.rows_total,
+            "percent": round(100.0 * load.rows_loaded / load.rows_total, 1)
+            if load.rows_total
+            else None,
+            "started_at": load.started_at,
+            "finished_at": load.finished_at,
+            "error": load.error,
+        },
+    }
 
 
 async def complete_eod(

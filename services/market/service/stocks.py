@@ -29,7 +29,7 @@ BETA_INDEX_DAYS = 400  # calendar days of index an analysis reads: 252 sessions 
 
 
 async def list_stocks(
-    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
     *,
     limit: int,
     cursor: str | None,
@@ -48,10 +48,9 @@ async def list_stocks(
         if position.sort != f"{'-' if descending else ''}{sort}":
             raise InvalidCursorError("The cursor belongs to another sort order.")
         after = (position.value, position.ticker)
-    async with pool.acquire() as conn:
-        rows = await securities.list_securities(
-            conn, limit=limit + 1, filters=filters, sort=sort, descending=descending, after=after
-        )
+    rows = await securities.list_securities(
+        conn, limit=limit + 1, filters=filters, sort=sort, descending=descending, after=after
+    )
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -65,9 +64,8 @@ async def list_stocks(
     return [(s, q) for s, q, _ in rows], next_cursor
 
 
-async def get_stock(pool: asyncpg.Pool, ticker: str) -> tuple[Security, Quote | None]:
-    async with pool.acquire() as conn:
-        found = await securities.get_security(conn, ticker)
+async def get_stock(conn: asyncpg.Connection, ticker: str) -> tuple[Security, Quote | None]:
+    found = await securities.get_security(conn, ticker)
     if found is None:
         raise StockNotFoundError(ticker)
     return found
@@ -96,7 +94,7 @@ def default_range(start: date | None, end: date | None, today: date) -> tuple[da
 
 
 async def price_history(
-    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
     ticker: str,
     *,
     start: date,
@@ -111,15 +109,12 @@ async def price_history(
     # (docs/market.md). A period still under way ends with the last session stored.
     read_start = start if interval == "daily" else _period_floor(start, interval)
     end = end if interval == "daily" else _period_ceiling(end, interval)
-    async with pool.acquire() as conn:
-        if interval != "daily" and not adjusted:
-            security = await _security(conn, ticker)
-            assert security.security_id is not None
-            rows = await bars_repo.period_history(
-                conn, security.security_id, read_start, end, interval
-            )
-            return _from_period_rows(security, interval, rows)
-        found = await bars_repo.history_by_ticker(conn, ticker, read_start, end, actions=adjusted)
+    if interval != "daily" and not adjusted:
+        security = await _security(conn, ticker)
+        assert security.security_id is not None
+        rows = await bars_repo.period_history(conn, security.security_id, read_start, end, interval)
+        return _from_period_rows(security, interval, rows)
+    found = await bars_repo.history_by_ticker(conn, ticker, read_start, end, actions=adjusted)
     if found is None:
         raise StockNotFoundError(ticker)
     security, bars, actions = found
@@ -192,22 +187,21 @@ async def _security(conn: asyncpg.Connection, ticker: str) -> Security:
 
 
 async def analysis(
-    pool: asyncpg.Pool, ticker: str
+    conn: asyncpg.Connection, ticker: str
 ) -> tuple[Security, float | None, dict[str, Any]]:
     """The technical analysis of ``ticker`` over its whole adjusted daily history, with its
     live price (None without a quote)."""
     end = date.today()
     start = date(1900, 1, 1)  # the whole history: recursive indicators depend on its start
-    async with pool.acquire() as conn:
-        found = await bars_repo.history_by_ticker(conn, ticker, start, end, actions=True)
-        if found is None:
-            raise StockNotFoundError(ticker)
-        security, bars, actions = found
-        assert security.security_id is not None
-        # Beta needs the index over its window only (252 sessions), not the whole history.
-        market_days, market_levels, rs_universe, rs_sector, live = await stats.index_and_strength(
-            conn, security.security_id, ticker, end - timedelta(days=BETA_INDEX_DAYS), end
-        )
+    found = await bars_repo.history_by_ticker(conn, ticker, start, end, actions=True)
+    if found is None:
+        raise StockNotFoundError(ticker)
+    security, bars, actions = found
+    assert security.security_id is not None
+    # Beta needs the index over its window only (252 sessions), not the whole history.
+    market_days, market_levels, rs_universe, rs_sector, live = await stats.index_and_strength(
+        conn, security.security_id, ticker, end - timedelta(days=BETA_INDEX_DAYS), end
+    )
 
     def compute() -> dict[str, Any]:
         (high, low, close), volume = adj.adjust(

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 
 from services.market.domain import Security
 from services.market.repository import securities
+from shared.db.transaction import request_transaction
+
+T = TypeVar("T")
 
 
 def unique_ticker() -> str:
@@ -38,3 +43,20 @@ async def new_security(
         ],
     )
     return ticker, ids[ticker]
+
+
+async def in_request(
+    pool: asyncpg.Pool, use_case: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T:
+    """``use_case(conn, ...)`` as a request runs it: on one connection, in a transaction
+    committed at the end (:mod:`shared.db.transaction`)."""
+    async with request_transaction(pool, acquire_timeout=10) as unit:
+        return await use_case(await unit.connection(), *args, **kwargs)
+
+
+async def in_unit(
+    pool: asyncpg.Pool, use_case: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T:
+    """``use_case(unit, ...)`` for use cases that take the request's unit of work."""
+    async with request_transaction(pool, acquire_timeout=10) as unit:
+        return await use_case(unit, *args, **kwargs)

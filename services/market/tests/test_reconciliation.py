@@ -20,6 +20,7 @@ import talib
 from services.market.service import market as market_service
 from services.market.service import stocks
 from services.market.tests import reference as ref
+from services.market.tests.factories import in_request
 
 
 def test_the_universe_has_what_the_figures_must_survive(
@@ -34,7 +35,7 @@ def test_the_universe_has_what_the_figures_must_survive(
 async def test_sector_returns_agree_with_the_recomputation(
     reference_pool: asyncpg.Pool, reference_universe: tuple[str, ref.MarketFrames]
 ) -> None:
-    served = await market_service.sectors(reference_pool)
+    served = await in_request(reference_pool, market_service.sectors)
     expected = ref.sector_returns(reference_universe[1])
     compared = 0
     for sector in served["sectors"]:
@@ -54,7 +55,7 @@ async def test_sector_returns_agree_with_the_recomputation(
 async def test_both_index_variants_agree_with_the_recomputation(
     reference_pool: asyncpg.Pool, reference_universe: tuple[str, ref.MarketFrames]
 ) -> None:
-    served = await market_service.index_history(reference_pool, None, None)
+    served = await in_request(reference_pool, market_service.index_history, None, None)
     levels = pd.DataFrame(served["levels"]).set_index("date")
     levels.index = pd.to_datetime(levels.index)
     expected = ref.index_levels(reference_universe[1])
@@ -75,7 +76,7 @@ async def test_every_beta_agrees_with_the_recomputation(
     listed = frames.securities[frames.securities["status"] == "listed"]
     checked = 0
     for security_id, ticker in listed["ticker"].items():
-        _, _, result = await stocks.analysis(reference_pool, ticker)
+        _, _, result = await in_request(reference_pool, stocks.analysis, ticker)
         served = result["beta"]["value"]
         series = prices[security_id].dropna()
         if len(series) < 30:
@@ -93,10 +94,11 @@ async def test_every_indicator_agrees_with_ta_lib_over_the_whole_history(
     listed = frames.securities[frames.securities["status"] == "listed"]
     checked = 0
     for ticker in listed["ticker"]:
-        _, _, result = await stocks.analysis(reference_pool, ticker)
+        _, _, result = await in_request(reference_pool, stocks.analysis, ticker)
         # The whole adjusted history, as the prices route serves it.
-        series = await stocks.price_history(
+        series = await in_request(
             reference_pool,
+            stocks.price_history,
             ticker,
             start=date(1900, 1, 1),
             end=result["as_of"],

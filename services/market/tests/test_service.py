@@ -17,7 +17,7 @@ from services.market.importers.providers import ProviderBar
 from services.market.repository import actions as actions_repo
 from services.market.service import imports, loading, stocks
 from services.market.service import market as market_service
-from services.market.tests.factories import new_security
+from services.market.tests.factories import in_request, in_unit, new_security
 
 GOOD = """Date,Open,High,Low,Close,Adj Close,Volume
 2024-01-02,100,102,99,101,101,1000
@@ -50,7 +50,7 @@ async def test_import_is_idempotent_and_queues_the_eod_event(pool: asyncpg.Pool)
     async with pool.acquire() as conn:
         ticker, _ = await new_security(conn)
         before = await _outbox(conn, date(2024, 1, 4))
-    first = await imports.import_csv(pool, GOOD, ticker=ticker, layout="auto")
+    first = await in_unit(pool, imports.import_csv, GOOD, ticker=ticker, layout="auto")
     assert (first.rows, first.inserted, first.updated, first.unchanged, first.rejected) == (
         3,
         3,
@@ -58,10 +58,14 @@ async def test_import_is_idempotent_and_queues_the_eod_event(pool: asyncpg.Pool)
         0,
         0,
     )
-    again = await imports.import_csv(pool, GOOD, ticker=ticker, layout="yahoo")
+    again = await in_unit(pool, imports.import_csv, GOOD, ticker=ticker, layout="yahoo")
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
-    changed = await imports.import_csv(
-        pool, GOOD.replace("101,103,103,", "101,103.5,103,"), ticker=ticker, layout="auto"
+    changed = await in_unit(
+        pool,
+        imports.import_csv,
+        GOOD.replace("101,103,103,", "101,103.5,103,"),
+        ticker=ticker,
+        layout="auto",
     )
     assert (changed.inserted, changed.updated, changed.unchanged) == (0, 1, 2)
     async with pool.acquire() as conn:
@@ -72,7 +76,7 @@ async def test_import_is_idempotent_and_queues_the_eod_event(pool: asyncpg.Pool)
 async def test_bad_rows_are_rejected_with_reasons_and_never_stored(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         ticker, sid = await new_security(conn)
-    summary = await imports.import_csv(pool, BAD, ticker=ticker, layout="auto")
+    summary = await in_unit(pool, imports.import_csv, BAD, ticker=ticker, layout="auto")
     assert summary.rows == 8 and summary.inserted == 1 and summary.rejected == 7
     assert summary.rejections == {
         "high_below_low": 1,
@@ -90,12 +94,12 @@ async def test_bad_rows_are_rejected_with_reasons_and_never_stored(pool: asyncpg
 
 
 async def test_unknown_tickers_and_bad_files(pool: asyncpg.Pool) -> None:
-    summary = await imports.import_csv(pool, GOOD, ticker="ZZZZZ", layout="auto")
+    summary = await in_unit(pool, imports.import_csv, GOOD, ticker="ZZZZZ", layout="auto")
     assert summary.rejections == {"unknown_ticker": 3} and summary.unknown_tickers == ["ZZZZZ"]
     with pytest.raises(InvalidImportError):
-        await imports.import_csv(pool, "a,b\n1,2\n", ticker="ACME", layout="auto")
+        await in_unit(pool, imports.import_csv, "a,b\n1,2\n", ticker="ACME", layout="auto")
     with pytest.raises(InvalidImportError):
-        await imports.import_csv(pool, GOOD, ticker="not valid", layout="auto")
+        await in_unit(pool, imports.import_csv, GOOD, ticker="not valid", layout="auto")
 
 
 async def test_provider_day_goes_through_the_same_path(pool: asyncpg.Pool) -> None:
@@ -114,7 +118,7 @@ async def test_provider_day_goes_through_the_same_path(pool: asyncpg.Pool) -> No
         async def daily_bars(self, ticker: str, start: date, end: date) -> list[ProviderBar]:
             return []
 
-    summary = await imports.import_provider_day(pool, Recorded(), date(2024, 2, 1))
+    summary = await in_unit(pool, imports.import_provider_day, Recorded(), date(2024, 2, 1))
     assert summary.source == "provider:recorded" and summary.inserted == 1
     assert summary.rejections == {"unknown_ticker": 1}
 
@@ -132,7 +136,7 @@ async def test_adjusted_history_applies_a_split_and_a_dividend(pool: asyncpg.Poo
             ("2024-03-08", 99.5),
         )
     )
-    await imports.import_csv(pool, csv, ticker=ticker, layout="stooq")
+    await in_unit(pool, imports.import_csv, csv, ticker=ticker, layout="stooq")
     async with pool.acquire() as conn, conn.transaction():
         await actions_repo.write_actions(
             conn,
@@ -140,22 +144,35 @@ async def test_adjusted_history_applies_a_split_and_a_dividend(pool: asyncpg.Poo
             "test",
         )
         await loading.refresh_derived(conn, since=date(2024, 3, 4))
-    raw = await stocks.price_history(
+    raw = await in_request(
         pool,
+        stocks.price_history,
         ticker,
         start=date(2024, 3, 1),
         end=date(2024, 3, 31),
         interval="daily",
         adjusted=False,
     )
-    adjusted = await stocks.price_history(
-        pool, ticker, start=date(2024, 3, 1), end=date(2024, 3, 31), interval="daily", adjusted=True
+    adjusted = await in_request(
+        pool,
+        stocks.price_history,
+        ticker,
+        start=date(2024, 3, 1),
+        end=date(2024, 3, 31),
+        interval="daily",
+        adjusted=True,
     )
     assert raw.close.tolist() == [200, 202, 102, 100, 99.5]
     np.testing.assert_allclose(adjusted.close, [99.0, 99.99, 100.98, 99.0, 99.5])
     np.testing.assert_allclose(adjusted.volume, [2000, 2000, 1000, 1000, 1000])
-    weekly = await stocks.price_history(
-        pool, ticker, start=date(2024, 3, 4), end=date(2024, 3, 8), interval="weekly", adjusted=True
+    weekly = await in_request(
+        pool,
+        stocks.price_history,
+        ticker,
+        start=date(2024, 3, 4),
+        end=date(2024, 3, 8),
+        interval="weekly",
+        adjusted=True,
     )
     assert weekly.close.tolist() == [99.5] and weekly.open.tolist() == pytest.approx(
         [adjusted.open[0]]
@@ -164,8 +181,9 @@ async def test_adjusted_history_applies_a_split_and_a_dividend(pool: asyncpg.Poo
 
 async def test_history_errors(pool: asyncpg.Pool) -> None:
     with pytest.raises(StockNotFoundError):
-        await stocks.price_history(
+        await in_request(
             pool,
+            stocks.price_history,
             "ZZZZ",
             start=date(2024, 1, 1),
             end=date(2024, 2, 1),
@@ -181,7 +199,7 @@ async def test_history_errors(pool: asyncpg.Pool) -> None:
 
 
 async def test_analysis_has_every_indicator_with_parameters(pool: asyncpg.Pool) -> None:
-    security, live_price, result = await stocks.analysis(pool, "ACME")
+    security, live_price, result = await in_request(pool, stocks.analysis, "ACME")
     assert security.ticker == "ACME" and live_price is not None and live_price > 0
     assert set(result["returns"]) == {"1d", "1w", "1m", "3m", "6m", "ytd", "1y"}
     assert all(v is not None for v in result["returns"].values())
@@ -206,7 +224,7 @@ async def test_analysis_has_every_indicator_with_parameters(pool: asyncpg.Pool) 
 
 
 async def test_overview_and_sectors(pool: asyncpg.Pool) -> None:
-    overview = await market_service.overview(pool)
+    overview = await in_request(pool, market_service.overview)
     breadth = overview["breadth"]
     assert (
         breadth["advancers"] + breadth["decliners"] + breadth["unchanged"] == breadth["total"] > 0
@@ -217,7 +235,7 @@ async def test_overview_and_sectors(pool: asyncpg.Pool) -> None:
     volumes = [m["volume"] for m in overview["most_active"]]
     assert volumes == sorted(volumes, reverse=True)
     assert overview["index"]["level"] > 0
-    sectors = (await market_service.sectors(pool))["sectors"]
+    sectors = (await in_request(pool, market_service.sectors))["sectors"]
     assert len(sectors) == 11
     for sector in sectors:
         assert set(sector["performance_percent"]) == {"1d", "1w", "1m", "3m", "ytd", "1y"}
@@ -229,7 +247,7 @@ async def test_quote_snapshot_and_rpc_answers(pool: asyncpg.Pool) -> None:
 
     from services.market import events
 
-    snapshot = orjson.loads(await market_service.quote_snapshot(pool))
+    snapshot = orjson.loads(await in_request(pool, market_service.quote_snapshot))
     assert snapshot["count"] == len(snapshot["quotes"]) >= 40
     assert set(snapshot["quotes"][0]) == set(events.Tick.model_fields)
     reply = await market_service.quotes_reply(pool, ["acme", "ZZZZ", "ACME"])
@@ -288,14 +306,16 @@ async def test_the_pre_encoded_market_bodies_match_their_declared_models(
     def roundtrip(value: object) -> object:
         return orjson.loads(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY))
 
-    sectors = schemas.Sectors.model_validate(roundtrip(await market_service.sectors(pool)))
+    sectors = schemas.Sectors.model_validate(
+        roundtrip(await in_request(pool, market_service.sectors))
+    )
     assert sectors.sectors and all(s.equal_weighted_percent for s in sectors.sectors)
     index = schemas.IndexHistory.model_validate(
-        roundtrip(await market_service.index_history(pool, None, None))
+        roundtrip(await in_request(pool, market_service.index_history, None, None))
     )
     assert len(index.levels) > 400
-    schemas.Overview.model_validate(roundtrip(await market_service.overview(pool)))
-    security, live, result = await stocks.analysis(pool, "ACME")
+    schemas.Overview.model_validate(roundtrip(await in_request(pool, market_service.overview)))
+    security, live, result = await in_request(pool, stocks.analysis, "ACME")
     analysis = schemas.Analysis.model_validate(
         roundtrip(
             {

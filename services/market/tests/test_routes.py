@@ -1,0 +1,224 @@
+"""Market routes run in process on the real PostgreSQL, Redis and NATS (identity stands in
+through the test's signing key), on a database of this module's own (imports move the
+market's derived data, which other tests read): each test makes its own securities.
+Grouped per route."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
+
+from bourse.parts import MARKET
+from services.market.tests.factories import new_security
+from shared.db import (
+    drop_database,
+    ensure_database,
+    ensure_service_schema,
+    open_connection,
+    service_dsn,
+)
+from tests.infra import TestInfra
+from tests.inprocess import InProcessApp, running_app
+
+CSV = (
+    "Date,Open,High,Low,Close,Volume\n2024-01-02,10,11,9,10.5,100\n2024-01-03,10.5,11,10,10.8,120\n"
+)
+
+
+@pytest.fixture(scope="module")
+async def database(infra: TestInfra) -> AsyncIterator[str]:
+    name = f"{infra.database}_mroutes"
+    await ensure_database(infra.admin_server_url, name)
+    await ensure_service_schema(
+        infra.admin_server_url, database=name, role=MARKET.db_role, schema=MARKET.schema
+    )
+    try:
+        yield name
+    finally:
+        await drop_database(infra.admin_server_url, name)
+
+
+@pytest.fixture(scope="module")
+async def market(
+    infra: TestInfra, database: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[InProcessApp]:
+    async with running_app(
+        "market",
+        infra,
+        tmp_path_factory.mktemp("mk"),
+        database=database,
+        universe_autoload=False,
+        feed_mode="off",
+    ) as app:
+        yield app
+
+
+async def new_tickers(infra: TestInfra, database: str, count: int) -> list[str]:
+    conn = await open_connection(
+        service_dsn(infra.admin_server_url, database=database, role=MARKET.db_role)
+    )
+    try:
+        return [(await new_security(conn))[0] for _ in range(count)]
+    finally:
+        await conn.close()
+
+
+# --- POST /market/imports --------------------------------------------------------------
+
+
+async def test_an_import_reports_and_a_second_changes_nothing(
+    market: InProcessApp, infra: TestInfra, database: str
+) -> None:
+    (ticker,) = await new_tickers(infra, database, 1)
+    headers = {**market.token("admin"), "Content-Type": "text/csv"}
+    url = "/api/v1/market/imports"
+    first = await market.client.post(url, params={"ticker": ticker}, content=CSV, headers=headers)
+    again = await market.client.post(url, params={"ticker": ticker}, content=CSV, headers=headers)
+    assert first.status_code == 200, first.text
+    assert (first.json()["inserted"], again.json()["inserted"], again.json()["unchanged"]) == (
+        2,
+        0,
+        2,
+    )
+    prices = await market.client.get(
+        f"/api/v1/stocks/{ticker}/prices",
+        params={"start": "2024-01-01", "end": "2024-01-31"},
+        headers=market.token(),
+    )
+    assert [b["close"] for b in prices.json()["bars"]] == [10.5, 10.8]
+
+
+async def test_a_burst_of_imports_beyond_the_pool_all_complete(
+    market: InProcessApp, infra: TestInfra, database: str
+) -> None:
+    burst = 5 * market.settings.db_pool_max
+    tickers = await new_tickers(infra, database, burst)
+    headers = {**market.token("admin"), "Content-Type": "text/csv"}
+    async with asyncio.timeout(180):
+        answers = await asyncio.gather(
+            *(
+                market.client.post(
+                    "/api/v1/market/imports", params={"ticker": t}, content=CSV, headers=headers
+                )
+                for t in tickers
+            )
+        )
+    assert [a.status_code for a in answers] == [200] * burst, {
+        a.status_code: a.text for a in answers if a.status_code != 200
+    }
+    assert {a.json()["inserted"] for a in answers} == {2}
+
+
+async def test_imports_need_the_admin_role(market: InProcessApp) -> None:
+    answer = await market.client.post(
+        "/api/v1/market/imports",
+        content=CSV,
+        headers={**market.token("analyst"), "Content-Type": "text/csv"},
+    )
+    assert answer.status_code == 403
+
+
+# --- GET /stocks/{ticker} --------------------------------------------------------------
+
+
+async def test_an_unknown_ticker_is_not_found(market: InProcessApp) -> None:
+    answer = await market.client.get("/api/v1/stocks/ZZZZY", headers=market.token())
+    assert answer.status_code == 404
+    assert answer.json()["error_code"] == "STOCK_NOT_FOUND"
+
+
+# --- every body against its declared model ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def loaded_market(
+    infra: TestInfra, market_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[InProcessApp]:
+    """The app on the market tests' loaded universe (read only here)."""
+    async with running_app(
+        "market",
+        infra,
+        tmp_path_factory.mktemp("mkl"),
+        database=f"{infra.database}_market",
+        universe_autoload=False,
+        feed_mode="off",
+    ) as app:
+        yield app
+
+
+def shape(value: Any) -> Any:
+    """The field names of ``value`` at every depth, without the values."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(item) for item in value]
+    return None
+
+
+def get_routes(app: InProcessApp) -> dict[str, type[BaseModel]]:
+    """Every GET route's path and its declared response model."""
+    found = {}
+    for context in iter_route_contexts(app.app.router.routes):
+        route = context.original_route
+        if (
+            isinstance(route, APIRoute)
+            and "GET" in (context.methods or ())
+            and (context.path or "").startswith("/api/v1/")
+        ):
+            model = route.response_model
+            assert isinstance(model, type) and issubclass(model, BaseModel), context.path
+            assert context.path is not None
+            found[context.path] = model
+    return found
+
+
+async def test_every_pre_encoded_body_matches_its_declared_model(
+    loaded_market: InProcessApp,
+) -> None:
+    # The hot reads are encoded once and cached as bytes (services/market/encoders.py),
+    # so FastAPI never checks them: every GET route's body is validated here, strictly
+    # (no field the model lacks, none it needs missing), on every shape a route can send.
+    app, headers = loaded_market, loaded_market.token()
+    ticker = (await app.client.get("/api/v1/stocks", params={"limit": 1}, headers=headers)).json()[
+        "items"
+    ][0]["ticker"]
+    calls: list[tuple[str, dict[str, str]]] = [
+        ("/api/v1/stocks", {"limit": "3"}),
+        ("/api/v1/stocks", {"limit": "3", "fields": "name,last_price", "sort": "-market_cap"}),
+        ("/api/v1/stocks/{ticker}", {}),
+        ("/api/v1/stocks/{ticker}/prices", {}),
+        ("/api/v1/stocks/{ticker}/prices", {"interval": "weekly", "adjusted": "false"}),
+        ("/api/v1/stocks/{ticker}/prices", {"interval": "monthly"}),
+        # A range this long is streamed in pieces: the joined body must still be the model.
+        ("/api/v1/stocks/{ticker}/prices", {"start": "1990-01-01"}),
+        ("/api/v1/stocks/{ticker}/analysis", {}),
+        ("/api/v1/market/overview", {}),
+        ("/api/v1/market/sectors", {}),
+        ("/api/v1/market/index", {}),
+        ("/api/v1/market/quotes", {}),
+        ("/api/v1/market/status", {}),
+    ]
+    declared = get_routes(app)
+    assert {path for path, _ in calls} == {p for p in declared if p.startswith("/api/v1/")}
+    for template, params in calls:
+        model = declared[template]
+        answer = await app.client.get(
+            template.format(ticker=ticker), params=params, headers=headers
+        )
+        assert answer.status_code == 200, (template, params, answer.text)
+        body = answer.json()
+        if "fields" in params:
+            # A sparse page names only the chosen fields: each item is a subset.
+            model.model_validate({**body, "items": []})
+            wanted = {"ticker", *params["fields"].split(",")}
+            assert all(set(item) == wanted for item in body["items"]), body["items"]
+            continue
+        # Exactly what the model describes: valid, and no field it lacks, none it has
+        # missing, at any depth (validated and dumped back, the body has the same shape).
+        dumped = model.model_validate(body).model_dump(mode="json")
+        assert shape(dumped) == shape(body), template
