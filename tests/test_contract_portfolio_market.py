@@ -13,9 +13,12 @@ from decimal import Decimal
 from services.market import events as market
 from services.portfolio.market import (
     HISTORY_RPC,
+    INDEX_RPC,
     QUOTES_RPC,
     HistoryReply,
     HistoryRequest,
+    IndexReply,
+    IndexRequest,
     QuotesReply,
     QuotesRequest,
 )
@@ -34,6 +37,16 @@ def test_portfolio_reads_markets_quotes_reply() -> None:
     (quote,) = parsed.quotes
     assert (quote.ticker, quote.ts) == ("ACME", 1764167400123)
     assert Decimal(str(quote.price)) == Decimal("187.23") and parsed.missing == ["ZZZ"]
+    assert quote.sector is None  # a tick has no sector
+
+
+def test_portfolio_reads_the_sector_market_sends_with_each_quote() -> None:
+    tick = market.Tick.model_validate_json(market.encode_tick("ACME", 10.0, 9.0, 5, 1))
+    quote = market.Quote(**tick.model_dump(), sector="Industrials")
+    parsed = QuotesReply.model_validate_json(
+        market.QuotesReply(quotes=[quote], missing=[]).model_dump_json()
+    )
+    assert parsed.quotes[0].sector == "Industrials"
 
 
 def test_portfolio_asks_for_unadjusted_history_and_reads_its_pages() -> None:
@@ -48,3 +61,18 @@ def test_portfolio_asks_for_unadjusted_history_and_reads_its_pages() -> None:
     )
     parsed = HistoryReply.model_validate_json(reply.model_dump_json())
     assert parsed.series[0].closes == [10.5] and parsed.next_cursor == 1
+
+
+def test_portfolio_asks_for_the_index_and_reads_its_total_return_levels() -> None:
+    assert INDEX_RPC == market.RPC_INDEX
+    sent = IndexRequest(start=date(2025, 1, 1), end=date(2025, 1, 31))
+    received = market.IndexRequest.model_validate_json(sent.model_dump_json())
+    assert (received.start, received.end) == (date(2025, 1, 1), date(2025, 1, 31))
+    reply = market.IndexReply(
+        dates=[date(2025, 1, 2), date(2025, 1, 3)],
+        price_return=[1000.0, 1001.0],
+        total_return=[1000.0, 1001.5],
+    )
+    parsed = IndexReply.model_validate_json(reply.model_dump_json())
+    assert parsed.dates == [date(2025, 1, 2), date(2025, 1, 3)]
+    assert parsed.total_return == [1000.0, 1001.5]

@@ -5,15 +5,11 @@
 
 Creates ``bourse_bench_rec_<id>`` with the market and recommendations schemas, lets the
 real market service (in this process) load a simulated universe of ``--size`` securities,
-then times full runs of the real runner (universe, ``market.rpc.history`` for every
-security, the model, the ledger transaction) and prints the phases. Each run is a new
-trading day for the ledger (the previous run is marked failed by the bench's superuser
-connection so the day is free again; nothing else is touched).
-
-Market does not answer ``market.rpc.universe`` yet, so the bench serves it itself from
-the loaded securities (labelled below): the stand-in the service uses without it (tickers
-seen on the feed) is timed separately, because on 6,000 securities it is dominated by how
-long the feed takes to tick every one of them.
+then times full runs of the real runner (``market.rpc.universe``, ``market.rpc.history``
+for every security and ``market.rpc.index``, the model, the ledger transaction) and prints
+the phases. Each run is a new trading day for the ledger (the previous run is marked
+failed by the bench's superuser connection so the day is free again; nothing else is
+touched).
 
 Ceiling, same run: the same history bytes moved by a bare NATS request/reply echo (no
 database, no JSON model), i.e. what the transport alone costs.
@@ -36,18 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 from bourse.parts import MARKET, RECOMMENDATIONS  # noqa: E402
 from bourse.provision import part_migrations  # noqa: E402
-from services.recommendations.market_inputs import (  # noqa: E402
-    UNIVERSE_RPC,
-    MarketInputs,
-    SecurityInfo,
-    UniverseReply,
-    UniverseRequest,
-)
+from services.recommendations.market_inputs import MarketInputs  # noqa: E402
 from services.recommendations.runner import Runner  # noqa: E402
 from shared.db import drop_database, ensure_database, ensure_service_schema, migrate  # noqa: E402
 from shared.db.bootstrap import with_database  # noqa: E402
 from shared.db.pool import open_connection  # noqa: E402
-from shared.messaging import Delivered  # noqa: E402
 from tests.infra import TestInfra  # noqa: E402
 from tests.inprocess import running_app  # noqa: E402
 
@@ -109,20 +98,10 @@ async def bench(infra: TestInfra, args: argparse.Namespace) -> None:
             f"universe of {args.size:,} x {args.years} years loaded in "
             f"{time.perf_counter() - started:.0f} s"
         )
-        rows = await admin.fetch("SELECT ticker, sector FROM market.securities ORDER BY ticker")
-        securities = [
-            SecurityInfo(ticker=r["ticker"], sector=r["sector"], data_source="simulated")
-            for r in rows
-        ]
         async with running_app("recommendations", infra, work, catch_up_run=False) as rec:
             resources = rec.app.state.resources
             bus = resources.bus
 
-            async def universe(_: UniverseRequest, __: Delivered) -> UniverseReply:
-                return UniverseReply(securities=securities)
-
-            # Stand-in for what market should add (see the module docstring).
-            sub = await bus.serve(UNIVERSE_RPC, UniverseRequest, universe)
             runner = Runner(resources.pool, bus, MarketInputs(bus))
             walls = []
             last_run = None
@@ -190,14 +169,12 @@ async def bench(infra: TestInfra, args: argparse.Namespace) -> None:
                         f" {body['information_coefficient']['mean']}; by action (calls, hit"
                         f" rate, mean excess) {actions}"
                     )
-            await sub.unsubscribe()
-
             inputs = MarketInputs(bus)
             t0 = time.perf_counter()
             seen = await inputs.universe()
             say(
-                f"stand-in universe from the feed: {len(seen.securities):,} of {len(rows):,}"
-                f" tickers in {time.perf_counter() - t0:.1f} s (feed {args.feed_rate:.0f}/s)"
+                f"market.rpc.universe: {len(seen):,} securities in"
+                f" {(time.perf_counter() - t0) * 1000:.0f} ms"
             )
 
             # Ceiling: the same bytes through a bare NATS echo.

@@ -7,7 +7,8 @@ the pool, Redis and NATS are open; closed in reverse):
 - ``outbox``: the ``MARKET`` JetStream stream and the outbox relay that publishes to it;
 - ``universe_loader``: loads the simulated universe into an empty database, in the
   background (progress in the logs and on ``/api/v1/market/status``);
-- ``rpc``: answers ``market.rpc.quotes`` and ``market.rpc.history``;
+- ``rpc``: answers ``market.rpc.quotes``, ``market.rpc.history``, ``market.rpc.closes``,
+  ``market.rpc.index`` and ``market.rpc.universe``;
 - ``live_feed``: the simulated ticks (see :mod:`services.market.feed`).
 """
 
@@ -22,7 +23,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.market import events
+from services.market import columnar_history, events, listings
 from services.market.config import MarketSettings
 from services.market.feed import Feed
 from services.market.repository import loads
@@ -141,7 +142,7 @@ def rpc() -> Extension:
         budget = max(64 * 1024, resources.bus.client.max_payload // 2)
 
         async def quotes(request: events.QuotesRequest, _: Delivered) -> events.QuotesReply:
-            return await market_service.quotes_reply(resources.pool, request.tickers)
+            return await listings.quotes_reply(resources.pool, request.tickers)
 
         async def history(request: events.HistoryRequest, _: Delivered) -> events.HistoryReply:
             return await market_service.history_reply(resources.pool, request, budget_bytes=budget)
@@ -149,7 +150,15 @@ def rpc() -> Extension:
         async def index(request: events.IndexRequest, _: Delivered) -> events.IndexReply:
             return await market_service.index_reply(resources.pool, request)
 
+        async def universe(request: events.UniverseRequest, _: Delivered) -> events.UniverseReply:
+            return await listings.universe_reply(resources.pool, request, budget_bytes=budget)
+
+        async def closes(request: events.ClosesRequest, _: Delivered) -> events.ClosesReply:
+            return await columnar_history.closes_reply(resources.pool, request, budget_bytes=budget)
+
         subs = [
+            await pool.serve(events.RPC_UNIVERSE, events.UniverseRequest, universe),
+            await pool.serve(events.RPC_CLOSES, events.ClosesRequest, closes, max_concurrency=8),
             await pool.serve(events.RPC_QUOTES, events.QuotesRequest, quotes),
             await pool.serve(events.RPC_INDEX, events.IndexRequest, index),
             await pool.serve(events.RPC_HISTORY, events.HistoryRequest, history, max_concurrency=8),

@@ -17,14 +17,24 @@ JetStream stream ``MARKET`` (through the outbox, ``Nats-Msg-Id = event_id``)::
 
 Request/reply (errors come back in the common envelope)::
 
-    market.rpc.quotes      QuotesRequest {"tickers": [...]} → QuotesReply {"quotes": [Tick...],
-                           "missing": [...]}
+    market.rpc.quotes      QuotesRequest {"tickers": [...]} → QuotesReply {"quotes": [Quote...],
+                           "missing": [...]}; a Quote is a Tick plus the security's sector.
     market.rpc.history     HistoryRequest → HistoryReply, one page at a time: each reply stays
                            under the payload budget (half the server's max_payload); ask again
                            with ``cursor = next_cursor`` until it is null.
     market.rpc.index       IndexRequest {"start", "end"} → IndexReply {"dates",
                            "price_return", "total_return"}: the universe index (the
                            benchmark of betas and excess returns; docs/market.md).
+    market.rpc.closes      ClosesRequest {"tickers", "start", "end", "cursor"} → ClosesReply,
+                           columnar, for whole-universe inputs: the reply's session
+                           calendar once, then per security split- and dividend-adjusted
+                           closes and split-adjusted volumes aligned to it (row-major, null:
+                           no bar), and the corporate actions in range; paged like history.
+    market.rpc.universe    UniverseRequest {"listed_only", "cursor"} → UniverseReply
+                           {"securities": [Listing...], "next_cursor"}: every security's
+                           ticker, name, exchange, sector, industry, status and data
+                           source, by ticker, one page per payload budget; ask again with
+                           ``cursor = next_cursor`` until it is null.
 """
 
 from __future__ import annotations
@@ -47,6 +57,8 @@ RPC_QUOTES = "market.rpc.quotes"
 RPC_HISTORY = "market.rpc.history"
 FEED_STATUS = "market.feed.status"
 RPC_INDEX = "market.rpc.index"
+RPC_UNIVERSE = "market.rpc.universe"
+RPC_CLOSES = "market.rpc.closes"
 
 MAX_TICKERS_PER_REQUEST = 10_000
 
@@ -93,8 +105,18 @@ class QuotesRequest(BaseModel):
     tickers: list[str] = Field(max_length=MAX_TICKERS_PER_REQUEST)
 
 
+class Quote(Tick):
+    """A latest quote as ``market.rpc.quotes`` answers it: the tick and the security's
+    sector (ticks themselves carry no sector: they are the feed's hot path)."""
+
+    # A Tick validates as a Quote without a sector.
+    model_config = ConfigDict(from_attributes=True)
+
+    sector: str | None = None
+
+
 class QuotesReply(BaseModel):
-    quotes: list[Tick]
+    quotes: list[Quote]
     missing: list[str]
 
 
@@ -134,6 +156,59 @@ class IndexReply(BaseModel):
     dates: list[date]
     price_return: list[float]
     total_return: list[float]
+
+
+class ClosesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tickers: list[str] = Field(min_length=1, max_length=MAX_TICKERS_PER_REQUEST)
+    start: date
+    end: date
+    cursor: int | None = Field(None, ge=0, description="next_cursor of the previous reply")
+
+
+class ActionColumns(BaseModel):
+    """Corporate actions with an ex-date in the range, one entry per action in each list."""
+
+    ticker: list[str]
+    ex_date: list[date]
+    kind: list[str] = Field(description="split or dividend")
+    value: list[float] = Field(description="split ratio (new per old share) or cash per share")
+
+
+class ClosesReply(BaseModel):
+    """``closes`` and ``volumes`` are ``len(tickers) x len(sessions)`` matrices flattened
+    row by row (one row per ticker); null where the security has no bar that session."""
+
+    sessions: list[date]
+    tickers: list[str]
+    closes: list[float | None]
+    volumes: list[float | None]
+    actions: ActionColumns
+    missing: list[str] = Field(description="tickers market does not know")
+    next_cursor: int | None
+
+
+class UniverseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    listed_only: bool = Field(True, description="leave out delisted securities")
+    cursor: str | None = Field(None, description="next_cursor of the previous reply")
+
+
+class Listing(BaseModel):
+    ticker: str
+    name: str
+    exchange: str
+    sector: str
+    industry: str
+    status: str = Field(description="listed or delisted")
+    data_source: str = Field(description="simulated, or the import or provider it came from")
+
+
+class UniverseReply(BaseModel):
+    securities: list[Listing]
+    next_cursor: str | None
 
 
 class EodCompleted(BaseModel):

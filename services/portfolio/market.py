@@ -5,12 +5,13 @@ We never import market's package (its publisher models live in
 fields ignored so market may add some. ``tests/test_contract_portfolio_market.py`` checks
 them against market's models.
 
-- ``market.rpc.quotes``: :class:`QuotesRequest` -> :class:`QuotesReply` (latest quotes).
-  ``sector`` is read if market sends it (it does not yet); without it a position's sector
-  is unclassified.
+- ``market.rpc.quotes``: :class:`QuotesRequest` -> :class:`QuotesReply` (latest quotes,
+  each with its security's sector; without one a position's sector is unclassified).
 - ``market.rpc.history``: :class:`HistoryRequest` -> :class:`HistoryReply`, paged by
   ``next_cursor``; we ask for *unadjusted* closes (``adjusted: false``), because the
   ledger's SPLIT entries change quantities on their day as raw prices change then.
+- ``market.rpc.index``: :class:`IndexRequest` -> :class:`IndexReply`, the universe index's
+  daily levels; we read the total-return variant (performance's benchmark).
 
 Prices arrive as JSON floats rounded to 4 decimals by market; they become ``Decimal``
 through their shortest decimal form (``str``), so 187.23 is exactly 187.23.
@@ -26,11 +27,13 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.portfolio.domain import Quote, price
+from services.portfolio.domain.performance import IndexLevels
 from shared.errors import AppError
 from shared.messaging import Bus
 
 QUOTES_RPC = "market.rpc.quotes"
 HISTORY_RPC = "market.rpc.history"
+INDEX_RPC = "market.rpc.index"
 # A portfolio's history needs few pages (each is half a NATS payload); more is a bug.
 MAX_HISTORY_PAGES = 200
 
@@ -77,6 +80,28 @@ class HistoryReply(BaseModel):
     series: list[CloseSeries]
     missing: list[str] = Field(default_factory=list)
     next_cursor: int | None = None
+
+
+class IndexRequest(BaseModel):
+    start: date
+    end: date
+
+
+class IndexReply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    dates: list[date]
+    total_return: list[float]  # levels, dividends reinvested
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBook:
+    """The total-return index's levels; ``available`` is False when market did not
+    answer (then ``levels`` is None)."""
+
+    levels: IndexLevels | None
+    available: bool = True
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +183,17 @@ class MarketQuotes:
         except AppError as exc:
             return CloseBook({}, wanted, available=False, problem=exc.message)
         return CloseBook(found, missing)
+
+    async def index(self, start: date, end: date) -> IndexBook:
+        """The total-return index's levels between ``start`` and ``end``. Never raises
+        for market being away (``available=False``)."""
+        try:
+            reply = await self._bus.request(
+                INDEX_RPC,
+                IndexRequest(start=start, end=end),
+                IndexReply,
+                timeout=self._history_timeout,
+            )
+        except AppError as exc:
+            return IndexBook(None, available=False, problem=exc.message)
+        return IndexBook(IndexLevels(reply.dates, reply.total_return))

@@ -318,6 +318,17 @@ MWR_METHOD = (
 )
 VOLATILITY_METHOD = "sample standard deviation of the daily time-weighted returns x sqrt(252)"
 DRAWDOWN_METHOD = "deepest fall of the time-weighted index from a previous peak"
+BENCHMARK = "market-index-total-return"
+BENCHMARK_METHOD = (
+    "market's universe index, total-return variant (split-consistent market-value weights,"
+    " dividends reinvested): its level on each day of the series is its last on or before"
+    " that day, and its daily returns are chained over the days the portfolio had a return"
+)
+EXCESS_METHOD = "time-weighted return minus the benchmark's return over the same days"
+BETA_METHOD = (
+    "covariance of the portfolio's daily time-weighted returns with the benchmark's over the"
+    " benchmark's variance, since inception (the days both have a return)"
+)
 
 
 class ReturnFigure(BaseModel):
@@ -341,6 +352,10 @@ class PeriodPerformance(BaseModel):
     net_flows: Money = Field(description="Deposits - withdrawals in the period.")
     twr: ReturnFigure
     mwr: ReturnFigure
+    benchmark_return: ReturnFigure = Field(
+        description="The benchmark's return over the period's days (null: no index level)."
+    )
+    excess_return: ReturnFigure
 
 
 class SeriesPoint(BaseModel):
@@ -358,10 +373,11 @@ class Performance(BaseModel):
     periods: list[PeriodPerformance]
     volatility: ReturnFigure
     max_drawdown: ReturnFigure
-    benchmark: None = Field(
-        None, description="Not yet: market serves no index over NATS (see benchmark_note)."
+    benchmark: str = Field(description="What benchmark_return, excess_return and beta are against.")
+    benchmark_note: str | None = Field(
+        description="Why the benchmark figures are null, when they are (else null)."
     )
-    benchmark_note: str
+    beta: ReturnFigure
     prices_available: bool = Field(description="False when market's history did not answer.")
     missing_history: list[str] = Field(
         description="Tickers market has no closes for: valued at their last trade price."

@@ -20,6 +20,7 @@ Anything refused raises, and the request's rollback leaves nothing written.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import uuid
@@ -53,7 +54,11 @@ from services.portfolio.errors import (
 )
 from services.portfolio.market import MarketQuotes
 from services.portfolio.schemas import (
+    BENCHMARK,
+    BENCHMARK_METHOD,
+    BETA_METHOD,
     DRAWDOWN_METHOD,
+    EXCESS_METHOD,
     MWR_METHOD,
     PORTFOLIOS_CURSOR,
     TRANSACTIONS_CURSOR,
@@ -551,10 +556,7 @@ async def list_transactions(
 
 # --- performance ----------------------------------------------------------------------
 
-BENCHMARK_NOTE = (
-    "No benchmark yet: the market context serves no index over NATS. Beta and excess"
-    " return come when it does."
-)
+NO_INDEX = "market did not answer for its index: no benchmark figures"
 _RATIO = Decimal("1E-8")
 
 
@@ -580,11 +582,18 @@ async def performance(
     live = domain.active(entries)
     held = sorted({e.ticker for e in live if e.kind is Kind.BUY and e.ticker})
     first = min((perf.entry_day(e) for e in live), default=end)
-    book = await market.closes(held, first, end)
+    # The index from a week before the first day: the first day's benchmark return
+    # starts from the level before it.
+    book, benchmark = await asyncio.gather(
+        market.closes(held, first, end), market.index(first - timedelta(days=7), end)
+    )
     series = perf.value_series(entries, book.closes, end)
     returns = perf.daily_returns(series)
     index = perf.twr_index(returns)
-    periods = [perf.period_return(series, p) for p in perf.Period] if series else []
+    against = (
+        perf.benchmark_returns(series, benchmark.levels) if benchmark.levels is not None else None
+    )
+    periods = [perf.period_return(series, p, against) for p in perf.Period] if series else []
     return Performance(
         portfolio_id=found.id,
         base_currency=found.base_currency,
@@ -605,12 +614,19 @@ async def performance(
                 mwr=ReturnFigure(  # XIRR is an annual rate by definition
                     method=MWR_METHOD, value=_ratio(p.mwr), over_period=_ratio(p.mwr_period)
                 ),
+                benchmark_return=ReturnFigure(method=BENCHMARK_METHOD, value=_ratio(p.benchmark)),
+                excess_return=ReturnFigure(method=EXCESS_METHOD, value=_ratio(p.excess)),
             )
             for p in periods
         ],
         volatility=ReturnFigure(method=VOLATILITY_METHOD, value=_ratio(perf.volatility(returns))),
         max_drawdown=ReturnFigure(method=DRAWDOWN_METHOD, value=_ratio(perf.max_drawdown(returns))),
-        benchmark_note=BENCHMARK_NOTE,
+        benchmark=BENCHMARK,
+        benchmark_note=None if benchmark.available else NO_INDEX,
+        beta=ReturnFigure(
+            method=BETA_METHOD,
+            value=_ratio(perf.beta(returns, against) if against is not None else None),
+        ),
         prices_available=book.available,
         missing_history=sorted(set(book.missing)),
         series=[

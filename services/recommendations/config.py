@@ -19,7 +19,7 @@ class RecommendationsSettings(ServiceSettings):
     backfill_years: int = Field(default=10, ge=0, le=30)
     # Seconds between attempts while market (its stream, its replies) is not there yet.
     run_retry_seconds: float = Field(default=30.0, gt=0)
-    # market.rpc.history: tickers per request chain, and chains in flight at once.
+    # market.rpc.closes: tickers per request chain, and chains in flight at once.
     history_chunk: int = Field(default=500, ge=1, le=10_000)
     history_concurrency: int = Field(default=4, ge=1, le=32)
     history_timeout_seconds: float = Field(default=15.0, gt=0)

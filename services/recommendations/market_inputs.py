@@ -5,14 +5,15 @@ Our own models of the fields we read (unknown fields ignored, as for every consu
 - ``market.eod.completed`` (JetStream stream ``MARKET``): :class:`EodCompleted`, the session
   whose bars are stored. A scheduled run follows each.
 - ``market.rpc.universe`` -> :class:`UniverseReply`: the listed securities with their
-  sector and data source. **Market does not answer it yet** (see docs/recommendations.md,
-  "What market must provide"). Until it does, the universe is the set of tickers seen on
-  ``market.tick.>`` over a short window: the simulated feed ticks every listed simulated
-  security (and only those), so those calls say ``market:simulated`` and have no sector.
-- ``market.rpc.history`` -> :class:`HistoryReply`: adjusted closes, paged by reply size.
-  We ask for the universe in chunks, several chunks at a time, each followed page by page.
-  It carries no volumes and no corporate actions, so liquidity is "not assessed" and the
-  recent-split rule cannot fire until market adds them.
+  sector and data source, page by page (``next_cursor``).
+- ``market.rpc.closes`` -> :class:`ClosesReply`: split- and dividend-adjusted closes and
+  split-adjusted volumes, columnar (a calendar per reply, then one row per security), and
+  the corporate actions in range; paged by reply size. We ask for the universe in chunks,
+  several chunks at a time, each followed page by page; each reply becomes one
+  :class:`Block` (no object per security).
+- ``market.rpc.index`` -> :class:`IndexReply`: the universe index's daily levels; the
+  track record's benchmark is its total-return variant (dividends reinvested, as in the
+  adjusted closes it is compared with), asked for the panel's dates alongside the history.
 """
 
 from __future__ import annotations
@@ -23,20 +24,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from nats.aio.msg import Msg
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.recommendations.domain.factors import Panel
-from services.recommendations.domain.inputs import Series, build_panel
+from services.recommendations.domain.factors import CorporateAction, Panel
+from services.recommendations.domain.inputs import Block, IndexLevels, panel_from_blocks
 from services.recommendations.errors import MarketInputsUnavailableError
 from shared.messaging import Bus, MessagingUnavailableError
 
 EOD_STREAM = "MARKET"
 EOD_COMPLETED = "market.eod.completed"
 UNIVERSE_RPC = "market.rpc.universe"
-HISTORY_RPC = "market.rpc.history"
-TICK_WILDCARD = "market.tick.>"
-TICK_PREFIX = "market.tick."
+CLOSES_RPC = "market.rpc.closes"
+INDEX_RPC = "market.rpc.index"
+# A universe of 6,000 securities is two pages; more than this is a bug, not a universe.
+MAX_UNIVERSE_PAGES = 1_000
 
 
 class EodCompleted(BaseModel):
@@ -47,6 +48,7 @@ class EodCompleted(BaseModel):
 
 class UniverseRequest(BaseModel):
     listed_only: bool = True
+    cursor: str | None = None
 
 
 class SecurityInfo(BaseModel):
@@ -54,6 +56,7 @@ class SecurityInfo(BaseModel):
 
     ticker: str
     sector: str | None = None
+    industry: str | None = None
     data_source: str = "unknown"
 
 
@@ -61,41 +64,51 @@ class UniverseReply(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     securities: list[SecurityInfo]
+    next_cursor: str | None = None
 
 
-class HistoryRequest(BaseModel):
+class ClosesRequest(BaseModel):
     tickers: list[str]
     start: date
     end: date
-    adjusted: bool = True
     cursor: int | None = None
 
 
-class CloseSeries(BaseModel):
+class ActionColumns(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    ticker: str
-    dates: list[str]  # ISO dates: parsed in bulk by numpy, not one by one
-    closes: list[float]
+    ticker: list[str]
+    ex_date: list[date]
+    kind: list[str]
+    value: list[float]
 
 
-class HistoryReply(BaseModel):
+class ClosesReply(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    series: list[CloseSeries]
+    sessions: list[str]  # ISO dates: parsed in bulk by numpy, not one by one
+    tickers: list[str]
+    closes: list[float | None]  # len(tickers) x len(sessions), row by row
+    volumes: list[float | None]
+    actions: ActionColumns
     missing: list[str] = Field(default_factory=list)
     next_cursor: int | None = None
 
 
-@dataclass(frozen=True)
-class Universe:
-    securities: list[SecurityInfo]
-    origin: str  # "rpc" or "ticks"
+class IndexRequest(BaseModel):
+    start: date
+    end: date
+
+
+class IndexReply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    dates: list[str]  # ISO dates, ascending
+    total_return: list[float]  # levels, dividends reinvested
 
 
 @dataclass
 class FetchReport:
-    universe_origin: str = ""
     securities: int = 0
     requests: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -111,83 +124,68 @@ class MarketInputs:
         chunk: int = 500,
         concurrency: int = 4,
         timeout: float = 15.0,
-        tick_quiet_seconds: float = 3.0,
-        tick_max_seconds: float = 40.0,
     ) -> None:
         self._bus = bus
         self._chunk = chunk
         self._concurrency = concurrency
         self._timeout = timeout
-        self._tick_quiet = tick_quiet_seconds
-        self._tick_max = tick_max_seconds
 
-    async def universe(self) -> Universe:
-        try:
+    async def universe(self) -> list[SecurityInfo]:
+        """Every listed security, page by page."""
+        out: list[SecurityInfo] = []
+        cursor: str | None = None
+        for _ in range(MAX_UNIVERSE_PAGES):
             reply = await self._bus.request(
-                UNIVERSE_RPC, UniverseRequest(), UniverseReply, timeout=self._timeout
+                UNIVERSE_RPC, UniverseRequest(cursor=cursor), UniverseReply, timeout=self._timeout
             )
-            return Universe(reply.securities, "rpc")
-        except MessagingUnavailableError:
-            pass
-        tickers = await self._tickers_on_the_feed()
-        return Universe(
-            [SecurityInfo(ticker=t, data_source="simulated") for t in sorted(tickers)], "ticks"
-        )
+            out += reply.securities
+            if (cursor := reply.next_cursor) is None:
+                return out
+        raise MarketInputsUnavailableError(f"market's universe ran past {MAX_UNIVERSE_PAGES} pages")
 
-    async def _tickers_on_the_feed(self) -> set[str]:
-        """Tickers seen on ``market.tick.>`` until none is new for a few seconds."""
-        seen: set[str] = set()
-        last_new = time.monotonic()
-        prefix = self._bus.subject(TICK_PREFIX)
-
-        async def on_tick(msg: Msg) -> None:
-            nonlocal last_new
-            ticker = msg.subject[len(prefix) :]
-            if ticker not in seen:
-                seen.add(ticker)
-                last_new = time.monotonic()
-
-        sub = await self._bus.client.subscribe(self._bus.subject(TICK_WILDCARD), cb=on_tick)
-        started = time.monotonic()
-        try:
-            while time.monotonic() - started < self._tick_max:
-                await asyncio.sleep(0.25)
-                if seen and time.monotonic() - last_new > self._tick_quiet:
-                    break
-                if not seen and time.monotonic() - started > self._tick_quiet * 2:
-                    break
-        finally:
-            await sub.unsubscribe()
-        return seen
-
-    async def history(
+    async def closes(
         self, tickers: Sequence[str], *, start: date, end: date
-    ) -> tuple[list[Series], int]:
-        """Every ticker's adjusted closes from ``start`` to ``end``, and the requests made."""
+    ) -> tuple[list[Block], dict[str, tuple[CorporateAction, ...]], int]:
+        """Every ticker's adjusted closes and volumes from ``start`` to ``end`` as blocks,
+        the corporate actions in range by ticker, and the requests made."""
         gate = asyncio.Semaphore(self._concurrency)
         requests = 0
+        actions: dict[str, list[CorporateAction]] = {}
 
-        async def one_chunk(part: list[str]) -> list[Series]:
+        async def one_chunk(part: list[str]) -> list[Block]:
             nonlocal requests
-            out: list[Series] = []
+            out: list[Block] = []
             cursor: int | None = None
             while True:
                 async with gate:
                     reply = await self._bus.request(
-                        HISTORY_RPC,
-                        HistoryRequest(tickers=part, start=start, end=end, cursor=cursor),
-                        HistoryReply,
+                        CLOSES_RPC,
+                        ClosesRequest(tickers=part, start=start, end=end, cursor=cursor),
+                        ClosesReply,
                         timeout=self._timeout,
                     )
                 requests += 1
-                out.extend(Series(s.ticker, s.dates, s.closes) for s in reply.series)
+                out.append(Block(reply.sessions, reply.tickers, reply.closes, reply.volumes))
+                a = reply.actions
+                for ticker, ex_date, kind, value in zip(
+                    a.ticker, a.ex_date, a.kind, a.value, strict=True
+                ):
+                    actions.setdefault(ticker, []).append(CorporateAction(ex_date, kind, value))
                 if reply.next_cursor is None:
                     return out
                 cursor = reply.next_cursor
 
         parts = [list(tickers[i : i + self._chunk]) for i in range(0, len(tickers), self._chunk)]
         results = await asyncio.gather(*(one_chunk(p) for p in parts))
-        return [s for chunk in results for s in chunk], requests
+        blocks = [b for chunk in results for b in chunk]
+        return blocks, {t: tuple(a) for t, a in actions.items()}, requests
+
+    async def index(self, *, start: date, end: date) -> IndexLevels:
+        """The total-return index's levels from ``start`` to ``end``."""
+        reply = await self._bus.request(
+            INDEX_RPC, IndexRequest(start=start, end=end), IndexReply, timeout=self._timeout
+        )
+        return IndexLevels(reply.dates, reply.total_return)
 
     async def panel(self, *, end: date, calendar_days: int) -> tuple[Panel, FetchReport]:
         """The universe's panel over ``calendar_days`` up to ``end``."""
@@ -197,25 +195,30 @@ class MarketInputs:
             universe = await self.universe()
         except MessagingUnavailableError as exc:
             raise MarketInputsUnavailableError(f"market did not answer: {exc}") from exc
-        report.universe_origin = universe.origin
         report.seconds["universe"] = round(time.perf_counter() - started, 3)
-        if not universe.securities:
-            raise MarketInputsUnavailableError(
-                "market named no securities (no universe RPC answer and no ticks)"
-            )
-        tickers = [s.ticker for s in universe.securities]
+        if not universe:
+            raise MarketInputsUnavailableError("market lists no securities")
+        tickers = [s.ticker for s in universe]
         started = time.perf_counter()
+        start = end - timedelta(days=calendar_days)
         try:
-            series, report.requests = await self.history(
-                tickers, start=end - timedelta(days=calendar_days), end=end
+            (blocks, actions, report.requests), index = await asyncio.gather(
+                self.closes(tickers, start=start, end=end), self.index(start=start, end=end)
             )
         except MessagingUnavailableError as exc:
             raise MarketInputsUnavailableError(f"market did not answer: {exc}") from exc
         report.seconds["history"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        sectors = {s.ticker: s.sector for s in universe.securities}
-        sources = {s.ticker: (f"market:{s.data_source}",) for s in universe.securities}
-        panel = await asyncio.to_thread(build_panel, series, sectors=sectors, sources=sources)
+        sectors = {s.ticker: s.sector for s in universe}
+        sources = {s.ticker: (f"market:{s.data_source}",) for s in universe}
+        panel = await asyncio.to_thread(
+            panel_from_blocks,
+            blocks,
+            sectors=sectors,
+            sources=sources,
+            actions=actions,
+            benchmark=index,
+        )
         report.seconds["assemble"] = round(time.perf_counter() - started, 3)
         report.securities = len(panel.tickers)
         return panel, report

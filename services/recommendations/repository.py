@@ -496,7 +496,7 @@ async def judged(
 ) -> list[Judged]:
     rows = await conn.fetch(
         "SELECT r.as_of, r.action, r.confidence::float8 AS confidence, r.score, r.sector,"
-        " r.model_version, o.realised_return, o.excess_return, o.hit"
+        " r.model_version, o.realised_return, o.excess_return, o.hit, o.benchmark"
         " FROM outcomes o JOIN recommendations r ON r.id = o.recommendation_id"
         " WHERE r.hypothetical = $1 AND ($2::text IS NULL OR r.model_version = $2)"
         " ORDER BY r.as_of, r.seq",
@@ -514,6 +514,7 @@ async def judged(
             realised_return=r["realised_return"],
             excess_return=r["excess_return"],
             hit=r["hit"],
+            benchmark=r["benchmark"],
         )
         for r in rows
     ]

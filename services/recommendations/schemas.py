@@ -162,7 +162,10 @@ class TrackRecordResponse(BaseModel):
     hypothetical: dict[str, Any] = Field(
         description="walk-forward backtest calls: hypothetical performance, with its limits"
     )
-    benchmark: str
+    benchmark: str = Field(
+        description="what new outcomes are measured against; each part's by_benchmark says"
+        " what its judged calls were measured against"
+    )
     hit_rules: dict[str, str]
     methodology: str
 

@@ -113,3 +113,16 @@ async def copy_actions(
         records=rows,
         columns=("security_id", "ex_date", "kind", "value", "price_factor", "data_source"),
     )
+
+
+async def actions_of(conn: asyncpg.Connection, security_ids: list[int]) -> dict[int, list[Action]]:
+    """Every action of ``security_ids`` (one query), by security, oldest first."""
+    rows = await conn.fetch(
+        "SELECT security_id, ex_date, kind, value, price_factor FROM corporate_actions"
+        " WHERE security_id = ANY($1::int[]) ORDER BY security_id, ex_date",
+        security_ids,
+    )
+    result: dict[int, list[Action]] = {}
+    for r in rows:
+        result.setdefault(r["security_id"], []).append(_action(r))
+    return result

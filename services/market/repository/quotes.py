@@ -74,6 +74,20 @@ async def quotes_for(conn: asyncpg.Connection, tickers: list[str]) -> list[Quote
     return [_row(r) for r in rows]
 
 
+async def quotes_with_sectors(
+    conn: asyncpg.Connection, tickers: list[str]
+) -> list[tuple[QuoteRow, str]]:
+    """The latest quotes of ``tickers`` with each security's sector (a primary-key join)."""
+    rows = await conn.fetch(
+        "SELECT q.ticker, q.price, q.previous_close, q.volume, q.updated_at, q.session,"
+        " q.day_open, q.day_high, q.day_low, s.sector"
+        " FROM latest_quotes q JOIN securities s USING (ticker)"
+        " WHERE q.ticker = ANY($1::text[]) ORDER BY q.ticker",
+        tickers,
+    )
+    return [(_row(r), r["sector"]) for r in rows]
+
+
 async def write_quotes(conn: asyncpg.Connection, quotes: list[QuoteRow]) -> None:
     """Insert or overwrite ``quotes`` in one statement."""
     if not quotes:

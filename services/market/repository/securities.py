@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -207,3 +208,29 @@ async def listing_window(conn: asyncpg.Connection, ticker: str) -> tuple[date | 
         "SELECT listed_on, delisted_on FROM securities WHERE ticker = $1", ticker
     )
     return (row["listed_on"], row["delisted_on"]) if row else (None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    ticker: str
+    name: str
+    exchange: str
+    sector: str
+    industry: str
+    status: str
+    data_source: str
+
+
+async def listings(
+    conn: asyncpg.Connection, *, listed_only: bool, after: str | None, limit: int
+) -> list[Listing]:
+    """Up to ``limit`` securities by ticker, after ``after`` (keyset: the primary key)."""
+    rows = await conn.fetch(
+        "SELECT ticker, name, exchange, sector, industry, status, data_source FROM securities"
+        " WHERE ($1::text IS NULL OR ticker > $1) AND (NOT $2 OR status = 'listed')"
+        " ORDER BY ticker LIMIT $3",
+        after,
+        listed_only,
+        limit,
+    )
+    return [Listing(*r) for r in rows]

@@ -17,6 +17,12 @@ Conventions (docs/portfolio.md, "Performance"):
   (actual/365, as pyxirr and spreadsheets), from the investor's side: ``-V(base)`` on the
   base day, ``-deposit`` / ``+withdrawal`` on their days, ``+V(end)`` on the end day.
   Also given over the period: ``(1 + r) ** (days / 365) - 1``.
+- **Benchmark**: market's universe index, total-return variant. Its return on a day of
+  the series is the change of its level from the previous day of the series to this one,
+  each day taking the index's last level on or before it (as positions take their last
+  close); a period's benchmark return chains those over the days the portfolio had a
+  return, and the **excess return** is the period's TWR minus it. **Beta**: covariance
+  of the daily returns with the benchmark's over their variance (empyrical's ``beta``).
 - **Volatility**: sample standard deviation of the daily returns x sqrt(252);
   **maximum drawdown**: the deepest fall of the TWR index from a previous peak, the
   index starting at 1 (both as empyrical computes them).
@@ -173,10 +179,60 @@ class PeriodReturn:
     twr_annualised: float | None = None
     mwr: float | None = None  # XIRR, annual
     mwr_period: float | None = None
+    benchmark: float | None = None  # the index's return over the same days
+    excess: float | None = None  # twr - benchmark
 
 
-def period_return(series: Sequence[DayValue], period: Period) -> PeriodReturn:
-    """TWR and MWR of ``period`` ending on the series' last day."""
+@dataclass(frozen=True, slots=True)
+class IndexLevels:
+    """An index's daily levels, oldest first."""
+
+    days: Sequence[date]
+    levels: Sequence[float]
+
+    def on_or_before(self, day: date) -> float | None:
+        at = bisect_right(self.days, day)
+        return self.levels[at - 1] if at else None
+
+
+def benchmark_returns(series: Sequence[DayValue], index: IndexLevels) -> list[float | None]:
+    """The index's return on each day of ``series``: from its level on the previous day
+    of the series (the first day: the day before it) to its level on the day, each the
+    last level on or before that day. None where the index has no level yet."""
+    out: list[float | None] = []
+    previous = series[0].day - timedelta(days=1) if series else None
+    for point in series:
+        assert previous is not None
+        before, now = index.on_or_before(previous), index.on_or_before(point.day)
+        out.append(now / before - 1.0 if before and now is not None else None)
+        previous = point.day
+    return out
+
+
+def beta(returns: Sequence[float | None], benchmark: Sequence[float | None]) -> float | None:
+    """Covariance of the daily returns with the benchmark's over the benchmark's
+    variance, over the days both have one (None: fewer than two, or a flat benchmark)."""
+    pairs = [
+        (r, b) for r, b in zip(returns, benchmark, strict=True) if r is not None and b is not None
+    ]
+    if len(pairs) < 2:
+        return None
+    xs = [b for _, b in pairs]
+    ys = [r for r, _ in pairs]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    variance = sum((x - mean_x) ** 2 for x in xs)
+    if variance == 0:
+        return None
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / variance
+
+
+def period_return(
+    series: Sequence[DayValue],
+    period: Period,
+    benchmark: Sequence[float | None] | None = None,
+) -> PeriodReturn:
+    """TWR and MWR of ``period`` ending on the series' last day, and against the
+    ``benchmark``'s daily returns (:func:`benchmark_returns`) when given."""
     end = series[-1].day
     wanted = base_day(period, end)
     if wanted is None:
@@ -196,6 +252,13 @@ def period_return(series: Sequence[DayValue], period: Period) -> PeriodReturn:
     days = (end - start).days
     invested = [r for r in returns if r is not None]
     twr = math.prod(1.0 + r for r in invested) - 1.0 if invested else None
+    against = None
+    if benchmark is not None and twr is not None:
+        paired = [
+            b for r, b in zip(returns, benchmark[base_index + 1 :], strict=True) if r is not None
+        ]
+        if all(b is not None for b in paired):
+            against = math.prod(1.0 + b for b in paired if b is not None) - 1.0
     flows: list[tuple[date, float]] = []
     if start_value:
         flows.append((start, -float(start_value)))
@@ -218,6 +281,8 @@ def period_return(series: Sequence[DayValue], period: Period) -> PeriodReturn:
         else None,
         mwr=rate,
         mwr_period=(1.0 + rate) ** (days / 365.0) - 1.0 if rate is not None else None,
+        benchmark=against,
+        excess=twr - against if twr is not None and against is not None else None,
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from services.portfolio.tests.support import HISTORY, PRICES
+from services.portfolio.tests.support import HISTORY, INDEX, PRICES, SECTORS
 from shared.messaging import Delivered
 from tests.infra import TestInfra
 from tests.inprocess import InProcessApp, running_app
@@ -41,6 +41,17 @@ class _HistoryReply(BaseModel):
     next_cursor: int | None
 
 
+class _IndexRequest(BaseModel):
+    start: date
+    end: date
+
+
+class _IndexReply(BaseModel):
+    dates: list[date]
+    price_return: list[float]
+    total_return: list[float]
+
+
 @pytest.fixture(scope="module")
 async def portfolio(
     infra: TestInfra, tmp_path_factory: pytest.TempPathFactory
@@ -61,8 +72,8 @@ async def portfolio(
 
 @pytest.fixture
 async def market(portfolio: InProcessApp) -> AsyncIterator[dict[str, float]]:
-    """Market's quote and history responders on the bus for one test, answering from
-    ``PRICES`` and ``HISTORY`` (tickers the test makes up, so tests never see each
+    """Market's quote, history and index responders on the bus for one test, answering
+    from ``PRICES``, ``HISTORY`` and ``INDEX`` (tickers the test makes up, so tests never see each
     other's prices). A test without it finds nobody serving the subjects: market is down."""
 
     async def quotes(request: _QuotesRequest, _: Delivered) -> BaseModel:
@@ -76,6 +87,7 @@ async def market(portfolio: InProcessApp) -> AsyncIterator[dict[str, float]]:
                     "change_percent": 0.0,
                     "volume": 1000,
                     "ts": 1_764_000_000_000,
+                    "sector": SECTORS.get(t),
                 }
                 for t in request.tickers
                 if t in PRICES
@@ -100,8 +112,16 @@ async def market(portfolio: InProcessApp) -> AsyncIterator[dict[str, float]]:
             next_cursor=at + 1 if at + 1 < len(request.tickers) else None,
         )
 
+    async def index(request: _IndexRequest, _: Delivered) -> BaseModel:
+        days = sorted(d for d in INDEX if request.start <= d <= request.end)
+        # The price-return levels are not what portfolio should read: a constant.
+        return _IndexReply(
+            dates=days, price_return=[1.0] * len(days), total_return=[INDEX[d] for d in days]
+        )
+
     bus = portfolio.app.state.resources.bus
     responders = [
+        await bus.serve("market.rpc.index", _IndexRequest, index, queue=None),
         await bus.serve("market.rpc.quotes", _QuotesRequest, quotes, queue=None),
         await bus.serve("market.rpc.history", _HistoryRequest, history, queue=None),
     ]

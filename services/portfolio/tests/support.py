@@ -14,6 +14,8 @@ from tests.inprocess import InProcessApp
 # What the ``market`` fixture's responders answer: latest prices and daily closes.
 PRICES: dict[str, float] = {}
 HISTORY: dict[str, list[tuple[date, float]]] = {}
+SECTORS: dict[str, str] = {}  # the sector market sends with a ticker's quote, if any
+INDEX: dict[date, float] = {}  # the total-return index's levels (tests use their own dates)
 
 
 def ticker() -> str:

@@ -14,8 +14,11 @@ import pytest
 from services.portfolio.domain import Entry, Kind, trade_amount
 from services.portfolio.domain.performance import (
     DayValue,
+    IndexLevels,
     Period,
     base_day,
+    benchmark_returns,
+    beta,
     daily_returns,
     max_drawdown,
     period_return,
@@ -259,3 +262,75 @@ def test_returns_volatility_and_drawdown_agree_with_empyrical(seed: int) -> None
     assert result.twr == pytest.approx(empyrical.cum_returns_final(invested), rel=1e-10)
     assert volatility(returns) == pytest.approx(empyrical.annual_volatility(invested), rel=1e-10)
     assert max_drawdown(returns) == pytest.approx(empyrical.max_drawdown(invested), rel=1e-10)
+
+
+def test_the_benchmark_by_hand_on_the_series_days() -> None:
+    """The index takes its last level on or before each day (it has none on Saturday);
+    the first day's return is from the level before it."""
+    monday = date(2025, 1, 6)
+    series = [
+        DayValue(monday, D("1000"), D("1000"), D("1000")),
+        DayValue(monday + timedelta(days=1), D("1100"), D("0"), D("0")),
+        DayValue(monday + timedelta(days=5), D("990"), D("0"), D("0")),  # Saturday
+        DayValue(monday + timedelta(days=7), D("1089"), D("0"), D("0")),
+    ]
+    offsets = (-3, 0, 1, 4, 7)
+    index = IndexLevels(
+        [monday + timedelta(days=d) for d in offsets], [2000.0, 2020.0, 2121.0, 2100.0, 2205.0]
+    )
+    bench = benchmark_returns(series, index)
+    assert bench == pytest.approx([0.01, 0.05, 2100 / 2121 - 1, 0.05])
+    result = period_return(series, Period.INCEPTION, bench)
+    assert result.twr == pytest.approx(0.089)  # 1000 -> 1089, the first day flat
+    assert result.benchmark == pytest.approx(2205 / 2000 - 1)
+    assert result.excess == pytest.approx(0.089 - 0.1025)
+    returns = daily_returns(series)
+    ys, xs = [0.0, 0.1, -0.1, 0.1], [0.01, 0.05, 2100 / 2121 - 1, 0.05]
+    my, mx = sum(ys) / 4, sum(xs) / 4
+    expected = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+    assert beta(returns, bench) == pytest.approx(expected)
+
+
+def test_without_an_index_level_the_benchmark_is_none_not_zero() -> None:
+    monday = date(2025, 1, 6)
+    series = [
+        DayValue(monday, D("1000"), D("1000"), D("1000")),
+        DayValue(monday + timedelta(days=1), D("1100"), D("0"), D("0")),
+        DayValue(monday + timedelta(days=2), D("1210"), D("0"), D("0")),
+    ]
+    index = IndexLevels([monday + timedelta(days=1), monday + timedelta(days=2)], [100.0, 90.0])
+    bench = benchmark_returns(series, index)
+    assert bench == [None, None, pytest.approx(-0.1)]
+    inception = period_return(series, Period.INCEPTION, bench)
+    assert inception.twr == pytest.approx(0.21) and inception.benchmark is None
+    assert inception.excess is None
+    assert beta(daily_returns(series), bench) is None  # one pair only
+    assert period_return(series, Period.INCEPTION).benchmark is None  # no index asked
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_beta_and_excess_return_agree_with_empyrical(seed: int) -> None:
+    empyrical = pytest.importorskip("empyrical")
+    np = pytest.importorskip("numpy")
+    series = simulated(seed)
+    rng = random.Random(seed)
+    # The index: weekday levels from a week before the portfolio, moving with it in part.
+    days = [series[0].day - timedelta(days=7 - i) for i in range(7)] + [p.day for p in series]
+    returns = daily_returns(series)
+    moves = [rng.gauss(0.0003, 0.01) for _ in range(7)] + [
+        0.5 * (r or 0.0) + rng.gauss(0.0, 0.008) for r in returns
+    ]
+    levels = list(1000.0 * np.cumprod([1.0 + m for m in moves]))
+    bench = benchmark_returns(series, IndexLevels(days, levels))
+    result = period_return(series, Period.INCEPTION, bench)
+    ours = np.array([r for r in returns if r is not None])
+    theirs = np.array([b for r, b in zip(returns, bench, strict=True) if r is not None])
+    assert beta(returns, bench) == pytest.approx(empyrical.beta(ours, theirs), rel=1e-9)
+    assert result.benchmark == pytest.approx(empyrical.cum_returns_final(theirs), rel=1e-10)
+    assert result.excess == pytest.approx(
+        empyrical.cum_returns_final(ours) - empyrical.cum_returns_final(theirs), rel=1e-9
+    )
+    one_year = period_return(series, Period.Y1, bench)
+    assert one_year.benchmark is not None and one_year.excess is not None

@@ -17,7 +17,16 @@ from services.portfolio.schemas import (
     RebalanceProposal,
     Recorded,
 )
-from services.portfolio.tests.support import HISTORY, deposit, etag, ledger_rows, post, ticker
+from services.portfolio.tests.support import (
+    HISTORY,
+    INDEX,
+    SECTORS,
+    deposit,
+    etag,
+    ledger_rows,
+    post,
+    ticker,
+)
 from tests.inprocess import InProcessApp
 
 # --- POST /portfolio -------------------------------------------------------------------
@@ -120,6 +129,7 @@ async def test_positions_are_valued_at_market_quotes(
     caller = portfolio.token()
     a, b, c = ticker(), ticker(), ticker()
     market[a], market[b] = 12.5, 40.0  # c: market does not know it
+    SECTORS[a] = "Industrials"  # b's quote comes without a sector
     await deposit(portfolio, caller, "10000")
     for symbol, quantity, price in ((a, "100", "10"), (b, "10.5", "38"), (c, "1", "5")):
         response = await post(
@@ -141,7 +151,10 @@ async def test_positions_are_valued_at_market_quotes(
     assert body.total_value == Decimal("8593") + Decimal("1250") + Decimal("420")
     assert by[a].weight == (Decimal("1250") / body.total_value).quantize(Decimal("0.000001"))
     assert body.prices_available and body.prices_as_of is not None
-    assert [s.sector for s in body.sectors] == ["UNCLASSIFIED"]
+    assert [(s.sector, s.weight) for s in body.sectors] == [
+        ("Industrials", by[a].weight),
+        ("UNCLASSIFIED", by[b].weight),
+    ]
 
 
 async def test_without_market_the_portfolio_still_answers(portfolio: InProcessApp) -> None:
@@ -452,6 +465,12 @@ async def test_performance_by_hand_with_paged_history(
     d1 = date(2025, 1, 6)
     HISTORY[a] = [(d1 + timedelta(days=i), c) for i, c in enumerate([100.0, 110.0, 99.0, 105.0])]
     HISTORY[b] = [(d1 + timedelta(days=i), c) for i, c in enumerate([20.0, 20.0, 20.0, 20.0])]
+    # The index: Friday's level before the first day, then the four days.
+    for day, level in zip(
+        range(-3, 4), [1000.0, 0, 0, 1010.0, 1020.1, 1009.9, 1050.0], strict=True
+    ):
+        if level:
+            INDEX[d1 + timedelta(days=day)] = level
     url = "/api/v1/portfolio/transactions"
 
     def at(day: int) -> str:
@@ -483,7 +502,21 @@ async def test_performance_by_hand_with_paged_history(
     assert "time-weighted" in inception.twr.method and "XIRR" in inception.mwr.method
     assert inception.net_flows == Decimal("1400") and inception.end_value == Decimal("1450")
     assert result.prices_available and result.missing_history == []
-    assert result.benchmark is None and "index" in result.benchmark_note
+    # Against the index: its level before the first day (Friday's) to its last one.
+    assert result.benchmark == "market-index-total-return" and result.benchmark_note is None
+    assert inception.benchmark_return.value == Decimal("0.05000000")
+    assert inception.excess_return.value == Decimal(repr(expected - 0.05)).quantize(Decimal("1E-8"))
+    daily = [1200 / 1100 - 1, 1590 / 1700 - 1, 1450 / 1390 - 1]
+    bench = [0.01, 1020.1 / 1010 - 1, 1009.9 / 1020.1 - 1, 1050 / 1009.9 - 1]
+    assert result.beta.value is not None and "covariance" in result.beta.method
+    ys, xs = [0.0, *daily], bench  # then days of no change on both sides, up to today
+    extra = len(result.series) - 4
+    ys, xs = ys + [0.0] * extra, xs + [0.0] * extra
+    my, mx = sum(ys) / len(ys), sum(xs) / len(xs)
+    beta = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+    assert abs(float(result.beta.value) - beta) < 1e-8
     one_month = next(p for p in result.periods if p.period == "1M")
     assert one_month.available and one_month.twr.value == Decimal("0E-8")
 
@@ -497,6 +530,8 @@ async def test_performance_without_market_values_at_trade_prices(portfolio: InPr
     )
     body = (await portfolio.client.get("/api/v1/portfolio/performance", headers=caller)).json()
     assert body["prices_available"] is False
+    assert "index" in body["benchmark_note"] and body["beta"]["value"] is None
+    assert all(p["excess_return"]["value"] is None for p in body["periods"])
     assert body["series"][-1]["value"] == "100.0000"
 
 

@@ -46,6 +46,9 @@ class Panel:
     # securities not named here get ``default_sources``.
     sources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     default_sources: tuple[str, ...] = ("market",)
+    # The benchmark: market's total-return index level on each session (NaN: no level);
+    # None when it was not fetched, and then no call can be judged (track_record).
+    benchmark: FloatArray | None = None
 
     def sources_of(self, ticker: str) -> tuple[str, ...]:
         return self.sources.get(ticker, self.default_sources)
@@ -56,6 +59,8 @@ class Panel:
             raise ValueError("panel dimensions do not agree")
         if self.volumes is not None and self.volumes.shape != self.closes.shape:
             raise ValueError("volumes and closes differ in shape")
+        if self.benchmark is not None and self.benchmark.shape != (t,):
+            raise ValueError("the benchmark is not on the panel's sessions")
         if t > 1 and not bool(np.all(np.diff(self.sessions) > np.timedelta64(0, "D"))):
             raise ValueError("sessions must be strictly ascending")
 

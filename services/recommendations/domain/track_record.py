@@ -9,8 +9,10 @@ the benchmark; ``excess = realised - benchmark``. The hit rule, per action:
 - HOLD: |excess| < 0.675 x the stock's own volatility over the horizon (the band a
   normal return falls in half the time: a coin flip scores 50% on every action).
 
-Benchmark: the market index when market serves one; until then the equal-weighted mean
-return of the universe the run read, labelled ``universe-equal-weight``.
+Benchmark: market's universe index, total-return variant (dividends reinvested, like the
+adjusted closes it is compared with), labelled ``market-index-total-return``; the panel
+carries its levels (``Panel.benchmark``). Outcomes recorded before market served its index
+keep their own label (``universe-equal-weight``, the universe's equal-weighted mean).
 
 The information coefficient (IC) is Spearman's rank correlation between score and excess
 return across the calls of one as-of date, averaged over dates (alphalens' ``factor
@@ -39,7 +41,7 @@ from services.recommendations.domain.scoring import conviction
 
 FloatArray = npt.NDArray[np.float64]
 
-BENCHMARK = "universe-equal-weight"
+BENCHMARK = "market-index-total-return"
 HOLD_BAND = 0.675
 HIT_RULES = {
     "BUY": "excess return over the benchmark > 0 over the horizon",
@@ -49,9 +51,11 @@ HIT_RULES = {
 METHODOLOGY = (
     "Every call whose horizon has passed is judged on split- and dividend-adjusted closes:"
     " realised return from the as-of session to the session horizon_days later, minus the"
-    " benchmark's return over the same sessions. Until market serves its index, the"
-    " benchmark is the equal-weighted mean return of the universe the model read"
-    " (universe-equal-weight). Calls without a close at either end are left unjudged."
+    " benchmark's return over the same sessions. The benchmark is market's universe index,"
+    " total-return variant (split-consistent market-value weights, dividends reinvested;"
+    " market-index-total-return); outcomes judged before market served it are labelled"
+    " universe-equal-weight (the equal-weighted mean return of the universe the model read)."
+    " Calls without a close or an index level at either end are left unjudged."
     " Brier score: mean of (confidence - hit)^2. IC: Spearman rank correlation of score with"
     " excess return per as-of date, averaged over dates. Live and hypothetical (walk-forward"
     " backtest) calls are reported apart and never pooled; hypothetical performance was not"
@@ -120,25 +124,15 @@ def is_hit(action: Action, excess: float, volatility: float | None, horizon_days
 
 
 def outcomes(panel: Panel, pending: Sequence[Pending]) -> list[Outcome]:
-    """The outcomes of the ``pending`` calls whose horizon has passed within ``panel``."""
+    """The outcomes of the ``pending`` calls whose horizon has passed within ``panel``
+    (none when the panel has no benchmark)."""
     if not pending:
         return []
-    closes = panel.closes
+    if panel.benchmark is None:
+        return []  # nothing to measure excess returns against: judged on a later run
+    closes, levels = panel.closes, panel.benchmark
     row = {t: i for i, t in enumerate(panel.tickers)}
     sessions = panel.sessions
-    # Equal-weighted universe return between any two sessions: mean over securities with
-    # a close on both (computed per needed pair, cached).
-    cache: dict[tuple[int, int], float] = {}
-
-    def benchmark(a: int, b: int) -> float:
-        key = (a, b)
-        if key not in cache:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r = closes[:, b] / closes[:, a] - 1.0
-            r = r[np.isfinite(r)]
-            cache[key] = float(r.mean()) if len(r) else math.nan
-        return cache[key]
-
     out = []
     for call in pending:
         i = row.get(call.ticker)
@@ -152,7 +146,7 @@ def outcomes(panel: Panel, pending: Sequence[Pending]) -> list[Outcome]:
         if not (math.isfinite(p0) and math.isfinite(p1)) or p0 <= 0:
             continue  # no bar at one end (halted or delisted): left unjudged, not guessed
         realised = float(p1 / p0 - 1.0)
-        bench = benchmark(start, end)
+        bench = float(levels[end] / levels[start] - 1.0)
         if not math.isfinite(bench):
             continue
         excess = realised - bench
@@ -186,6 +180,7 @@ class Judged:
     realised_return: float
     excess_return: float
     hit: bool
+    benchmark: str = BENCHMARK  # what its excess return was measured against
 
 
 def _group(rows: Sequence[Judged], key: Callable[[Judged], str]) -> dict[str, dict[str, object]]:
@@ -295,6 +290,7 @@ def record(rows: Sequence[Judged]) -> dict[str, Any]:
         "by_confidence": _group(rows, lambda r: _bucket(r.confidence)),
         "by_sector": _group(rows, lambda r: r.sector or "unknown"),
         "by_model_version": _group(rows, lambda r: r.model_version),
+        "by_benchmark": _group(rows, lambda r: r.benchmark),
         "brier_score": round(float(np.mean((confidence - hits) ** 2)), 6),
         "reliability": reliability,
         "information_coefficient": information_coefficient(rows),

@@ -34,6 +34,7 @@ def synthetic_panel(tickers: list[str], *, seed: int, days: int = 320) -> Panel:
     drifts = np.linspace(-0.002, 0.002, len(tickers))
     steps = rng.normal(drifts[:, None], 0.015, (len(tickers), days))
     closes = 30.0 * np.exp(np.cumsum(steps, axis=1))
+    index = 1000.0 * np.exp(np.cumsum(rng.normal(0.0003, 0.01, days)))
     start = np.datetime64("1995-01-02", "D")
     return Panel(
         tickers=tuple(tickers),
@@ -42,6 +43,7 @@ def synthetic_panel(tickers: list[str], *, seed: int, days: int = 320) -> Panel:
         closes=closes,
         volumes=rng.uniform(1e4, 1e6, closes.shape),
         default_sources=("market:simulated",),
+        benchmark=index,
     )
 
 
@@ -350,7 +352,8 @@ async def test_the_track_record_keeps_live_and_hypothetical_apart(
         assert 0 <= part["brier_score"] <= 1 and 0 <= part["hit_rate"] <= 1
         assert sum(b["calls"] for b in part["reliability"]) == part["calls"]
         assert part["information_coefficient"]["dates"] == 1
-    assert body["benchmark"] == "universe-equal-weight"
+    assert body["benchmark"] == "market-index-total-return"
+    assert set(live["by_benchmark"]) == {"market-index-total-return"}
     assert set(body["hit_rules"]) == {"BUY", "HOLD", "SELL"}
     other = await get(recommendations, "/recommendations/track-record", model_version="mf-0.0")
     assert other["live"] == {"calls": 0}

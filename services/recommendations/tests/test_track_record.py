@@ -15,8 +15,15 @@ import pytest
 
 from services.recommendations.domain import spec as s
 from services.recommendations.domain.calls import Action
-from services.recommendations.domain.factors import Panel
-from services.recommendations.domain.inputs import Series, build_panel, month_ends
+from services.recommendations.domain.factors import CorporateAction, Panel
+from services.recommendations.domain.inputs import (
+    Block,
+    IndexLevels,
+    Series,
+    build_panel,
+    month_ends,
+    panel_from_blocks,
+)
 from services.recommendations.domain.track_record import (
     BENCHMARK,
     Judged,
@@ -33,13 +40,14 @@ from services.recommendations.domain.track_record import (
 START = np.datetime64("2020-01-01", "D")
 
 
-def panel(closes: list[list[float]]) -> Panel:
+def panel(closes: list[list[float]], index: list[float] | None = None) -> Panel:
     arr = np.array(closes, dtype=np.float64)
     return Panel(
         tickers=tuple(f"S{i}" for i in range(len(arr))),
         sectors=(None,) * len(arr),
         sessions=np.arange(START, START + arr.shape[1]),
         closes=arr,
+        benchmark=np.array(index if index is not None else [1000.0] * arr.shape[1]),
     )
 
 
@@ -54,19 +62,48 @@ def pending(ticker: str, action: Action, *, day: int = 0, vol: float | None = 0.
     )
 
 
-def test_outcomes_are_returns_over_the_horizon_against_the_universe_mean() -> None:
-    # S0 +10%, S1 -10%, S2 flat over sessions 0 -> 2: the benchmark is 0.
-    p = panel([[100, 105, 110, 120], [50, 48, 45, 40], [10, 10, 10, 10]])
+def test_outcomes_are_returns_over_the_horizon_against_the_index() -> None:
+    # S0 +10%, S1 -10%, S2 +4% over sessions 0 -> 2; the index +4%, whatever the
+    # universe's mean (+1.3 %) says.
+    p = panel(
+        [[100, 105, 110, 120], [50, 48, 45, 40], [10, 10, 10.4, 10]],
+        index=[1000, 990, 1040, 1100],
+    )
     calls = [pending("S0", Action.BUY), pending("S1", Action.BUY), pending("S1", Action.SELL)]
     calls.append(pending("S2", Action.HOLD))
     found = {o.recommendation_id: o for o in outcomes(p, calls)}
     buy_up, buy_down, sell_down, hold_flat = (found[c.recommendation_id] for c in calls)
     assert buy_up.realised_return == pytest.approx(0.10)
-    assert buy_up.benchmark_return == pytest.approx(0.0)
-    assert buy_up.excess_return == pytest.approx(0.10) and buy_up.hit
-    assert buy_down.excess_return == pytest.approx(-0.10) and not buy_down.hit
-    assert sell_down.hit and hold_flat.hit
-    assert buy_up.matured_on == (START + 2).astype(object) and buy_up.benchmark == BENCHMARK
+    assert buy_up.benchmark_return == pytest.approx(0.04)
+    assert buy_up.excess_return == pytest.approx(0.06) and buy_up.hit
+    assert buy_down.excess_return == pytest.approx(-0.14) and not buy_down.hit
+    assert sell_down.hit and hold_flat.hit and hold_flat.excess_return == pytest.approx(0.0)
+    assert buy_up.matured_on == (START + 2).astype(object)
+    assert BENCHMARK == "market-index-total-return" and buy_up.benchmark == BENCHMARK
+
+
+def test_without_an_index_level_at_either_end_a_call_waits() -> None:
+    closes = [[100.0, 105.0, 110.0, 120.0]]
+    call = pending("S0", Action.BUY)
+    assert outcomes(panel(closes, index=[1000, 1010, np.nan, 1030]), [call]) == []
+    no_index = Panel(("S0",), (None,), panel(closes).sessions, np.array(closes, dtype=float))
+    assert outcomes(no_index, [call]) == []
+    later = pending("S0", Action.BUY, day=1)
+    assert outcomes(panel(closes, index=[1000, 1010, 1020, np.nan]), [later]) == []
+    assert len(outcomes(panel(closes, index=[np.nan, 1010, 1020, 1030]), [later])) == 1
+
+
+def test_index_levels_land_on_the_panels_sessions() -> None:
+    # The index has a session the panel lacks and lacks one the panel has.
+    index = IndexLevels(["2020-01-01", "2020-01-02", "2020-01-04"], [1000.0, 1010.0, 1030.0])
+    p = build_panel(
+        [Series("A", ["2020-01-02", "2020-01-03", "2020-01-04", "2020-01-05"], [1, 2, 3, 4])],
+        sectors={},
+        sources={},
+        benchmark=index,
+    )
+    assert p.benchmark is not None
+    np.testing.assert_array_equal(p.benchmark, [1010.0, np.nan, 1030.0, np.nan])
 
 
 def test_calls_not_yet_matured_or_without_a_close_are_left_unjudged() -> None:
@@ -224,3 +261,43 @@ def test_ic_and_quantile_returns_agree_with_alphalens_reloaded() -> None:
     theirs = by_date["21D"].groupby(level="factor_quantile").mean()
     for q, value in theirs.items():
         assert ours["quantile_mean_excess_return"][str(int(q))] == pytest.approx(value, abs=1e-6)
+
+
+def test_blocks_land_on_one_calendar_as_series_do() -> None:
+    """Two replies with different calendars make the same panel as the same data as
+    series; a security without a bar is left out either way."""
+    a = Block(
+        ["2020-01-02", "2020-01-03"],
+        ["A", "GONE"],
+        [1.0, 2.0, None, None],
+        [10.0, 20.0, None, None],
+    )
+    b = Block(["2020-01-03", "2020-01-06"], ["B"], [5.0, None], [50.0, None])
+    split = CorporateAction(date(2020, 1, 3), "split", 2.0)
+    blocks = panel_from_blocks(
+        [a, b],
+        sectors={"A": "Energy", "B": None},
+        sources={"B": ("market:simulated",)},
+        actions={"A": (split,), "GONE": (split,)},
+        benchmark=IndexLevels(["2020-01-03"], [1000.0]),
+    )
+    series = build_panel(
+        [
+            Series("A", ["2020-01-02", "2020-01-03"], [1.0, 2.0], [10.0, 20.0]),
+            Series("B", ["2020-01-03"], [5.0], [50.0]),
+        ],
+        sectors={"A": "Energy", "B": None},
+        sources={"B": ("market:simulated",)},
+        actions={"A": (split,)},
+        benchmark=IndexLevels(["2020-01-03"], [1000.0]),
+    )
+    assert blocks.tickers == series.tickers == ("A", "B")
+    assert blocks.sectors == ("Energy", None) and dict(blocks.actions) == {"A": (split,)}
+    # 2020-01-06 has no bar at all: left out, as the series never name it.
+    np.testing.assert_array_equal(blocks.sessions, series.sessions)
+    np.testing.assert_array_equal(blocks.closes, series.closes)
+    assert blocks.volumes is not None and series.volumes is not None
+    np.testing.assert_array_equal(blocks.volumes, series.volumes)
+    assert blocks.benchmark is not None and series.benchmark is not None
+    np.testing.assert_array_equal(blocks.benchmark, series.benchmark)
+    assert blocks.sources_of("B") == ("market:simulated",)
