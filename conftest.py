@@ -14,7 +14,6 @@ Isolation from development data and from concurrent runs:
 
 from __future__ import annotations
 
-import importlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -28,13 +27,9 @@ from shared.db import (
     create_pool,
     drop_database,
     ensure_database,
-    ensure_service_schema,
-    migrate,
     with_database,
 )
-from shared.db.migrations import Migration
-from shared.db.pool import open_connection
-from tests.infra import TestInfra, delete_streams
+from tests.infra import TestInfra, delete_streams, migrate_parts
 
 # Property tests draw new examples on every developer's run, but the same ones on CI, so
 # that a landing never depends on luck; a failure found locally is replayed from
@@ -67,15 +62,7 @@ async def infra(run_id: str) -> AsyncIterator[TestInfra]:
         nats_prefix=f"t{run_id}",
     )
     try:
-        for part in PARTS:
-            await ensure_service_schema(
-                admin, database=database, role=part.db_role, schema=part.schema
-            )
-            conn = await open_connection(info.dsn_for(part))
-            try:
-                await migrate(conn, part.schema, part_migrations(part))
-            finally:
-                await conn.close()
+        await migrate_parts(info, PARTS)
         yield info
     finally:
         await drop_database(admin, database)
@@ -87,13 +74,6 @@ async def infra(run_id: str) -> AsyncIterator[TestInfra]:
         finally:
             await client.aclose()
         await delete_streams(info.nats_url, info.nats_prefix)
-
-
-def part_migrations(part: Part) -> list[Migration]:
-    """Every migration a part applies at start-up (its own and shared mechanisms')."""
-    module = importlib.import_module(f"{part.module}.app")
-    result: list[Migration] = module.migrations()
-    return result
 
 
 @pytest.fixture

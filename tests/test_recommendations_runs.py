@@ -6,7 +6,6 @@ runs here never meet the session's."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 from collections.abc import AsyncIterator
 from datetime import date
@@ -15,13 +14,10 @@ from typing import Any
 import pytest
 
 from bourse.parts import MARKET, RECOMMENDATIONS
-from bourse.provision import part_migrations
 from services.market import events as market_events
-from shared.db import drop_database, ensure_database, ensure_service_schema, migrate
-from shared.db.bootstrap import with_database
 from shared.db.pool import open_connection
 from shared.messaging import connect_bus
-from tests.infra import TestInfra
+from tests.infra import TestInfra, own_infra
 from tests.inprocess import InProcessApp, running_app
 
 UNIVERSE = 120
@@ -29,28 +25,8 @@ UNIVERSE = 120
 
 @pytest.fixture(scope="module")
 async def runs_infra(infra: TestInfra) -> AsyncIterator[TestInfra]:
-    database = f"{infra.database}_runs"
-    await ensure_database(infra.admin_server_url, database)
-    own = dataclasses.replace(
-        infra,
-        database=database,
-        admin_url=with_database(infra.admin_server_url, database),
-        nats_prefix=f"{infra.nats_prefix}x",
-        redis_prefix=f"{infra.redis_prefix}runs:",
-    )
-    try:
-        for part in (MARKET, RECOMMENDATIONS):
-            await ensure_service_schema(
-                infra.admin_server_url, database=database, role=part.db_role, schema=part.schema
-            )
-            conn = await open_connection(own.dsn_for(part))
-            try:
-                await migrate(conn, part.schema, part_migrations(part))
-            finally:
-                await conn.close()
+    async with own_infra(infra, "runs", [MARKET, RECOMMENDATIONS]) as own:
         yield own
-    finally:
-        await drop_database(infra.admin_server_url, database)
 
 
 @pytest.fixture(scope="module")

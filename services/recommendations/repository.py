@@ -69,6 +69,17 @@ def _run(row: asyncpg.Record) -> RunRecord:
 # --- runs -----------------------------------------------------------------------------
 
 
+def _where_given(
+    conditions: list[str], args: list[Any], *clauses: tuple[str, object | None]
+) -> None:
+    """Add each filter ``clause`` (``"column = ${}"``) whose value is given, numbering its
+    parameter after those already in ``args``."""
+    for clause, value in clauses:
+        if value is not None:
+            args.append(value)
+            conditions.append(clause.format(len(args)))
+
+
 async def claim_run(
     conn: asyncpg.Connection,
     run_id: UUID,
@@ -368,15 +379,14 @@ async def list_run_recommendations(
     if after is not None:
         args.extend(after)
         conditions.append(f"({column}, ticker) < (${len(args) - 1}, ${len(args)})")
-    for clause, value in (
+    _where_given(
+        conditions,
+        args,
         ("action = ${}", action.value if action else None),
         ("ticker = ${}", ticker),
         ("sector = ${}", sector),
         ("confidence >= ${}", min_confidence),
-    ):
-        if value is not None:
-            args.append(value)
-            conditions.append(clause.format(len(args)))
+    )
     args.append(limit)
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM recommendations WHERE {' AND '.join(conditions)}"
@@ -409,7 +419,9 @@ async def history(
     if after is not None:
         args.extend(after)
         conditions.append(f"(as_of, seq) < (${len(args) - 1}, ${len(args)})")
-    for clause, value in (
+    _where_given(
+        conditions,
+        args,
         ("ticker = ${}", ticker),
         ("action = ${}", action.value if action else None),
         ("as_of >= ${}", since),
@@ -417,10 +429,7 @@ async def history(
         ("run_id = ${}", run_id),
         ("model_version = ${}", model_version),
         ("hypothetical = ${}", hypothetical),
-    ):
-        if value is not None:
-            args.append(value)
-            conditions.append(clause.format(len(args)))
+    )
     args.append(limit)
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM recommendations WHERE {' AND '.join(conditions)}"

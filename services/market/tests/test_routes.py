@@ -16,13 +16,9 @@ from pydantic import BaseModel
 from bourse.parts import MARKET
 from services.market.tests.factories import new_security
 from shared.db import (
-    drop_database,
-    ensure_database,
-    ensure_service_schema,
     open_connection,
-    service_dsn,
 )
-from tests.infra import TestInfra
+from tests.infra import TestInfra, own_infra
 from tests.inprocess import InProcessApp, running_app
 
 CSV = (
@@ -31,37 +27,27 @@ CSV = (
 
 
 @pytest.fixture(scope="module")
-async def database(infra: TestInfra) -> AsyncIterator[str]:
-    name = f"{infra.database}_mroutes"
-    await ensure_database(infra.admin_server_url, name)
-    await ensure_service_schema(
-        infra.admin_server_url, database=name, role=MARKET.db_role, schema=MARKET.schema
-    )
-    try:
-        yield name
-    finally:
-        await drop_database(infra.admin_server_url, name)
+async def routes_infra(infra: TestInfra) -> AsyncIterator[TestInfra]:
+    async with own_infra(infra, "mroutes", [MARKET]) as own:
+        yield own
 
 
 @pytest.fixture(scope="module")
 async def market(
-    infra: TestInfra, database: str, tmp_path_factory: pytest.TempPathFactory
+    routes_infra: TestInfra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[InProcessApp]:
     async with running_app(
         "market",
-        infra,
+        routes_infra,
         tmp_path_factory.mktemp("mk"),
-        database=database,
         universe_autoload=False,
         feed_mode="off",
     ) as app:
         yield app
 
 
-async def new_tickers(infra: TestInfra, database: str, count: int) -> list[str]:
-    conn = await open_connection(
-        service_dsn(infra.admin_server_url, database=database, role=MARKET.db_role)
-    )
+async def new_tickers(infra: TestInfra, count: int) -> list[str]:
+    conn = await open_connection(infra.dsn_for(MARKET))
     try:
         return [(await new_security(conn))[0] for _ in range(count)]
     finally:
@@ -72,9 +58,9 @@ async def new_tickers(infra: TestInfra, database: str, count: int) -> list[str]:
 
 
 async def test_an_import_reports_and_a_second_changes_nothing(
-    market: InProcessApp, infra: TestInfra, database: str
+    market: InProcessApp, routes_infra: TestInfra
 ) -> None:
-    (ticker,) = await new_tickers(infra, database, 1)
+    (ticker,) = await new_tickers(routes_infra, 1)
     headers = {**market.token("admin"), "Content-Type": "text/csv"}
     url = "/api/v1/market/imports"
     first = await market.client.post(url, params={"ticker": ticker}, content=CSV, headers=headers)
@@ -94,10 +80,10 @@ async def test_an_import_reports_and_a_second_changes_nothing(
 
 
 async def test_a_burst_of_imports_beyond_the_pool_all_complete(
-    market: InProcessApp, infra: TestInfra, database: str
+    market: InProcessApp, routes_infra: TestInfra
 ) -> None:
     burst = 5 * market.settings.db_pool_max
-    tickers = await new_tickers(infra, database, burst)
+    tickers = await new_tickers(routes_infra, burst)
     headers = {**market.token("admin"), "Content-Type": "text/csv"}
     async with asyncio.timeout(180):
         answers = await asyncio.gather(
