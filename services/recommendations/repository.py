@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
 import orjson
 
 from services.recommendations.domain.calls import Action, Recommendation, RunRecord
-from services.recommendations.domain.ledger import GENESIS, Link
+from services.recommendations.domain.ledger import GENESIS, Link, Stored
 from services.recommendations.domain.track_record import Judged, Matured, Outcome, Pending
 
 # Serialises appends to the ledger: each run's rows are chained after the last one.
@@ -326,19 +326,56 @@ async def get_recommendation(conn: asyncpg.Connection, rec_id: UUID) -> Recommen
     return _recommendation(row) if row else None
 
 
-async def ledger_batch(
-    conn: asyncpg.Connection, *, after_seq: int, limit: int
-) -> list[tuple[Link, Recommendation]]:
+# A row's content as PostgreSQL writes it (one JSON text per row, built server-side): the
+# stored values in the canonical forms of ``domain/ledger.py`` -- decimals as their exact
+# text, ids and dates as text, array and jsonb values as JSON -- except ``score`` (a float8,
+# sent in binary so no float formatting setting can touch it) and ``generated_at`` (epoch
+# microseconds, exact; the domain writes the ISO text). One text column decodes far faster
+# than 22 typed ones, and the parsing happens in the verifier's thread, not here.
+_STORED_CONTENT = (
+    "convert_to(json_build_object('seq', seq, 'id', id, 'run_id', run_id, 'ticker', ticker,"
+    " 'sector', sector, 'action', action, 'confidence', confidence::text,"
+    " 'target_price', target_price::text, 'price_at_call', price_at_call::text,"
+    " 'thesis', thesis, 'risk_factors', risk_factors,"
+    " 'methodology_disclosure', methodology_disclosure, 'data_sources', data_sources,"
+    " 'generated_at', (extract(epoch FROM generated_at) * 1000000)::bigint,"
+    " 'model_version', model_version, 'horizon_days', horizon_days, 'as_of', as_of,"
+    " 'hypothetical', hypothetical, 'factors', factors, 'inputs', inputs,"
+    " 'inputs_hash', inputs_hash)::text, 'UTF8')"
+)
+
+
+async def ledger_range(
+    conn: asyncpg.Connection, *, after_seq: int, through_seq: int
+) -> list[Stored]:
+    """Rows ``after_seq < seq <= through_seq`` in ledger order, as stored: their links,
+    their score and their content in wire form (:func:`ledger.stored_content`)."""
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM recommendations WHERE seq > $1 ORDER BY seq LIMIT $2",
+        f"SELECT seq, id, content_hash, prev_hash, hash, score, {_STORED_CONTENT}"
+        " FROM recommendations WHERE seq > $1 AND seq <= $2 ORDER BY seq",
         after_seq,
-        limit,
+        through_seq,
     )
-    out = []
-    for row in rows:
-        rec = _recommendation(row)
-        out.append((Link(rec.seq, rec.id, rec.content_hash, rec.prev_hash, rec.hash), rec))
-    return out
+    return cast(list[Stored], rows)  # a Record unpacks like the tuple it types as
+
+
+async def ledger_link(conn: asyncpg.Connection, seq: int) -> tuple[UUID, str] | None:
+    """The ``(id, hash)`` stored at ``seq``, if that row exists."""
+    row = await conn.fetchrow("SELECT id, hash FROM recommendations WHERE seq = $1", seq)
+    return (row["id"], row["hash"]) if row else None
+
+
+async def ledger_head(conn: asyncpg.Connection) -> int:
+    """The last seq (0 for an empty ledger)."""
+    return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM recommendations"))
+
+
+async def run_seq_range(conn: asyncpg.Connection, run_id: UUID) -> tuple[int, int] | None:
+    """The first and last seq of a run's rows (a run's rows are contiguous: one append)."""
+    row = await conn.fetchrow(
+        "SELECT min(seq), max(seq) FROM recommendations WHERE run_id = $1", run_id
+    )
+    return (row[0], row[1]) if row and row[0] is not None else None
 
 
 async def ledger_size(conn: asyncpg.Connection) -> int:

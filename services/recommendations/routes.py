@@ -204,17 +204,32 @@ async def get_run(conn: DbConn, _: Viewer, run_id: UUID) -> RunResponse:
 @router.get(
     "/recommendations/ledger/verify",
     response_model=LedgerVerification,
-    responses=error_responses(401, 403),
+    responses=error_responses(401, 403, 404, 422),
 )
-async def verify_ledger(conn: DbConn, _: Viewer) -> LedgerVerification:
-    """Recompute the hash chain over every published call; report the first break."""
-    result = await service.verify_ledger(conn)
+async def verify_ledger(
+    conn: DbConn,
+    _: Viewer,
+    cursor_key: CursorKeyDep,
+    limit: Annotated[int, Query(ge=1, le=service.VERIFY_MAX)] = service.VERIFY_DEFAULT,
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    run_id: UUID | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> LedgerVerification:
+    """Recompute the hash chain over one range of published calls (``limit`` rows from
+    the start, after ``after_seq``, one run's rows, or after a ``cursor``) from the stored
+    hash of the row before it, and report the first break; ``next_cursor`` continues."""
+    result = await service.verify_ledger(
+        conn, cursor_key=cursor_key, limit=limit, after_seq=after_seq, run_id=run_id, cursor=cursor
+    )
     return LedgerVerification(
         intact=result.intact,
         checked=result.checked,
+        first_seq=result.first_seq,
         last_seq=result.last_seq,
         last_hash=result.last_hash,
         first_break=LedgerBreak.of(result.first_break) if result.first_break else None,
+        ledger_last_seq=result.ledger_last_seq,
+        next_cursor=result.next_cursor,
     )
 
 

@@ -135,11 +135,18 @@ class LedgerBreak(BaseModel):
 
 
 class LedgerVerification(BaseModel):
-    intact: bool
+    """One range of the ledger recomputed; follow ``next_cursor`` to walk all of it."""
+
+    intact: bool = Field(description="no break in the range checked")
     checked: int = Field(description="rows recomputed, up to and including the first break")
-    last_seq: int | None
-    last_hash: str = Field(description="the chain's head after the rows checked")
+    first_seq: int | None = Field(description="the first row of the range checked")
+    last_seq: int | None = Field(description="the last row found intact")
+    last_hash: str = Field(description="the chain's head after the rows found intact")
     first_break: LedgerBreak | None
+    ledger_last_seq: int = Field(description="the ledger's last row when the check started")
+    next_cursor: str | None = Field(
+        description="continues the walk after this range (null at the ledger's end or a break)"
+    )
 
 
 class ReplayResponse(BaseModel):
@@ -196,6 +203,14 @@ class RunPosition(CursorPosition):
     id: UUID
 
 
+class VerifyPosition(CursorPosition):
+    """Where a range of ledger verification ended: its last row and the head computed."""
+
+    after_seq: int
+    head_hash: str
+
+
 LATEST_CURSOR = CursorCodec("recommendations.latest", LatestPosition)
 HISTORY_CURSOR = CursorCodec("recommendations.history", HistoryPosition)
 RUNS_CURSOR = CursorCodec("recommendations.runs", RunPosition)
+VERIFY_CURSOR = CursorCodec("recommendations.ledger.verify", VerifyPosition)

@@ -8,6 +8,7 @@ or the runner's (background work); none opens one or takes the pool.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,14 +40,15 @@ from services.recommendations.schemas import (
     HISTORY_CURSOR,
     LATEST_CURSOR,
     RUNS_CURSOR,
+    VERIFY_CURSOR,
     HistoryPosition,
     LatestPosition,
     RunPosition,
+    VerifyPosition,
 )
+from shared.errors import ValidationFailedError
 from shared.messaging import Event, enqueue
 from shared.pagination import CursorKey, InvalidCursorError
-
-VERIFY_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -365,39 +367,121 @@ async def get_run(conn: asyncpg.Connection, run_id: UUID) -> RunRecord:
 
 @dataclass(frozen=True)
 class Verification:
-    intact: bool
+    intact: bool  # no break in the rows checked
     checked: int
-    last_seq: int | None
-    last_hash: str
+    first_seq: int | None  # the first row checked
+    last_seq: int | None  # the last row found intact
+    last_hash: str  # the chain's head after the rows found intact
     first_break: ledger.Break | None
+    ledger_last_seq: int  # the ledger's last row when the check started
+    next_cursor: str | None  # where the next range starts; None at the end or a break
 
 
-def _verify_batch(
-    batch: Sequence[tuple[ledger.Link, Recommendation]], prev_hash: str, prev_seq: int
-) -> tuple[ledger.Break | None, str, int | None, int]:
-    rows = [(link, rec.content()) for link, rec in batch]
-    return ledger.verify(rows, prev_hash=prev_hash, prev_seq=prev_seq)
+# A range is fetched in windows of VERIFY_WINDOW rows; the next window is read while the
+# worker thread hashes the current one. The default and largest range are sized from the
+# measured rate (docs/performance.md, "Verifying the ledger") to answer well within the
+# gateway's 10 s upstream timeout; the time budget bounds a range on a loaded machine too
+# (it then ends early, with a cursor, after the window that spent the budget).
+VERIFY_WINDOW = 10_000
+VERIFY_DEFAULT = 50_000
+VERIFY_MAX = 100_000
+VERIFY_BUDGET_SECONDS = 4.0
+NO_ROW = UUID(int=0)
 
 
-async def verify_ledger(conn: asyncpg.Connection) -> Verification:
-    """Recompute the whole chain, in batches, and stop at the first break."""
-    prev_hash, prev_seq, checked = ledger.GENESIS, 0, 0
-    while True:
-        batch = await repository.ledger_batch(conn, after_seq=prev_seq or 0, limit=VERIFY_BATCH)
-        if not batch:
-            break
-        # Building each row's canonical content is CPU work too: in the thread, with the
-        # hashing, never on the event loop.
-        found, prev_hash, last, count = await asyncio.to_thread(
-            _verify_batch, batch, prev_hash, prev_seq
+async def verify_ledger(
+    conn: asyncpg.Connection,
+    *,
+    cursor_key: CursorKey,
+    limit: int = VERIFY_DEFAULT,
+    after_seq: int | None = None,
+    run_id: UUID | None = None,
+    cursor: str | None = None,
+) -> Verification:
+    """Recompute the chain over one range of rows and report its first break.
+
+    The range is the ``limit`` rows after ``after_seq`` (default 0, the start), the rows
+    of run ``run_id``, or the range after the one a ``cursor`` ended. It starts from the
+    *stored* hash of the row before it, so consecutive ranges check the chain across their
+    boundary: a row edited at the end of one range, hashes recomputed, breaks the next
+    range's first row. A cursor also carries the head the previous range computed; if the
+    row before the range no longer has that hash, that row changed in between.
+    """
+    if sum(x is not None for x in (after_seq, run_id, cursor)) > 1:
+        raise ValidationFailedError(
+            "Give at most one of after_seq, run_id and cursor.", details={"field": "range"}
         )
+    head = await repository.ledger_head(conn)
+    start, end, expected = after_seq or 0, head, None  # the range is (start, end], capped
+    if cursor is not None:
+        position = VERIFY_CURSOR.decode(cursor_key, cursor)
+        start, expected = position.after_seq, position.head_hash
+    elif run_id is not None:
+        bounds = await repository.run_seq_range(conn, run_id)
+        if bounds is None:
+            await get_run(conn, run_id)  # 404 for an unknown run
+            bounds = (1, 0)  # a run without rows (queued, failed): nothing to check
+        start, end = bounds[0] - 1, bounds[1]
+    through = min(end, start + limit)
+    deadline = time.monotonic() + VERIFY_BUDGET_SECONDS
+
+    def answer(found: ledger.Break | None, checked: int, last: int, last_hash: str) -> Verification:
+        more = found is None and last < end
+        return Verification(
+            intact=found is None,
+            checked=checked,
+            first_seq=start + 1 if checked else None,
+            last_seq=last if last > start else None,
+            last_hash=last_hash,
+            first_break=found,
+            ledger_last_seq=head,
+            next_cursor=(
+                VERIFY_CURSOR.encode(
+                    cursor_key, VerifyPosition(after_seq=last, head_hash=last_hash)
+                )
+                if more
+                else None
+            ),
+        )
+
+    prev_hash = ledger.GENESIS
+    if start > 0:
+        before = await repository.ledger_link(conn, start)
+        if before is None:  # the row the range chains from is gone
+            return answer(ledger.Break(start, NO_ROW, "gap", str(start), "none"), 0, start, "")
+        if expected is not None and before[1] != expected:  # changed since the last range
+            return answer(ledger.Break(start, before[0], "hash", expected, before[1]), 0, start, "")
+        prev_hash = before[1]
+    if through <= start:
+        return answer(None, 0, start, prev_hash)
+
+    prev_seq: int | None = start
+    found: ledger.Break | None = None
+    checked = 0
+    window_end = min(through, start + VERIFY_WINDOW)
+    rows = await repository.ledger_range(conn, after_seq=start, through_seq=window_end)
+    while True:
+        # Hash this window in the worker thread while the next one is read.
+        next_end = min(through, window_end + VERIFY_WINDOW)
+        verifying = asyncio.to_thread(
+            ledger.verify_stored, rows, prev_hash=prev_hash, prev_seq=prev_seq
+        )
+        following: list[ledger.Stored] = []
+        if next_end > window_end:
+            (found, prev_hash, prev_seq, count), following = await asyncio.gather(
+                verifying,
+                repository.ledger_range(conn, after_seq=window_end, through_seq=next_end),
+            )
+        else:
+            found, prev_hash, prev_seq, count = await verifying
         checked += count
-        if found is not None:
-            return Verification(False, checked, last, prev_hash, found)
-        prev_seq = last if last is not None else prev_seq
-        if len(batch) < VERIFY_BATCH:
+        if found is not None or next_end <= window_end or time.monotonic() > deadline:
             break
-    return Verification(True, checked, prev_seq or None, prev_hash, None)
+        rows, window_end = following, next_end
+    last = prev_seq if prev_seq is not None else start
+    if found is None and checked == 0:  # every row of the range is missing
+        found = ledger.Break(start + 1, NO_ROW, "gap", str(start + 1), "none")
+    return answer(found, checked, last, prev_hash)
 
 
 @dataclass(frozen=True)

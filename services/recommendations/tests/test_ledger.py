@@ -99,3 +99,18 @@ def test_the_inputs_hash_covers_the_recorded_inputs() -> None:
     row = published()[0]
     changed = dataclasses.replace(row, inputs={**row.inputs, "history_days": 1})
     assert publication.recorded_inputs_hash(changed) != row.inputs_hash
+
+
+@pytest.mark.parametrize("microsecond", [0, 500_000, 7])
+def test_a_stored_timestamp_reads_back_as_its_iso_text(microsecond: int) -> None:
+    """``generated_at`` is stored as epoch microseconds: whole seconds lose no fraction
+    digits that ``isoformat`` would not write either, and trailing zeros stay."""
+    row = dataclasses.replace(
+        published()[0], generated_at=datetime(2026, 12, 1, 7, 58, 41, microsecond, tzinfo=UTC)
+    )
+    content = row.content()
+    wire = {**content, "generated_at": int(row.generated_at.timestamp()) * 10**6 + microsecond}
+    wire = {k: v for k, v in wire.items() if k != "score"}
+    body = ledger.canonical_json(wire)
+    back = ledger.stored_content(body, row.score, {})
+    assert ledger.canonical(back) == ledger.canonical(content)

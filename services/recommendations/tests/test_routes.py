@@ -4,9 +4,11 @@ hand-built price series, in the tests' own database."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -14,8 +16,8 @@ import numpy as np
 import pytest
 
 from bourse.parts import RECOMMENDATIONS
-from services.recommendations import service
-from services.recommendations.domain import publication
+from services.recommendations import repository, service
+from services.recommendations.domain import ledger, publication
 from services.recommendations.domain import spec as s
 from services.recommendations.domain.calibration import Calibration
 from services.recommendations.domain.factors import Panel
@@ -465,3 +467,149 @@ async def test_verify_finds_a_tampered_row(
         )
         await conn.close()
     assert (await get(recommendations, "/recommendations/ledger/verify"))["intact"] is True
+
+
+async def walk(app: InProcessApp, **params: Any) -> list[dict[str, Any]]:
+    """Every range of a verification walk, following ``next_cursor``."""
+    ranges = [await get(app, "/recommendations/ledger/verify", **params)]
+    while ranges[-1]["next_cursor"]:
+        cursor = ranges[-1]["next_cursor"]
+        ranges.append(
+            await get(app, "/recommendations/ledger/verify", cursor=cursor, limit=params["limit"])
+        )
+    return ranges
+
+
+async def test_verify_walks_the_ledger_in_ranges(
+    recommendations: InProcessApp, runs: tuple[service.Published, service.Published]
+) -> None:
+    whole = await get(recommendations, "/recommendations/ledger/verify")
+    ranges = await walk(recommendations, limit=50)
+    head = whole["ledger_last_seq"]
+    assert whole["next_cursor"] is None and whole["checked"] == head
+    # Consecutive ranges of 50 rows, each picking up where the last ended, to the head.
+    assert [(r["first_seq"], r["last_seq"]) for r in ranges] == [
+        (a + 1, min(a + 50, head)) for a in range(0, head, 50)
+    ]
+    assert all(r["intact"] and r["checked"] == r["last_seq"] - r["first_seq"] + 1 for r in ranges)
+    assert ranges[-1]["last_hash"] == whole["last_hash"]
+    # A range may also start anywhere, from the stored hash of the row before it.
+    middle = await get(recommendations, "/recommendations/ledger/verify", after_seq=70, limit=5)
+    assert (middle["first_seq"], middle["last_seq"], middle["intact"]) == (71, 75, True)
+    # ... or be one run's rows.
+    _, latest = runs
+    run = await get(recommendations, "/recommendations/ledger/verify", run_id=str(latest.run.id))
+    assert (run["first_seq"], run["last_seq"]) == (
+        latest.recommendations[0].seq,
+        latest.recommendations[-1].seq,
+    )
+    assert run["intact"] and run["last_hash"] == latest.recommendations[-1].hash
+    assert run["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({"after_seq": 3, "run_id": str(uuid.UUID(int=1))}, 422, "VALIDATION_ERROR"),
+        ({"limit": 0}, 422, "VALIDATION_ERROR"),
+        ({"limit": service.VERIFY_MAX + 1}, 422, "VALIDATION_ERROR"),
+        ({"after_seq": -1}, 422, "VALIDATION_ERROR"),
+        ({"cursor": "bm90LWEtY3Vyc29y"}, 422, "INVALID_CURSOR"),
+        ({"run_id": str(uuid.UUID(int=1))}, 404, "RUN_NOT_FOUND"),
+    ],
+)
+async def test_verify_refuses_a_bad_range(
+    recommendations: InProcessApp, params: dict[str, Any], status: int, code: str
+) -> None:
+    response = await recommendations.client.get(
+        "/api/v1/recommendations/ledger/verify", params=params, headers=recommendations.token()
+    )
+    assert response.status_code == status, response.text
+    assert response.json()["error_code"] == code
+
+
+async def test_verify_checks_the_chain_across_a_range_boundary(
+    recommendations: InProcessApp,
+    runs: tuple[service.Published, service.Published],
+    ledger_infra: TestInfra,
+) -> None:
+    """The last row of a range is rewritten with its own hashes recomputed: that range
+    still verifies, the next one (chained from the stored hash) breaks at its first row;
+    and a row changed between two ranges is caught by the cursor's head."""
+    victim = runs[1].recommendations[3]
+    after = victim.seq
+    before_tamper = await get(
+        recommendations, "/recommendations/ledger/verify", after_seq=after - 10, limit=10
+    )
+    assert before_tamper["last_seq"] == after and before_tamper["last_hash"] == victim.hash
+    edited = dataclasses.replace(victim, confidence=Decimal("0.999"))
+    relinked = ledger.link(edited.seq, edited.content(), victim.prev_hash)
+    conn = await open_connection(ledger_infra.admin_url)
+    try:
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute(
+            "UPDATE recommendations.recommendations SET confidence = 0.999, content_hash = $2,"
+            " hash = $3 WHERE id = $1",
+            victim.id,
+            relinked.content_hash,
+            relinked.hash,
+        )
+        first = await get(
+            recommendations, "/recommendations/ledger/verify", after_seq=after - 10, limit=10
+        )
+        assert first["intact"] is True and first["last_hash"] == relinked.hash
+        second = await get(
+            recommendations, "/recommendations/ledger/verify", cursor=first["next_cursor"]
+        )
+        assert second["intact"] is False and second["checked"] == 1
+        assert second["first_break"]["seq"] == after + 1
+        assert second["first_break"]["reason"] == "previous"
+        assert second["first_break"]["found"] == victim.hash
+        assert second["first_break"]["expected"] == relinked.hash
+        # The cursor made before the edit carries the head computed then.
+        stale = await get(
+            recommendations, "/recommendations/ledger/verify", cursor=before_tamper["next_cursor"]
+        )
+        assert stale["intact"] is False and stale["checked"] == 0
+        assert (stale["first_break"]["seq"], stale["first_break"]["reason"]) == (after, "hash")
+        assert stale["first_break"]["expected"] == victim.hash
+        whole = await get(recommendations, "/recommendations/ledger/verify")
+        assert whole["first_break"]["seq"] == after + 1 and whole["checked"] == after + 1
+    finally:
+        await conn.execute(
+            "UPDATE recommendations.recommendations SET confidence = $2, content_hash = $3,"
+            " hash = $4 WHERE id = $1",
+            victim.id,
+            victim.confidence,
+            victim.content_hash,
+            victim.hash,
+        )
+        await conn.close()
+    assert (await get(recommendations, "/recommendations/ledger/verify"))["intact"] is True
+
+
+async def test_the_stored_form_is_the_content_that_was_hashed(
+    runs: tuple[service.Published, service.Published], ledger_infra: TestInfra
+) -> None:
+    """Verification reads each row as one JSON text PostgreSQL writes: for every published
+    row it gives back exactly the content the publisher hashed."""
+    conn = await open_connection(ledger_infra.dsn_for(RECOMMENDATIONS))
+    try:
+        for published in runs:
+            rows = published.recommendations
+            stored = await repository.ledger_range(
+                conn, after_seq=rows[0].seq - 1, through_seq=rows[-1].seq
+            )
+            stamps: dict[int, str] = {}
+            for row, (seq, rec_id, own, prev, hash_, score, body) in zip(rows, stored, strict=True):
+                content = ledger.stored_content(body, score, stamps)
+                assert ledger.canonical(content) == ledger.canonical(row.content())
+                assert (seq, rec_id, own, prev, hash_) == (
+                    row.seq,
+                    row.id,
+                    row.content_hash,
+                    row.prev_hash,
+                    row.hash,
+                )
+    finally:
+        await conn.close()
