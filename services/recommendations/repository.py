@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 
 from services.recommendations.domain.calls import Action, Recommendation, RunRecord
-from services.recommendations.domain.ledger import GENESIS, Link, Stored
+from services.recommendations.domain.ledger import GENESIS, Stored
 from services.recommendations.domain.track_record import Judged, Matured, Outcome, Pending
 
 # Serialises appends to the ledger: each run's rows are chained after the last one.
