@@ -35,6 +35,7 @@ from services.recommendations.domain import spec as s
 from services.recommendations.domain.calibration import Calibration, fit_calibration
 from services.recommendations.domain.factors import Panel
 from services.recommendations.domain.inputs import month_ends
+from services.recommendations.domain.model import Call
 from services.recommendations.market_inputs import (
     EOD_COMPLETED,
     EOD_STREAM,
@@ -168,7 +169,13 @@ class Runner:
         """The walk-forward backtest: a hypothetical run at each month-end of the stored
         history that has none yet, each made from the data up to that day only, with the
         confidence map fitted on the backtest's own calls matured by then. Returns the
-        runs published."""
+        runs published.
+
+        Pipelined: a month-end's calls and outcomes are computed (worker thread) while the
+        month-end before it is written (database), since its confidence map only needs the
+        earlier outcomes, which are pure functions of the panel. Month-ends are still
+        published one after the other, in order.
+        """
         async with self._lock:
             panel, _ = await self._inputs.panel(
                 end=datetime.now(UTC).date(), calendar_days=years * 366 + CALENDAR_DAYS
@@ -179,57 +186,99 @@ class Runner:
                 # calls matured by then (point in time), without re-reading the table.
                 matured = await repository.matured_calls(conn)
             published = 0
-            for day in month_ends(panel, min_sessions=self._spec.lookback_days):
-                if day in done:
-                    continue
-                actions, convictions, hits = track_record.calibration_inputs(
-                    (m for m in matured if m.matured_on <= day), s.SPECS
-                )
-                calibration = await asyncio.to_thread(fit_calibration, actions, convictions, hits)
-                calls = await asyncio.to_thread(
-                    publication.calls_for_ledger,
-                    panel,
-                    day,
-                    self._spec,
-                    calibration,
-                    hypothetical=True,
-                )
-                if not calls:
-                    continue
-                async with (
-                    acquire(self._pool, timeout=self._acquire_timeout) as conn,
-                    conn.transaction(),
-                ):
-                    run = await service.publish_run(
-                        conn,
-                        run_id=uuid.uuid4(),
-                        kind="backfill",
-                        calls=calls,
-                        calibration=calibration,
-                        model_version=self._spec.version,
-                        hypothetical=True,
-                        universe=len(panel.tickers),
+            writing: asyncio.Task[bool] | None = None
+            try:
+                for day in month_ends(panel, min_sessions=self._spec.lookback_days):
+                    if day in done:
+                        continue
+                    run_id = uuid.uuid4()
+                    month = await asyncio.to_thread(
+                        self._backtest_month, panel, day, matured, run_id
                     )
-                    if run is not None:
-                        found = await service.judge_published(conn, panel, run.recommendations)
-                        by_id = {r.id: r for r in run.recommendations}
-                        matured += [
-                            track_record.Matured(
-                                by_id[o.recommendation_id].action,
-                                by_id[o.recommendation_id].score,
-                                o.hit,
-                                self._spec.version,
-                                o.matured_on,
-                            )
-                            for o in found
-                        ]
-                if run is not None:
-                    published += 1
+                    if month is None:
+                        continue
+                    calls, calibration, found = month
+                    matured += [
+                        track_record.Matured(
+                            by_id.action, by_id.score, o.hit, self._spec.version, o.matured_on
+                        )
+                        for o, by_id in found
+                    ]
+                    if writing is not None:
+                        published += await writing
+                    write = self._publish_month(
+                        run_id, calls, calibration, [o for o, _ in found], len(panel.tickers)
+                    )
+                    writing = asyncio.create_task(write)
+                if writing is not None:
+                    published += await writing
+                    writing = None
+            finally:
+                if writing is not None:  # an error above: let the write finish or fail
+                    with contextlib.suppress(Exception):
+                        await writing
             await self._judge(panel)  # anything else the long panel can now judge
             if published and self._on_published is not None:
                 await self._on_published()
             logger.info("backfill: %d hypothetical runs published", published)
             return published
+
+    def _backtest_month(
+        self, panel: Panel, day: date, matured: list[track_record.Matured], run_id: UUID
+    ) -> tuple[list[Call], Calibration, list[tuple[track_record.Outcome, Call]]] | None:
+        """One month-end of the backtest, pure: its confidence map (from the calls matured
+        by ``day``), its calls, and their outcomes within the panel (keyed by the ids the
+        ledger will give them)."""
+        actions, convictions, hits = track_record.calibration_inputs(
+            (m for m in matured if m.matured_on <= day), s.SPECS
+        )
+        calibration = fit_calibration(actions, convictions, hits)
+        calls = publication.calls_for_ledger(panel, day, self._spec, calibration, hypothetical=True)
+        if not calls:
+            return None
+        by_id = {publication.recommendation_id(run_id, c.ticker): c for c in calls}
+        pending = [
+            track_record.Pending(
+                rec_id,
+                c.ticker,
+                c.as_of,
+                c.action,
+                c.horizon_days,
+                next((f.value for f in c.factors if f.key == s.VOLATILITY_63D), None),
+            )
+            for rec_id, c in by_id.items()
+        ]
+        found = track_record.outcomes(panel, pending)
+        return calls, calibration, [(o, by_id[o.recommendation_id]) for o in found]
+
+    async def _publish_month(
+        self,
+        run_id: UUID,
+        calls: list[Call],
+        calibration: Calibration,
+        found: list[track_record.Outcome],
+        universe: int,
+    ) -> bool:
+        """Write one month-end of the backtest and its outcomes; False when the day was
+        taken meanwhile (another replica's backfill)."""
+        async with (
+            acquire(self._pool, timeout=self._acquire_timeout) as conn,
+            conn.transaction(),
+        ):
+            run = await service.publish_run(
+                conn,
+                run_id=run_id,
+                kind="backfill",
+                calls=calls,
+                calibration=calibration,
+                model_version=self._spec.version,
+                hypothetical=True,
+                universe=universe,
+            )
+            if run is None:
+                return False
+            await service.record_outcomes(conn, found)
+            return True
 
     async def _day_taken(self, trading_day: date) -> bool:
         async with acquire(self._pool, timeout=self._acquire_timeout) as conn:

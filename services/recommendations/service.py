@@ -105,12 +105,16 @@ async def publish_run(
     ):
         return None
     generated_at = datetime.now(UTC)
-    rows = publication.to_recommendations(
-        calls, run_id=run_id, generated_at=generated_at, hypothetical=hypothetical
-    )
     last_seq, last_hash = await repository.lock_ledger_tail(conn)
+    # Building the rows is CPU work too: in the thread with the hashing.
     chained = await asyncio.to_thread(
-        publication.chain, rows, prev_hash=last_hash, prev_seq=last_seq
+        lambda: publication.chain(
+            publication.to_recommendations(
+                calls, run_id=run_id, generated_at=generated_at, hypothetical=hypothetical
+            ),
+            prev_hash=last_hash,
+            prev_seq=last_seq,
+        )
     )
     await repository.append(conn, chained)
     changes: list[tuple[Recommendation, Action | None]] = []
@@ -335,6 +339,11 @@ async def judge_published(
     found = await asyncio.to_thread(track_record.outcomes, panel, pending)
     await repository.insert_outcomes(conn, found)
     return found
+
+
+async def record_outcomes(conn: asyncpg.Connection, found: Sequence[track_record.Outcome]) -> None:
+    """Record outcomes computed beforehand (the backtest judges its calls in its thread)."""
+    await repository.insert_outcomes(conn, found)
 
 
 async def track_record_of(

@@ -165,14 +165,14 @@ def chain(rows: Sequence[Recommendation], *, prev_hash: str, prev_seq: int) -> l
     """``rows`` numbered after ``prev_seq`` and hash-chained after ``prev_hash``."""
     out = []
     for offset, row in enumerate(rows, start=1):
-        numbered = dataclasses.replace(row, seq=prev_seq + offset)
-        link = ledger.link(numbered.seq, numbered.content(), prev_hash)
+        content = row.content()
+        content["seq"] = seq = prev_seq + offset
+        own = ledger.content_hash(content)
+        link = ledger.chain_hash(prev_hash, own)
         out.append(
-            dataclasses.replace(
-                numbered, content_hash=link.content_hash, prev_hash=link.prev_hash, hash=link.hash
-            )
+            dataclasses.replace(row, seq=seq, content_hash=own, prev_hash=prev_hash, hash=link)
         )
-        prev_hash = link.hash
+        prev_hash = link
     return out
 
 
