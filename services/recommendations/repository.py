@@ -116,17 +116,20 @@ async def queue_run(
     trading_day: date | None,
     model_version: str,
     requested_by: str,
-) -> RunRecord:
+) -> RunRecord | None:
+    """Insert a queued run; None when ``trading_day`` has a run already (or one being
+    inserted by another transaction, which this one waits for)."""
     row = await conn.fetchrow(
         "INSERT INTO runs (id, kind, trading_day, hypothetical, status, model_version,"
         " requested_by) VALUES ($1, 'on_demand', $2, false, 'queued', $3, $4)"
+        " ON CONFLICT (trading_day, hypothetical) WHERE status <> 'failed' DO NOTHING"
         f" RETURNING {_RUN_COLUMNS}",
         run_id,
         trading_day,
         model_version,
         requested_by,
     )
-    return _run(row)
+    return _run(row) if row else None
 
 
 async def start_queued_run(conn: asyncpg.Connection, run_id: UUID, *, trading_day: date) -> bool:

@@ -187,13 +187,8 @@ async def _enqueue_changes(
 async def request_run(
     conn: asyncpg.Connection, *, requested_by: str, as_of: date | None, model_version: str
 ) -> RunRecord:
-    """Queue an on-demand run (the runner takes it from the outbox event)."""
-    if as_of is not None:
-        existing = await repository.run_for_day(conn, as_of, hypothetical=False)
-        if existing is not None:
-            raise RunExistsError(
-                f"{as_of} already has a run.", details={"run_id": str(existing.id)}
-            )
+    """Queue an on-demand run (the runner takes it from the outbox event). Requests for
+    the same day at once: the runs index lets one in, the others wait for it and get 409."""
     run = await repository.queue_run(
         conn,
         uuid.uuid4(),
@@ -201,6 +196,13 @@ async def request_run(
         model_version=model_version,
         requested_by=requested_by,
     )
+    if run is None:
+        assert as_of is not None  # a run without a day never conflicts
+        existing = await repository.run_for_day(conn, as_of, hypothetical=False)
+        raise RunExistsError(
+            f"{as_of} already has a run.",
+            details={"run_id": str(existing.id) if existing else None},
+        )
     await enqueue(
         conn,
         events.RUN_REQUESTED,
