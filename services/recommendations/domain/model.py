@@ -94,6 +94,9 @@ def call_universe(
     by_action_sector = Counter(zip(scores.actions, frame.sectors, strict=True))
     vol_col = spec.keys.index(s.VOLATILITY_63D)
     dd_col = spec.keys.index(s.DRAWDOWN_252D)
+    relative = spec.relative_min_universe is not None and n >= spec.relative_min_universe
+    mom_col = spec.keys.index(s.MOMENTUM_12_1)
+    mom6_col = spec.keys.index(s.MOMENTUM_6M)
     labels = {f.key: f.label for f in spec.factors}
     calls = []
     for i, ticker in enumerate(frame.tickers):
@@ -134,6 +137,9 @@ def call_universe(
             sector=sector,
             sector_share=share,
             recent_actions=recent_actions.get(ticker, ()),
+            percentiles={r.key: r.percentile for r in readings} if relative else None,
+            momentum=_optional(frame.values[i, mom_col]),
+            momentum_6m=_optional(frame.values[i, mom6_col]),
         )
         calls.append(
             Call(

@@ -9,7 +9,7 @@ limitations and the data's provenance, as the SEC marketing rule asks of an advi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from services.recommendations.domain import spec as s
@@ -145,6 +145,14 @@ def thesis(
     return text
 
 
+def _in_tail(percentile: float | None, tail: float | None, *, top: bool) -> bool:
+    """Whether a percentile (rank / n, in (0, 1]) is in the top or bottom ``tail`` of the
+    universe: the n x tail highest or lowest values."""
+    if percentile is None or tail is None:
+        return False
+    return percentile > 1 - tail if top else percentile <= tail
+
+
 def risk_factors(
     *,
     spec: s.ModelSpec,
@@ -159,24 +167,44 @@ def risk_factors(
     sector: str | None,
     sector_share: float | None,
     recent_actions: Sequence[tuple[date, str]],
+    percentiles: Mapping[str, float | None] | None = None,
+    momentum: float | None = None,
+    momentum_6m: float | None = None,
 ) -> list[str]:
-    """The rules, in a fixed order; an empty list only when none applies."""
+    """The rules, in a fixed order; an empty list only when none applies.
+
+    ``percentiles``: each factor's percentile in the run's universe (for the relative rules
+    of versions that have them; None in a universe too small for them); ``momentum``: the
+    12-1 return, ``momentum_6m`` the 6-month."""
+    ranks = percentiles or {}
+    tail = spec.tail
     risks: list[str] = []
-    if volatility is not None and volatility >= spec.high_volatility:
+    if spec.extreme_tail is not None:
+        risks += _extreme_move(spec, momentum, momentum_6m, ranks)
+    vol_rank = ranks.get(s.VOLATILITY_63D)
+    vol_tail = _in_tail(vol_rank, tail, top=True)
+    if volatility is not None and (volatility >= spec.high_volatility or vol_tail):
+        among = _paren(_standing(vol_rank).replace("top", "the most volatile")) if vol_tail else ""
         risks.append(
-            f"High volatility: {volatility * 100:.0f}% annualised over three months; the price can"
-            " move far from the target within the horizon."
+            f"High volatility: {volatility * 100:.0f}% annualised over three months{among};"
+            " the price can move far from the target within the horizon."
         )
-    if drawdown is not None and -drawdown >= spec.deep_drawdown:
+    dd_rank = ranks.get(s.DRAWDOWN_252D)
+    dd_tail = _in_tail(dd_rank, tail, top=False)
+    if drawdown is not None and (-drawdown >= spec.deep_drawdown or dd_tail):
+        among = _paren(_standing(dd_rank).replace("bottom", "the deepest")) if dd_tail else ""
         risks.append(
-            f"Deep drawdown: {abs(drawdown) * 100:.0f}% below its 52-week high; falling prices"
-            " can keep falling."
+            f"Deep drawdown: {abs(drawdown) * 100:.0f}% below its 52-week high{among};"
+            " falling prices can keep falling."
         )
+    liq_rank = ranks.get(s.LIQUIDITY_21D)
+    liq_tail = _in_tail(liq_rank, tail, top=False)
     if dollar_volume is None:
         risks.append("Liquidity not assessed: no volume data reached the model.")
-    elif dollar_volume < spec.thin_liquidity_usd:
+    elif dollar_volume < spec.thin_liquidity_usd or liq_tail:
+        among = _paren(_standing(liq_rank).replace("bottom", "the thinnest")) if liq_tail else ""
         risks.append(
-            f"Thin liquidity: about {_money(dollar_volume)} traded a day;"
+            f"Thin liquidity: about {_money(dollar_volume)} traded a day{among};"
             " orders can move the price."
         )
     if sector_share is not None and sector_share >= spec.sector_concentration and sector:
@@ -198,6 +226,65 @@ def risk_factors(
     return risks
 
 
+def _extreme_move(
+    spec: s.ModelSpec,
+    momentum: float | None,
+    momentum_6m: float | None,
+    ranks: Mapping[str, float | None],
+) -> list[str]:
+    """An extreme mover: a 12-1 return beyond the absolute bounds, or a 12-1 or 6-month
+    return in the universe's extreme tail. Extreme winners are prone to sharp reversals
+    (momentum crashes), extreme losers to distress; the model's average relation between
+    score and return is least reliable out there."""
+    assert spec.extreme_tail is not None
+    readings = (
+        (momentum, ranks.get(s.MOMENTUM_12_1), "over the twelve months to a month ago"),
+        (momentum_6m, ranks.get(s.MOMENTUM_6M), "over six months"),
+    )
+    for value, rank, span in readings:
+        if value is None:
+            continue
+        absolute = span.startswith("over the twelve") and (
+            (spec.extreme_gain is not None and value >= spec.extreme_gain)
+            or (spec.extreme_loss is not None and value <= spec.extreme_loss)
+        )
+        tail = _in_tail(rank, spec.extreme_tail, top=True) or _in_tail(
+            rank, spec.extreme_tail, top=False
+        )
+        if absolute or tail:
+            verb = "rose" if value >= 0 else "fell"
+            after = (
+                "extreme winners are prone to sharp reversals"
+                if value >= 0
+                else "extreme losers can be in distress and rebound or fall further abruptly"
+            )
+            return [
+                f"Extreme move: {verb} {abs(value) * 100:.0f}% {span}{_paren(_standing(rank))};"
+                f" {after}, and the model's estimates are least reliable at the extremes."
+            ]
+    return []
+
+
+def _risk_rules(spec: s.ModelSpec) -> list[str]:
+    """The risk-factor rules, stated (versions with relative rules; mf-1.0 did not)."""
+    if spec.tail is None or spec.extreme_tail is None:
+        return []
+    tail, extreme = round(spec.tail * 100), round(spec.extreme_tail * 100)
+    gain = f"{(spec.extreme_gain or 0) * 100:+.0f}%"
+    loss = f"{(spec.extreme_loss or 0) * 100:+.0f}%"
+    return [
+        f"Risk factors flag: an extreme move (12-1 return at or beyond {gain} or {loss}, or a"
+        f" 12-1 or 6-month return in the universe's top or bottom {extreme}%); volatility of"
+        f" {spec.high_volatility * 100:.0f}% a year or more, or the universe's most volatile"
+        f" {tail}%; a drawdown of {spec.deep_drawdown * 100:.0f}% or more, or the deepest {tail}%;"
+        f" under {_money(spec.thin_liquidity_usd)} traded a day, or the thinnest {tail}%;"
+        f" {spec.sector_concentration * 100:.0f}% or more of the run's calls of the same action"
+        f" in one sector; a split or dividend in the last {spec.recent_action_days} days; short"
+        f" history; confidence under {spec.low_confidence:.2f}. The relative rules apply"
+        f" in runs of {spec.relative_min_universe} stocks or more."
+    ]
+
+
 def methodology_disclosure(
     spec: s.ModelSpec, calibration_note: str, simulated: bool, hypothetical: bool
 ) -> str:
@@ -212,6 +299,7 @@ def methodology_disclosure(
         f" {spec.ic_prior:.2f} x volatility over the horizon x score); it assumes a flat market"
         " and is not a forecast of the market.",
         calibration_note,
+        *_risk_rules(spec),
         "Limitations: the model reads prices and volumes only (no fundamentals, news or"
         " valuation); factor premia can vanish or reverse; it does not model transaction costs,"
         " taxes or your circumstances. Each call uses only data up to its as-of session.",

@@ -7,7 +7,7 @@ never an edit of an old one (the track record is kept per version).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,14 @@ class ModelSpec:
     sector_concentration: float  # share of a run's BUY (or SELL) calls in one sector
     recent_action_days: int  # a split or dividend within this many calendar days
     low_confidence: float
+    # Relative rules (mf-1.1 on; None: the rule does not exist in that version). A stock is
+    # also flagged when it sits in this tail of the run's universe, whatever the absolute
+    # thresholds above say: a risk is "unusual for this universe" as well as "large".
+    tail: float | None = None  # 0.10: the top (or bottom) 10% of the universe
+    extreme_tail: float | None = None  # momentum beyond this tail: an extreme mover
+    relative_min_universe: int | None = None  # fewer stocks called: no relative rules
+    extreme_gain: float | None = None  # 12-1 return at or above: an extreme mover
+    extreme_loss: float | None = None  # 12-1 return at or below (negative)
 
     def weight_of(self, key: str) -> float:
         return next(f.weight for f in self.factors if f.key == key)
@@ -86,5 +94,22 @@ V1 = ModelSpec(
     low_confidence=0.55,
 )
 
-CURRENT = V1
-SPECS = {V1.version: V1}
+# mf-1.1: the same model, with risk factors a newcomer would expect (the top BUY of a demo
+# run, +435% over 12-1 months, had none): extreme movers, and every rule relative to the
+# universe as well as absolute (in runs of 100 stocks or more: the tails of a handful of
+# stocks say little). Calibrated on the simulated universe (docs/market.md), latest
+# run of the demo: volatility median 39%, 90th percentile 76%; drawdown median -23%, 10th
+# percentile -55%; dollar volume median $2.5M, 10th percentile $180K; 12-1 momentum 5th and
+# 95th percentiles -55% and +112%, 1st and 99th -74% and +294%.
+V1_1 = replace(
+    V1,
+    version="mf-1.1",
+    tail=0.10,
+    extreme_tail=0.01,
+    relative_min_universe=100,
+    extreme_gain=1.00,
+    extreme_loss=-0.50,
+)
+
+CURRENT = V1_1
+SPECS = {spec.version: spec for spec in (V1, V1_1)}

@@ -114,3 +114,16 @@ def test_a_stored_timestamp_reads_back_as_its_iso_text(microsecond: int) -> None
     body = ledger.canonical_json(wire)
     back = ledger.stored_content(body, row.score, {})
     assert ledger.canonical(back) == ledger.canonical(content)
+
+
+def test_calls_of_an_earlier_model_version_replay_under_their_own_rules() -> None:
+    """mf-1.0 calls (the demo's backfill) replay identically after mf-1.1 added risk rules."""
+    panel = universe({"UP": geometric(0.0075), "DOWN": geometric(-0.003)})
+    calls = publication.calls_for_ledger(panel, AS_OF, s.V1, Calibration())
+    rows = publication.to_recommendations(
+        calls, run_id=uuid.uuid4(), generated_at=datetime.now(UTC), hypothetical=False
+    )
+    assert {r.model_version for r in rows} == {"mf-1.0"}
+    again = publication.replay(rows, Calibration())
+    assert all(publication.differences(a, b) == [] for a, b in zip(rows, again, strict=True))
+    assert not any("Extreme move" in " ".join(r.risk_factors) for r in again)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from datetime import date, timedelta
 
 import numpy as np
@@ -267,3 +268,97 @@ def test_fitted_confidence_tracks_the_observed_hit_rate() -> None:
     assert all(b >= a for a, b in itertools.pairwise(grid))
     assert Calibration.from_json(calibration.to_json()) == calibration
     assert "isotonic regression" in calibration.describe()
+
+
+def risks_of(calls: list[Call], ticker: str) -> str:
+    return " | ".join(call_of(calls, ticker).risk_factors)
+
+
+def test_an_extreme_mover_is_flagged_even_when_calm() -> None:
+    """The top BUY of a demo run rose 435% over 12-1 months with 37% volatility, no deep
+    drawdown and enough volume: mf-1.0 gave it no risk factor; mf-1.1 flags the move."""
+    rocket = geometric(0.0075)  # +0.75% a session: about +500% over 12-1 months, no noise
+    slump = geometric(-0.004)  # about -60%
+    panel = universe({"ROCK": rocket, "SLMP": slump})
+    _, calls = run_model(panel, AS_OF, SPEC, Calibration())
+    rock = call_of(calls, "ROCK")
+    momentum = next(f.value for f in rock.factors if f.key == s.MOMENTUM_12_1)
+    assert momentum is not None and momentum > 4.0 and rock.action is Action.BUY
+    assert risks_of(calls, "ROCK").startswith(f"Extreme move: rose {momentum * 100:.0f}%")
+    assert "sharp reversals" in risks_of(calls, "ROCK")
+    assert risks_of(calls, "SLMP").startswith("Extreme move: fell")
+    assert "Extreme move" not in " ".join(
+        " ".join(c.risk_factors) for c in calls if c.ticker not in ("ROCK", "SLMP")
+    )
+    # The same stock under mf-1.0 (kept as it was, for replay): no rule, no risk factor.
+    _, before = run_model(panel, AS_OF, s.V1, Calibration())
+    assert call_of(before, "ROCK").risk_factors == ()
+    # In a universe of 120 stocks, a +82% mover below the absolute bound is still the
+    # universe's top 1%; in a universe of 22 (above) the tails are not used.
+    rng = np.random.default_rng(3)
+    many = {f"W{chr(65 + i // 26)}{chr(65 + i % 26)}": random_walk(rng) for i in range(119)}
+    large = universe({**many, "FAST": geometric(0.0026)})
+    _, wide = run_model(large, AS_OF, SPEC, Calibration())
+    fast = call_of(wide, "FAST")
+    assert 0.5 < next(f.value or 0 for f in fast.factors if f.key == s.MOMENTUM_12_1) < 1.0
+    assert "Extreme move: rose" in risks_of(wide, "FAST")
+    assert "(top 1% of the universe)" in risks_of(wide, "FAST")
+
+
+def test_risks_are_relative_to_the_universe_as_well_as_absolute() -> None:
+    """A calm, liquid universe of 120 (nothing near 60% volatility or $1M a day): its most
+    volatile, deepest-fallen and thinnest tenth are still flagged, and say so."""
+    rng = np.random.default_rng(11)
+    sigmas = np.linspace(0.004, 0.02, 120)  # 6% .. 32% a year
+    series = {
+        f"S{chr(65 + i // 26)}{chr(65 + i % 26)}": 40.0
+        * np.exp(np.cumsum(rng.normal(0.0, sg, DAYS)))
+        for i, sg in enumerate(sigmas)
+    }
+    tickers = tuple(series)
+    closes = np.vstack([series[t] for t in tickers])
+    volumes = np.linspace(1e6, 3e6, len(tickers))[:, None] * np.ones(DAYS)  # >= $40M a day
+    panel = Panel(
+        tickers=tickers,
+        sectors=tuple("Energy" if i % 2 else "Utilities" for i in range(len(tickers))),
+        sessions=sessions(DAYS),
+        closes=closes,
+        volumes=volumes,
+        default_sources=("market:simulated",),
+    )
+    frame, calls = run_model(panel, AS_OF, SPEC, Calibration())
+    col = {k: j for j, k in enumerate(frame.keys)}
+    vol = frame.values[:, col[s.VOLATILITY_63D]]
+    assert vol.max() < SPEC.high_volatility
+    n = len(tickers)
+    drawdown = frame.values[:, col[s.DRAWDOWN_252D]]
+    for key, label, order, absolute in (
+        (s.VOLATILITY_63D, "High volatility", -vol, vol >= SPEC.high_volatility),
+        (s.DRAWDOWN_252D, "Deep drawdown", drawdown, -drawdown >= SPEC.deep_drawdown),
+        (s.LIQUIDITY_21D, "Thin liquidity", frame.values[:, col[s.LIQUIDITY_21D]], vol < 0),
+    ):
+        flagged = {c.ticker for c in calls if any(r.startswith(label) for r in c.risk_factors)}
+        # the tenth at the risky end, by the factor's own ranking, and the absolute rule
+        assert SPEC.tail is not None
+        tail = {tickers[i] for i in np.argsort(order, kind="stable")[: int(n * SPEC.tail)]}
+        assert flagged == tail | {tickers[i] for i in np.flatnonzero(absolute)}, key
+        for ticker in tail:
+            text = next(r for r in call_of(calls, ticker).risk_factors if r.startswith(label))
+            share = re.search(
+                r"the (?:most volatile|deepest|thinnest) (\d+)% of the universe", text
+            )
+            assert share is not None and 1 <= int(share.group(1)) <= 10, text
+    # Under mf-1.0's absolute rules alone, neither volatility nor liquidity is flagged.
+    _, before = run_model(panel, AS_OF, s.V1, Calibration())
+    assert not any(
+        r.startswith(("High volatility", "Thin liquidity")) for c in before for r in c.risk_factors
+    )
+
+
+def test_the_disclosure_states_the_risk_rules() -> None:
+    _, calls = run_model(universe(), AS_OF, SPEC, Calibration())
+    text = calls[0].methodology_disclosure
+    assert "Risk factors flag: an extreme move (12-1 return at or beyond +100% or -50%" in text
+    assert "the universe's most volatile 10%" in text and "under $1.0M traded a day" in text
+    _, before = run_model(universe(), AS_OF, s.V1, Calibration())
+    assert "Risk factors flag" not in before[0].methodology_disclosure
