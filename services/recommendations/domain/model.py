@@ -58,8 +58,9 @@ class Call:
     recent_actions: RecentActions
 
 
-def _optional(x: float) -> float | None:
-    return None if np.isnan(x) else float(x)
+def _known(x: float) -> float | None:
+    """``x``, or None for NaN (a Python float: NaN is the one unequal to itself)."""
+    return None if x != x else x
 
 
 def recent_actions_of(panel: Panel, as_of: date, spec: s.ModelSpec) -> dict[str, RecentActions]:
@@ -98,24 +99,37 @@ def call_universe(
     mom_col = spec.keys.index(s.MOMENTUM_12_1)
     mom6_col = spec.keys.index(s.MOMENTUM_6M)
     labels = {f.key: f.label for f in spec.factors}
+    # Python floats once per array (the same values float() gives one at a time; NaN is
+    # the one value unequal to itself), not numpy scalars per cell: most of a run's time.
+    values, zs = frame.values.tolist(), scores.z.tolist()
+    contributions, ranks = scores.contributions.tolist(), scores.percentile.tolist()
+    composites, score_ranks = scores.score.tolist(), scores.score_percentile.tolist()
+    expecteds, targets = scores.expected_return.tolist(), scores.target_price.tolist()
+    dollars, histories, prices = (
+        frame.dollar_volume.tolist(),
+        frame.history_days.tolist(),
+        frame.prices.tolist(),
+    )
+    disclosures: dict[bool, str] = {}  # the same text for every simulated (or real) stock
     calls = []
     for i, ticker in enumerate(frame.tickers):
         action = scores.actions[i]
-        composite = float(scores.score[i])
+        composite = composites[i]
+        row = values[i]
         strength = conviction(action, composite, spec)
         confidence = round(calibration.confidence(action, strength), 3)
         readings = tuple(
             FactorReading(
                 key=key,
-                value=_optional(frame.values[i, j]),
-                z=float(scores.z[i, j]),
-                contribution=float(scores.contributions[i, j]),
-                percentile=_optional(scores.percentile[i, j]),
+                value=_known(row[j]),
+                z=zs[i][j],
+                contribution=contributions[i][j],
+                percentile=_known(ranks[i][j]),
             )
             for j, key in enumerate(frame.keys)
         )
-        expected = _optional(scores.expected_return[i])
-        target = _optional(scores.target_price[i])
+        expected = _known(expecteds[i])
+        target = _known(targets[i])
         sector = frame.sectors[i]
         share = (
             by_action_sector[(action, sector)] / by_action[action]
@@ -123,30 +137,36 @@ def call_universe(
             else None
         )
         own_sources = sources.get(ticker, ("market",))
-        dollar = _optional(frame.dollar_volume[i])
+        dollar = _known(dollars[i])
         risks = narrative.risk_factors(
             spec=spec,
             action=action,
             confidence=confidence,
             confidence_fitted=calibration.is_fitted(action),
-            volatility=_optional(frame.values[i, vol_col]),
-            drawdown=_optional(frame.values[i, dd_col]),
+            volatility=_known(row[vol_col]),
+            drawdown=_known(row[dd_col]),
             dollar_volume=dollar,
-            history_days=int(frame.history_days[i]),
+            history_days=histories[i],
             missing=[labels[r.key] for r in readings if r.value is None],
             sector=sector,
             sector_share=share,
             recent_actions=recent_actions.get(ticker, ()),
             percentiles={r.key: r.percentile for r in readings} if relative else None,
-            momentum=_optional(frame.values[i, mom_col]),
-            momentum_6m=_optional(frame.values[i, mom6_col]),
+            momentum=_known(row[mom_col]),
+            momentum_6m=_known(row[mom6_col]),
         )
+        simulated = any(src.endswith(":simulated") for src in own_sources)
+        disclosure = disclosures.get(simulated)
+        if disclosure is None:
+            disclosure = disclosures[simulated] = narrative.methodology_disclosure(
+                spec, calibration.describe(), simulated=simulated, hypothetical=hypothetical
+            )
         calls.append(
             Call(
                 ticker=ticker,
                 sector=sector,
                 as_of=frame.as_of,
-                price_at_call=float(frame.prices[i]),
+                price_at_call=prices[i],
                 action=action,
                 score=composite,
                 conviction=strength,
@@ -158,7 +178,7 @@ def call_universe(
                     ticker=ticker,
                     action=action,
                     score=composite,
-                    score_percentile=float(scores.score_percentile[i]),
+                    score_percentile=score_ranks[i],
                     universe=n,
                     readings=[(r.key, r.value, r.contribution, r.percentile) for r in readings],
                     sector=sector,
@@ -166,16 +186,11 @@ def call_universe(
                     horizon_days=spec.horizon_days,
                 ),
                 risk_factors=tuple(risks),
-                methodology_disclosure=narrative.methodology_disclosure(
-                    spec,
-                    calibration.describe(),
-                    simulated=any(src.endswith(":simulated") for src in own_sources),
-                    hypothetical=hypothetical,
-                ),
+                methodology_disclosure=disclosure,
                 data_sources=own_sources,
                 model_version=spec.version,
                 horizon_days=spec.horizon_days,
-                history_days=int(frame.history_days[i]),
+                history_days=histories[i],
                 dollar_volume=dollar,
                 recent_actions=recent_actions.get(ticker, ()),
             )
