@@ -211,7 +211,7 @@ async def verify_ledger(
     _: Viewer,
     cursor_key: CursorKeyDep,
     limit: Annotated[int, Query(ge=1, le=service.VERIFY_MAX)] = service.VERIFY_DEFAULT,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=2**62)] = None,  # a bigint, with room
     run_id: UUID | None = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> LedgerVerification:

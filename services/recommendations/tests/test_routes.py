@@ -514,6 +514,7 @@ async def test_verify_walks_the_ledger_in_ranges(
         ({"limit": 0}, 422, "VALIDATION_ERROR"),
         ({"limit": service.VERIFY_MAX + 1}, 422, "VALIDATION_ERROR"),
         ({"after_seq": -1}, 422, "VALIDATION_ERROR"),
+        ({"after_seq": 10**30}, 422, "VALIDATION_ERROR"),
         ({"cursor": "bm90LWEtY3Vyc29y"}, 422, "INVALID_CURSOR"),
         ({"run_id": str(uuid.UUID(int=1))}, 404, "RUN_NOT_FOUND"),
     ],
