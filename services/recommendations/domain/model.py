@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import numpy as np
-
 from services.recommendations.domain import narrative
 from services.recommendations.domain import spec as s
 from services.recommendations.domain.calibration import Calibration
