@@ -534,3 +534,35 @@ async def hypothetical_days(conn: asyncpg.Connection) -> set[date]:
         "SELECT trading_day FROM runs WHERE hypothetical AND status <> 'failed'"
     )
     return {r["trading_day"] for r in rows}
+
+
+# --- the latest run, for other contexts (recommendations.rpc.latest) ---------------------
+
+_CALL_COLUMNS = (
+    "id, ticker, action, confidence, score, target_price, price_at_call, horizon_days, sector,"
+    " thesis, risk_factors, factors, methodology_disclosure, data_sources, hypothetical,"
+    " generated_at"
+)
+
+
+async def run_calls(
+    conn: asyncpg.Connection,
+    run_id: UUID,
+    *,
+    tickers: Sequence[str] | None,
+    after: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """One run's calls by ticker (those of ``tickers`` if given), after the ticker ``after``;
+    the columns other contexts read, without the recorded inputs."""
+    conditions = ["run_id = $1"]
+    args: list[Any] = [run_id]
+    _where_given(conditions, args, ("ticker = ANY(${})", tickers), ("ticker > ${}", after))
+    args.append(limit)
+    return list(
+        await conn.fetch(
+            f"SELECT {_CALL_COLUMNS} FROM recommendations WHERE {' AND '.join(conditions)}"
+            f" ORDER BY ticker LIMIT ${len(args)}",
+            *args,
+        )
+    )
