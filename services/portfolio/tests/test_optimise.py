@@ -29,7 +29,8 @@ def ledoit_wolf(x: np.ndarray) -> np.ndarray:
     d2 = np.sum((s - m * np.eye(p)) ** 2) / p
     b2_bar = sum(np.sum((np.outer(row, row) - s) ** 2) / p for row in x) / n**2
     b2 = min(b2_bar, d2)
-    return (b2 / d2) * m * np.eye(p) + (1 - b2 / d2) * s
+    shrunk: np.ndarray = (b2 / d2) * m * np.eye(p) + (1 - b2 / d2) * s
+    return shrunk
 
 
 def returns(
@@ -37,7 +38,8 @@ def returns(
 ) -> np.ndarray:
     rng = np.random.default_rng(seed)
     common = rng.normal(0, 0.004, (n, 1))
-    return common + rng.normal(0, 1, (n, len(vols))) * np.array(vols)
+    drawn: np.ndarray = common + rng.normal(0, 1, (n, len(vols))) * np.array(vols)
+    return drawn
 
 
 def test_minimum_variance_is_the_closed_form_when_long_only_does_not_bind() -> None:

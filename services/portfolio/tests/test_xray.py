@@ -32,7 +32,8 @@ def _walk(rng: np.random.Generator, days: list[date], vol: float) -> list[tuple[
 
 
 def _business_days(start: date, count: int) -> list[date]:
-    days, day = [], start
+    days: list[date] = []
+    day = start
     while len(days) < count:
         if day.weekday() < 5:
             days.append(day)
