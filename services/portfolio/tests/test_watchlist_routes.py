@@ -125,14 +125,15 @@ async def test_a_watchlist_answers_quotes_and_latest_calls_in_its_order(
     view = WatchlistView.model_validate(response.json())
     assert [line.ticker for line in view.items] == [b, a, c]
     by = {line.ticker: line for line in view.items}
-    assert by[a].quote is not None and by[a].quote.price == 50.0
-    assert by[a].quote.sector == "Energy" and by[a].status == "quoted"
-    assert by[a].recommendation is not None and by[a].recommendation.action == "BUY"
-    assert str(by[a].recommendation.id) == CALLS[a]["id"]
+    quote, rec = by[a].quote, by[a].recommendation
+    assert quote is not None and quote.price == 50.0
+    assert quote.sector == "Energy" and by[a].status == "quoted"
+    assert rec is not None and rec.action == "BUY" and str(rec.id) == CALLS[a]["id"]
     # The upside is the target over the current price, worked independently here.
-    assert by[a].recommendation.upside == pytest.approx(60.0 / 50.0 - 1, rel=1e-12)
+    assert rec.upside == pytest.approx(60.0 / 50.0 - 1, rel=1e-12)
     assert by[b].recommendation is None  # no call for it in the run
-    assert by[c].recommendation is not None and by[c].recommendation.upside is None
+    sell = by[c].recommendation
+    assert sell is not None and sell.action == "SELL" and sell.upside is None
     assert view.recommendations_available and view.recommendation_run_id == RUN_ID
     assert view.quotes_available and view.prices_as_of is not None
 
