@@ -17,6 +17,7 @@ from services.market.importers.providers import ProviderBar
 from services.market.service import corporate_actions, imports, loading, stocks
 from services.market.service import market as market_service
 from services.market.tests.factories import in_request, in_unit, new_security
+from shared.messaging import Event
 
 GOOD = """Date,Open,High,Low,Close,Adj Close,Volume
 2024-01-02,100,102,99,101,101,1000
@@ -335,7 +336,7 @@ async def _announced(conn: asyncpg.Connection, ticker: str) -> list[dict[str, ob
     )
     found = []
     for row in rows:
-        event = events.Event[events.ActionsRecorded].model_validate(row["payload"])
+        event = Event[events.ActionsRecorded].model_validate(row["payload"])
         found += [a.model_dump(mode="json") for a in event.data.actions if a.ticker == ticker]
     return found
 
@@ -383,7 +384,7 @@ async def test_the_universe_load_announces_every_action_in_batches(pool: asyncpg
     announced = []
     sizes = []
     for row in rows:
-        event = events.Event[events.ActionsRecorded].model_validate(row["payload"])
+        event = Event[events.ActionsRecorded].model_validate(row["payload"])
         if event.data.actions[0].data_source != "simulated":
             continue
         sizes.append(len(event.data.actions))
