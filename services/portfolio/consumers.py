@@ -216,7 +216,7 @@ class EventConsumer(Generic[M]):
 
     def __init__(
         self,
-        pool: asyncpg.Pool,  # lint-skip: request-takes-pool (an event handler, not a request)
+        pool: asyncpg.Pool,
         bus: Bus,
         *,
         stream: str,
@@ -279,7 +279,7 @@ async def _apply_actions(conn: asyncpg.Connection, data: ActionsRecorded) -> Non
     await apply_actions(conn, data.actions)
 
 
-def event_consumers(*, retry_seconds: float = 30.0) -> Extension:
+def event_consumers(*, retry_seconds: float = 5.0) -> Extension:
     """An extension running the service's two consumers for as long as it runs."""
 
     @asynccontextmanager
