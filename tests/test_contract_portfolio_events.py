@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from services.market import events as market
 from services.portfolio import consumers as portfolio_consumers
+from services.portfolio import demo
 from services.portfolio import events as portfolio
 from services.portfolio.domain import Entry, Kind, Portfolio
 from services.realtime import holding_alerts
@@ -147,3 +148,30 @@ def test_portfolios_ledger_events_travel_exactly() -> None:
     assert [(e.data.part, e.data.parts, len(e.data.transactions)) for e in many] == [
         (1, 2, portfolio.MAX_ENTRIES_PER_EVENT), (2, 2, 1),
     ]  # fmt: skip
+
+
+def test_the_demo_seed_asks_market_in_markets_shape() -> None:
+    assert (demo.UNIVERSE_RPC, demo.CLOSES_RPC) == (market.RPC_UNIVERSE, market.RPC_CLOSES)
+    asked = market.ClosesRequest.model_validate_json(
+        encode(demo.ClosesRequest(tickers=["ACME"], start=date(2024, 1, 1), end=date(2024, 2, 1)))
+    )
+    assert asked.tickers == ["ACME"] and asked.cursor is None
+    assert market.UniverseRequest.model_validate_json(encode(demo.UniverseRequest())).listed_only
+    reply = market.ClosesReply(
+        sessions=[date(2024, 1, 2)], tickers=["ACME"], closes=[10.0], volumes=[100.0],
+        actions=market.ActionColumns(
+            ticker=["ACME"], ex_date=[date(2024, 1, 2)], kind=["split"], value=[0.1]
+        ),
+        missing=[], next_cursor=3,
+    )  # fmt: skip
+    parsed = demo.ClosesReply.model_validate_json(encode(reply))
+    assert parsed.actions.kind == ["split"] and parsed.actions.value == [0.1]
+    assert parsed.next_cursor == 3
+    listing = market.Listing(
+        ticker="ACME", name="Acme", exchange="NYSE", sector="Industrials", industry="Tools",
+        status="listed", data_source="simulated",
+    )  # fmt: skip
+    universe = demo.UniverseReply.model_validate_json(
+        encode(market.UniverseReply(securities=[listing], next_cursor=None))
+    )
+    assert [(s.ticker, s.sector) for s in universe.securities] == [("ACME", "Industrials")]
