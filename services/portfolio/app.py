@@ -8,6 +8,8 @@ from services.portfolio import events
 from services.portfolio.background import idempotency_janitor
 from services.portfolio.config import PortfolioSettings
 from services.portfolio.consumers import event_consumers
+from services.portfolio.domain.xray import Limits
+from services.portfolio.risk import RiskSettings
 from services.portfolio.routes import router
 from services.portfolio.states import LedgerStates
 from shared.db import Migration, load_migrations
@@ -44,4 +46,9 @@ def create_app(settings: PortfolioSettings) -> FastAPI:
     app.state.market_timeout = settings.market_timeout_seconds
     app.state.market_history_timeout = settings.market_history_timeout_seconds
     app.state.ledger_states = LedgerStates(settings.ledger_states_capacity)
+    app.state.risk_settings = RiskSettings(
+        limits=Limits(settings.xray_max_position_weight, settings.xray_max_sector_weight),
+        history_days=settings.xray_history_days,
+        recommendations_timeout=settings.recommendations_timeout_seconds,
+    )
     return app

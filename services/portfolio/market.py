@@ -156,9 +156,12 @@ class MarketQuotes:
             }
         )
 
-    async def closes(self, tickers: Iterable[str], start: date, end: date) -> CloseBook:
-        """Unadjusted daily closes of ``tickers`` between ``start`` and ``end``. Never
-        raises for market being away (``available=False``)."""
+    async def closes(
+        self, tickers: Iterable[str], start: date, end: date, *, adjusted: bool = False
+    ) -> CloseBook:
+        """Daily closes of ``tickers`` between ``start`` and ``end``: unadjusted (the
+        ledger's replay), or ``adjusted`` for splits and dividends (the x-ray's and the
+        optimiser's returns). Never raises for market being away (``available=False``)."""
         wanted = sorted(set(tickers))
         if not wanted:
             return CloseBook({}, [])
@@ -167,7 +170,9 @@ class MarketQuotes:
         cursor: int | None = None
         try:
             for _ in range(MAX_HISTORY_PAGES):
-                request = HistoryRequest(tickers=wanted, start=start, end=end, cursor=cursor)
+                request = HistoryRequest(
+                    tickers=wanted, start=start, end=end, adjusted=adjusted, cursor=cursor
+                )
                 reply = await self._bus.request(
                     HISTORY_RPC, request, HistoryReply, timeout=self._history_timeout
                 )
