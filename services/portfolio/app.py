@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.portfolio import events
-from services.portfolio.background import idempotency_janitor
+from services.portfolio.background import idempotency_janitor, optimiser_warm_up
 from services.portfolio.config import PortfolioSettings
+from services.portfolio.consumers import event_consumers
 from services.portfolio.domain.xray import Limits
 from services.portfolio.risk import RiskSettings
 from services.portfolio.routes import router
@@ -37,7 +38,12 @@ def create_app(settings: PortfolioSettings) -> FastAPI:
         routers=[router, watchlists_router],
         title="Bourse portfolio service",
         description="Portfolios, the transaction ledger, positions and rebalancing.",
-        extensions=[idempotency_janitor(), outbox_relay(events.STREAM, events.STREAM_SUBJECTS)],
+        extensions=[
+            idempotency_janitor(),
+            outbox_relay(events.STREAM, events.STREAM_SUBJECTS),
+            event_consumers(),
+            optimiser_warm_up(),
+        ],
     )
     app.state.market_timeout = settings.market_timeout_seconds
     app.state.market_history_timeout = settings.market_history_timeout_seconds
