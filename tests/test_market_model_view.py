@@ -2,7 +2,8 @@
 on the real PostgreSQL, Redis and NATS/JetStream: recommendations publishes runs into its
 ledger (its outbox relays ``recommendations.run.completed``) and answers
 ``recommendations.rpc.latest``; market's durable consumer and start-up refresh keep the read
-model on the latest live run. In databases and NATS namespaces of their own."""
+model on the latest live run. In databases and NATS namespaces of their own; the last test
+runs the whole platform as processes, through the gateway."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bourse.parts import MARKET, RECOMMENDATIONS
+from gateway.demo import DEMO_ACCOUNTS
 from services.market.domain.model_view import HeldRun
 from services.market.model_view import ModelViewFeed
 from services.market.recommendation_inputs import RunCompleted
@@ -26,9 +29,11 @@ from services.recommendations import service as recommendations_service
 from services.recommendations.tests.test_routes import publish, synthetic_panel
 from shared.db import open_connection
 from shared.messaging import Delivered, Event, connect_bus
+from tests.conftest import login
 from tests.infra import TestInfra, own_infra
 from tests.inprocess import InProcessApp, running_app
 
+ACCOUNTS = {role: (username, password) for role, username, password in DEMO_ACCOUNTS}
 DAY_1, DAY_2, DAY_3 = date(1995, 10, 2), date(1995, 10, 16), date(1995, 11, 1)
 
 
@@ -167,7 +172,7 @@ async def view_infra(infra: TestInfra) -> AsyncIterator[tuple[TestInfra, list[st
 
 
 @pytest.fixture(scope="module")
-async def platform(
+async def replicas(
     view_infra: tuple[TestInfra, list[str]], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[InProcessApp, InProcessApp]]:
     """Two market replicas (one durable consumer shared) and recommendations."""
@@ -193,10 +198,10 @@ async def analysis_ml(market: InProcessApp, ticker: str) -> dict[str, Any]:
 
 
 async def test_runs_reach_the_analysis_in_order_once_and_whole(
-    view_infra: tuple[TestInfra, list[str]], platform: tuple[InProcessApp, InProcessApp]
+    view_infra: tuple[TestInfra, list[str]], replicas: tuple[InProcessApp, InProcessApp]
 ) -> None:
     own, names = view_infra
-    one, two = platform
+    one, two = replicas
     panel = synthetic_panel(names, seed=21)
     first = await publish(own, panel, DAY_2)
     assert first is not None
@@ -233,10 +238,10 @@ async def test_runs_reach_the_analysis_in_order_once_and_whole(
 
 
 async def test_a_redelivered_event_changes_nothing(
-    view_infra: tuple[TestInfra, list[str]], platform: tuple[InProcessApp, InProcessApp]
+    view_infra: tuple[TestInfra, list[str]], replicas: tuple[InProcessApp, InProcessApp]
 ) -> None:
     own, names = view_infra
-    one, _ = platform
+    one, _ = replicas
     run = await publish(own, synthetic_panel(names, seed=22), date(1995, 11, 15))
     assert run is not None and run.run.trading_day is not None
     now = await wait_for(own, run.run.id)
@@ -271,8 +276,56 @@ async def test_a_redelivered_event_changes_nothing(
         await bus.close()
     ours = Event[RunCompleted].model_validate_json(event.model_dump_json())
     delivered = Delivered(subject=published.RUN_COMPLETED, request_id="test", num_delivered=2)
-    for replica in platform:
+    for replica in replicas:
         await replica.app.state.model_view.handle(ours, delivered)
     assert await held(own) == now  # refreshed_at included: nothing was rewritten
     assert await read_model(own) == await publishers_run(own, run.run.id)
     assert (await analysis_ml(one, names[1]))["run_id"] == str(run.run.id)
+
+
+@pytest.mark.e2e
+async def test_through_the_gateway_the_analysis_includes_the_latest_run(
+    gateway: httpx.AsyncClient,
+) -> None:
+    """The whole platform as processes: nobody asks for a run; recommendations catches up
+    on the latest session, and market's analysis answers its call on the stock."""
+    headers = await login(gateway, *ACCOUNTS["viewer"])
+    listed: dict[str, Any] = {}
+    for _ in range(240):
+        response = await gateway.get("/api/v1/recommendations", headers=headers)
+        assert response.status_code == 200, response.text
+        listed = response.json()
+        if listed["items"]:
+            break
+        await asyncio.sleep(0.5)
+    assert listed["items"], "no live run was published"
+    call = listed["items"][0]
+    url = f"/api/v1/stocks/{call['ticker']}/analysis"
+    ml: dict[str, Any] | None = None
+    for _ in range(120):
+        answer = await gateway.get(url, params={"include_ml": "true"}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        ml = answer.json()["ml"]
+        if ml is not None and ml["run_id"] == listed["run_id"]:
+            break
+        await asyncio.sleep(0.5)
+    assert ml is not None and ml["run_id"] == listed["run_id"], ml
+    assert ml["recommendation_id"] == call["id"] and ml["as_of"] == call["as_of"]
+    for field in (
+        "action",
+        "confidence",
+        "score",
+        "target_price",
+        "thesis",
+        "risk_factors",
+        "methodology_disclosure",
+        "data_sources",
+        "model_version",
+        "horizon_days",
+    ):
+        assert ml[field] == call[field], field
+    assert {f["key"]: f["contribution"] for f in ml["factors"]} == {
+        f["key"]: f["contribution"] for f in call["factors"]
+    }
+    plain = await gateway.get(url, headers=headers)
+    assert plain.status_code == 200 and "ml" not in plain.json()
