@@ -114,6 +114,8 @@ RULES: tuple[Rule, ...] = (
     ),
     _svc("portfolio", "GET", "/portfolio/performance", "viewer"),
     _svc("portfolio", "PUT", "/portfolio/rebalance", "viewer"),
+    _svc("portfolio", "GET", "/portfolio/xray", "viewer"),
+    _svc("portfolio", "GET", "/portfolio/impact", "viewer"),
     _svc("portfolio", "GET", "/portfolios", "viewer"),
     _svc("portfolio", "GET", "/portfolios/{portfolio_id}", "viewer"),
     _svc("portfolio", "PATCH", "/portfolios/{portfolio_id}", "viewer"),
@@ -136,6 +138,8 @@ RULES: tuple[Rule, ...] = (
     ),
     _svc("portfolio", "GET", "/portfolios/{portfolio_id}/performance", "viewer"),
     _svc("portfolio", "PUT", "/portfolios/{portfolio_id}/rebalance", "viewer"),
+    _svc("portfolio", "GET", "/portfolios/{portfolio_id}/xray", "viewer"),
+    _svc("portfolio", "GET", "/portfolios/{portfolio_id}/impact", "viewer"),
     # --- realtime ---------------------------------------------------------------------
     _svc("realtime", "GET", "/alerts", "viewer"),
     _svc("realtime", "POST", "/alerts", "viewer"),

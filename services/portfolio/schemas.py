@@ -223,6 +223,15 @@ class LotOut(BaseModel):
     cost: Money
 
 
+class SellFlagOut(BaseModel):
+    """The recommendation that turned a holding SELL (an alert was raised for it)."""
+
+    recommendation_id: UUID
+    run_id: UUID
+    confidence: float
+    flagged_at: datetime
+
+
 class PositionOut(BaseModel):
     ticker: str
     quantity: Quantity
@@ -237,6 +246,11 @@ class PositionOut(BaseModel):
     weight: Decimal | None = Field(description="Share of total value, a fraction (6 dp).")
     sector: str | None
     lots: list[LotOut] = Field(description="FIFO tax lots, oldest first.")
+    sell_flag: SellFlagOut | None = Field(
+        None,
+        description="Set while the latest recommendation on the ticker is a SELL that came"
+        " (turned SELL) while the position was held; null otherwise.",
+    )
 
     @classmethod
     def of(cls, valued: ValuedPosition) -> PositionOut:

@@ -34,7 +34,7 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel
 
-from services.portfolio import domain, ledger_csv, repository, risk
+from services.portfolio import announcements, domain, ledger_csv, repository, risk
 from services.portfolio.domain import Entry, Kind, LedgerRejected, Portfolio, targets
 from services.portfolio.domain import performance as perf
 from services.portfolio.domain import rebalance as rebalancing
@@ -95,6 +95,7 @@ from services.portfolio.schemas import (
     ReturnFigure,
     ReversalCreate,
     SectorWeight,
+    SellFlagOut,
     SeriesPoint,
     SplitIn,
     TradeIn,
@@ -229,7 +230,8 @@ async def default_portfolio(
             base_currency="USD",
             is_default=True,
         )
-    assert found is not None  # the owner has no portfolio, so the name is free
+        assert found is not None  # the owner has no portfolio, so the name is free
+        await announcements.portfolio_created(conn, found)
     return found
 
 
@@ -269,8 +271,12 @@ async def create_portfolio(
                 amount=domain.money(data.cash),
                 note="opening balance",
             )
-            await repository.append(conn, created.id, opening)
+            stored = await repository.append(conn, created.id, opening)
             created = await repository.set_balance(conn, created.id, opening.amount)
+            await announcements.portfolio_created(conn, created)
+            await announcements.entries_written(conn, created, [stored])
+        else:
+            await announcements.portfolio_created(conn, created)
         return Answer(201, _json(PortfolioOut.of(created)), domain.etag(created.version))
 
     return await _once(conn, owner_id, idem, work)
@@ -332,9 +338,20 @@ async def valuation(
     ledger, _ = await _state(conn, found, ledgers)
     book = await market.latest(p.ticker for p in ledger.open_positions())
     valued = domain.value(ledger, book.quotes)
+    positions = [PositionOut.of(v) for v in valued.positions]
+    flags = await repository.open_flags(conn, found.id)
+    for position in positions:
+        flag = flags.get(position.ticker)
+        if flag is not None:
+            position.sell_flag = SellFlagOut(
+                recommendation_id=flag.recommendation_id,
+                run_id=flag.run_id,
+                confidence=flag.confidence,
+                flagged_at=flag.flagged_at,
+            )
     return PortfolioValuation(
         **PortfolioOut.of(found).model_dump(),
-        positions=[PositionOut.of(v) for v in valued.positions],
+        positions=positions,
         closed_positions=[
             ClosedPositionOut.of(p)
             for p in sorted(ledger.positions.values(), key=lambda p: p.ticker)
@@ -438,6 +455,7 @@ async def _append(
         raise LedgerRefusedError(exc.reason, exc.message, dict(exc.details)) from None
     stored = await repository.append(conn, found.id, new)
     updated = await repository.set_balance(conn, found.id, ledger.cash)
+    await announcements.entries_written(conn, updated, [stored])
     # The state kept is built from the row as stored (its decimals at the column's
     # scale), so it is exactly what a replay from the database would give.
     kept = domain.extend(state, stored) or domain.replay([*(entries or []), stored])
@@ -773,7 +791,9 @@ async def _rebalance(
         except LedgerRejected as exc:
             raise LedgerRefusedError(exc.reason, exc.message, dict(exc.details)) from None
         written = [await repository.append(conn, found.id, entry) for entry in new]
-        version = (await repository.set_balance(conn, found.id, after.cash)).version
+        applied = await repository.set_balance(conn, found.id, after.cash)
+        await announcements.entries_written(conn, applied, written)
+        version = applied.version
         kept: domain.Ledger | None = ledger
         for entry in written:
             kept = domain.extend(kept, entry) if kept is not None else None
@@ -911,6 +931,7 @@ async def import_transactions(
             stored = [await repository.append(conn, found.id, entry) for entry in new]
             after = domain.replay([*entries, *stored])
             updated = await repository.set_balance(conn, found.id, after.cash)
+            await announcements.entries_written(conn, updated, stored)
             ledgers.keep_after_commit(found.id, updated.version, after)
         counts = {s: sum(r.status == s for r in report) for s in ("imported", "duplicate")}
         body = ImportReport(

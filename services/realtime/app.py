@@ -1,5 +1,6 @@
 """The realtime service's app factory and its background work (the streams, the rule
-evaluator, the alert fan-out and the recommendation-event consumer)."""
+evaluator, the alert fan-out, the recommendation-event consumer and the flagged-holding
+consumer)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 
 from services.realtime.alerting import AlertFanout, RecommendationAlerts, RuleEvaluator
 from services.realtime.config import RealtimeSettings
+from services.realtime.holding_alerts import HoldingAlerts
 from services.realtime.routes import router
 from services.realtime.state import Realtime
 from services.realtime.streams.feed_status import FeedWatch
@@ -84,12 +86,16 @@ def streams_extension(
         await realtime.fanout.start()
         await realtime.evaluator.start()
         await realtime.recommendations.start()
+        holdings = HoldingAlerts(resources.pool, resources.bus, stream=settings.portfolio_stream)
+        await holdings.start()
+        app.state.holding_alerts = holdings
         app.state.realtime = realtime
         try:
             yield
         finally:
             # Normally done already by the server before it stops (services.realtime.server).
             await hub.go_away()
+            await holdings.stop()
             await realtime.recommendations.stop()
             await realtime.evaluator.stop()
             await realtime.fanout.stop()

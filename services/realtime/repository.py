@@ -221,6 +221,32 @@ async def insert_alert(
     return _alert(row) if row is not None else None
 
 
+async def insert_holding_alert(
+    conn: asyncpg.Connection,
+    *,
+    owner_id: str,
+    ticker: str,
+    trigger_key: str,
+    message: str,
+    data: dict[str, Any],
+) -> StoredAlert | None:
+    """Write a flagged-holding alert (no rule fires it) once per ``trigger_key``; None if
+    it was written already."""
+    row = await conn.fetchrow(
+        "INSERT INTO alerts (owner_id, rule_id, ticker, condition, trigger_key, message, data)"
+        " VALUES ($1, NULL, $2, 'holding_turned_sell', $3, $4, $5)"
+        " ON CONFLICT (owner_id, trigger_key)"
+        " WHERE rule_id IS NULL AND condition = 'holding_turned_sell' DO NOTHING"
+        f" RETURNING {_ALERT_COLUMNS}",
+        owner_id,
+        ticker,
+        trigger_key,
+        message,
+        data,
+    )
+    return _alert(row) if row is not None else None
+
+
 async def alerts_after(
     conn: asyncpg.Connection, owner_id: str, after_id: int, limit: int
 ) -> list[StoredAlert]:
