@@ -121,7 +121,15 @@ class ModelViewFeed:
         while True:
             try:
                 self._consumer = await self._bus.consume(
-                    self._stream, self.CONSUMER, RUN_COMPLETED, Event[RunCompleted], self.handle
+                    self._stream,
+                    self.CONSUMER,
+                    RUN_COMPLETED,
+                    Event[RunCompleted],
+                    self.handle,
+                    # A walk of a whole run takes seconds; while recommendations does not
+                    # answer, keep trying for ~20 minutes (delays doubling to 5 minutes).
+                    ack_wait=120.0,
+                    max_deliver=12,
                 )
                 logger.info("consuming %s from stream %s", RUN_COMPLETED, self._stream)
                 return
