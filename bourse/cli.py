@@ -96,9 +96,14 @@ def _start_parts(
 
 
 async def _seed_demo(admin_url: str, database: str, environ: dict[str, str]) -> None:
-    for part in PARTS:
+    for part in PARTS:  # the gateway first: later parts seed data for its demo users
         target = provision.part_database(part, admin_url, database=database, environ=environ)
-        if await provision.seed_demo(target):
+        options = {
+            "owners": await provision.demo_user_ids(admin_url, database=database, environ=environ),
+            "nats_url": environ.get(f"{part.env_prefix}_NATS_URL"),
+            "nats_prefix": environ.get(f"{part.env_prefix}_NATS_PREFIX", ""),
+        }
+        if await provision.seed_demo(target, options):
             say(f"{part.name}: demo data seeded")
 
 

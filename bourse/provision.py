@@ -123,18 +123,38 @@ async def migrate_all(
             report(f"{part.name}: schema {part.schema} up to date")
 
 
-async def seed_demo(target: PartDatabase) -> bool:
-    """Run ``<part.module>.demo.seed_demo(conn)`` as the part; False if it has none."""
+async def seed_demo(target: PartDatabase, options: Mapping[str, Any] | None = None) -> bool:
+    """Run ``<part.module>.demo.seed_demo(conn, ...)`` as the part; False if it has none.
+    Of ``options`` (the demo users' ids, the part's NATS), the keywords the part's seed
+    takes are passed to it."""
     module = _optional_module(f"{target.part.module}.demo")
     seed = getattr(module, "seed_demo", None) if module is not None else None
     if seed is None:
         return False
+    accepted = inspect.signature(seed).parameters
+    extra = {k: v for k, v in (options or {}).items() if k in accepted}
     conn = await open_connection(target.dsn)
     try:
-        await seed(conn)
+        await seed(conn, **extra)
     finally:
         await conn.close()
     return True
+
+
+async def demo_user_ids(admin_url: str, *, database: str, environ: Mapping[str, str]) -> list[str]:
+    """The ids (tokens' subjects) of the demo accounts that exist, read as the gateway
+    through ``gateway.admin.user_id_of``; [] without the gateway."""
+    module = _optional_module("gateway.admin")
+    find = getattr(module, "user_id_of", None) if module is not None else None
+    if find is None:
+        return []
+    target = part_database(BY_NAME["gateway"], admin_url, database=database, environ=environ)
+    conn = await open_connection(target.dsn)
+    try:
+        found = [await find(conn, username) for _, username, _ in demo_accounts()]
+    finally:
+        await conn.close()
+    return [str(user_id) for user_id in found if user_id is not None]
 
 
 def demo_accounts() -> list[tuple[str, str, str]]:

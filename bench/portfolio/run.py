@@ -6,7 +6,10 @@ sockets, no gateway), on the real PostgreSQL, Redis and NATS.
 
 - ``GET /portfolio`` with N positions (a ledger of ~4 entries per position), valued at
   quotes served over NATS by this script (market's side of ``market.rpc.quotes``);
-- a rebalance proposal for N positions with explicit targets;
+- a rebalance proposal for N positions with explicit targets, and with the optimiser
+  (minimum variance and risk parity on a year of daily returns), each with the x-ray before
+  and after (so daily history, the index and the latest recommendations are served too,
+  by this script, over NATS: market's ``market.rpc.history`` a page of 50 tickers at a time);
 - ``POST /portfolio/positions`` with idempotency keys, sustained: many users at once
   (each their own portfolio) and one portfolio (its writes serialise on its row);
 - the ceiling: ``GET /live`` of the same app, the floor of the framework and transport.
@@ -28,6 +31,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+import numpy as np  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 from bourse.parts import BY_NAME  # noqa: E402
@@ -67,6 +72,47 @@ class QuotesRequest(BaseModel):
 class QuotesReply(BaseModel):
     quotes: list[dict[str, Any]]
     missing: list[str]
+
+
+class HistoryRequest(BaseModel):
+    tickers: list[str]
+    start: date
+    end: date
+    adjusted: bool = True
+    cursor: int | None = None
+
+
+class IndexRequest(BaseModel):
+    start: date
+    end: date
+
+
+class LatestRequest(BaseModel):
+    tickers: list[str] | None = None
+    cursor: str | None = None
+    limit: int = 200
+
+
+class Reply(BaseModel):
+    model_config = {"extra": "allow"}
+
+
+HISTORY_PAGE = 50  # tickers a page: a year of 50 series is ~half of NATS's 1 MB
+
+
+def history_of(symbols: list[str], prices: dict[str, float]) -> dict[str, list[float]]:
+    """A year of made-up daily closes per ticker (a factor plus noise), ending at its price."""
+    rng = np.random.default_rng(12)
+    factor = rng.normal(0, 0.008, DAYS)
+    out = {}
+    for i, t in enumerate(symbols):
+        returns = factor * (0.5 + (i % 7) / 7) + rng.normal(0, 0.01 + (i % 5) * 0.003, DAYS)
+        levels = np.cumprod(1 + returns)
+        out[t] = [round(float(v), 4) for v in prices[t] * levels / levels[-1]]
+    return out
+
+
+DAYS = 365
 
 
 def tickers(n: int) -> list[str]:
@@ -154,12 +200,73 @@ async def main(args: argparse.Namespace) -> None:
                         missing=[t for t in request.tickers if t not in prices],
                     )
 
+                today = date.today()
+                days = [today - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
+                closes = history_of(symbols, prices)
+
+                async def history(request: HistoryRequest, _: Delivered) -> BaseModel:
+                    at = request.cursor or 0
+                    page = request.tickers[at : at + HISTORY_PAGE]
+                    keep = [i for i, d in enumerate(days) if request.start <= d <= request.end]
+                    return Reply(
+                        series=[
+                            {
+                                "ticker": t,
+                                "dates": [days[i] for i in keep],
+                                "closes": [closes[t][i] for i in keep],
+                            }
+                            for t in page
+                            if t in closes
+                        ],
+                        missing=[t for t in page if t not in closes],
+                        next_cursor=at + HISTORY_PAGE
+                        if at + HISTORY_PAGE < len(request.tickers)
+                        else None,
+                    )
+
+                index_levels = [1000.0 * (1 + 0.0002 * i) for i in range(DAYS)]
+
+                async def index(request: IndexRequest, _: Delivered) -> BaseModel:
+                    keep = [i for i, d in enumerate(days) if request.start <= d <= request.end]
+                    return Reply(
+                        dates=[days[i] for i in keep],
+                        price_return=[index_levels[i] for i in keep],
+                        total_return=[index_levels[i] for i in keep],
+                    )
+
+                run_id = str(uuid.uuid4())
+
+                async def latest(request: LatestRequest, _: Delivered) -> BaseModel:
+                    wanted = request.tickers or symbols
+                    return Reply(
+                        run_id=run_id,
+                        as_of=str(today),
+                        calls=[
+                            {
+                                "id": str(uuid.uuid5(uuid.NAMESPACE_OID, t)),
+                                "ticker": t,
+                                "action": ("BUY", "HOLD", "SELL")[i % 3],
+                                "confidence": 0.6,
+                                "hypothetical": False,
+                            }
+                            for i, t in enumerate(wanted)
+                        ],
+                        missing=[],
+                        next_cursor=None,
+                    )
+
                 bus = app.app.state.resources.bus
-                responder = await bus.serve("market.rpc.quotes", QuotesRequest, quotes)
+                responders = [
+                    await bus.serve("market.rpc.quotes", QuotesRequest, quotes),
+                    await bus.serve("market.rpc.history", HistoryRequest, history),
+                    await bus.serve("market.rpc.index", IndexRequest, index),
+                    await bus.serve("recommendations.rpc.latest", LatestRequest, latest),
+                ]
                 try:
                     await measure(app, args, symbols, prices)
                 finally:
-                    await responder.unsubscribe()
+                    for responder in responders:
+                        await responder.unsubscribe()
     finally:
         await drop_database(ADMIN, database)
     if args.json:
@@ -232,8 +339,29 @@ async def measure(
         "<= 200 ms",
         statistics.median(reb) <= 200,
     )
+    assert answer["xray_before"]["risk"]["available"] and answer["xray_after"]["sell_signals"]
+    for method in ("min_variance", "risk_parity"):
+        optimised = {
+            "target": {"kind": "optimised", "method": method},
+            "constraints": {"drift_band": "0.0005", "fractional": True},
+        }
+        took = await latencies(
+            lambda body=optimised: client.put(  # type: ignore[misc]
+                "/api/v1/portfolio/rebalance", json=body, headers=owner
+            ),
+            max(5, args.requests // 20),
+        )
+        report(
+            f"rebalance proposal, {len(symbols)} positions, optimiser {method} p50",
+            statistics.median(took),
+            "ms",
+            "<= 2000 ms",
+            statistics.median(took) <= 2000,
+        )
+    xr = await latencies(lambda: client.get("/api/v1/portfolio/xray", headers=owner), 20)
+    report(f"x-ray, {len(symbols)} positions p50", statistics.median(xr), "ms")
     perf = await latencies(lambda: client.get("/api/v1/portfolio/performance", headers=owner), 5)
-    report("performance (no history served: closes missing) p50", statistics.median(perf), "ms")
+    report("performance (a year of closes served) p50", statistics.median(perf), "ms")
 
     out(f"POST /portfolio/positions with Idempotency-Key, sustained {args.seconds:.0f} s")
     users = [app.token() for _ in range(args.workers)]

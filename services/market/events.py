@@ -14,6 +14,11 @@ JetStream stream ``MARKET`` (through the outbox, ``Nats-Msg-Id = event_id``)::
 
     market.eod.completed   Event[EodCompleted]: a session's bars are stored and the derived
                            statistics refreshed.
+    market.actions.recorded
+                           Event[ActionsRecorded]: corporate actions (splits, cash
+                           dividends) were written, new or changed, in the same transaction
+                           as this event; at most MAX_ACTIONS_PER_EVENT per event (a load
+                           of many is several events, ``part`` of ``parts``).
 
 Request/reply (errors come back in the common envelope)::
 
@@ -49,10 +54,13 @@ from shared.messaging import Event
 
 SOURCE = "market"
 STREAM = "MARKET"
-STREAM_SUBJECTS = ["market.eod.>"]
+STREAM_SUBJECTS = ["market.eod.>", "market.actions.>"]
 
 TICK_PREFIX = "market.tick."
 EOD_COMPLETED = "market.eod.completed"
+ACTIONS_RECORDED = "market.actions.recorded"
+ACTIONS_RECORDED_VERSION = 1
+MAX_ACTIONS_PER_EVENT = 500
 RPC_QUOTES = "market.rpc.quotes"
 RPC_HISTORY = "market.rpc.history"
 FEED_STATUS = "market.feed.status"
@@ -221,3 +229,42 @@ class EodCompleted(BaseModel):
 
 def eod_event(payload: EodCompleted) -> Event[EodCompleted]:
     return Event[EodCompleted](event_type="market.eod.completed", source=SOURCE, data=payload)
+
+
+class RecordedAction(BaseModel):
+    """One corporate action as market stores it."""
+
+    ticker: str
+    ex_date: date
+    kind: Literal["split", "dividend"]
+    value: float = Field(
+        gt=0, description="split: new shares per old share (2.0, 0.1); dividend: cash per share"
+    )
+    data_source: str = Field(description="simulated, or the import or provider it came from")
+
+
+class ActionsRecorded(BaseModel):
+    """Actions written (new, or with a changed value) in one transaction: ``part`` of
+    ``parts`` events that transaction queued, each with at most
+    :data:`MAX_ACTIONS_PER_EVENT` actions."""
+
+    actions: list[RecordedAction] = Field(min_length=1, max_length=MAX_ACTIONS_PER_EVENT)
+    part: int = Field(ge=1)
+    parts: int = Field(ge=1)
+
+
+def actions_events(actions: list[RecordedAction]) -> list[Event[ActionsRecorded]]:
+    """``actions`` as events of at most :data:`MAX_ACTIONS_PER_EVENT` each (none for none)."""
+    batches = [
+        actions[k : k + MAX_ACTIONS_PER_EVENT]
+        for k in range(0, len(actions), MAX_ACTIONS_PER_EVENT)
+    ]
+    return [
+        Event[ActionsRecorded](
+            event_type=ACTIONS_RECORDED,
+            schema_version=ACTIONS_RECORDED_VERSION,
+            source=SOURCE,
+            data=ActionsRecorded(actions=batch, part=n, parts=len(batches)),
+        )
+        for n, batch in enumerate(batches, start=1)
+    ]

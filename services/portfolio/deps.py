@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from services.portfolio.market import MarketQuotes
+from services.portfolio.recommendations import LatestRecommendations
+from services.portfolio.risk import RiskSettings, Sources
 from services.portfolio.states import Ledgers
 from shared.deps import DbTransaction
 from shared.runtime import Resources
@@ -22,6 +24,18 @@ async def _market(request: Request) -> MarketQuotes:
 
 
 Market = Annotated[MarketQuotes, Depends(_market)]
+
+
+async def _sources(request: Request) -> Sources:
+    resources: Resources = request.app.state.resources
+    settings: RiskSettings = request.app.state.risk_settings
+    return Sources(
+        LatestRecommendations(resources.bus, timeout=settings.recommendations_timeout), settings
+    )
+
+
+# The latest recommendations on the part's bus, with the x-ray's settings.
+XRaySources = Annotated[Sources, Depends(_sources)]
 
 
 async def _ledgers(request: Request, unit: DbTransaction) -> Ledgers:

@@ -10,6 +10,10 @@ PreconditionRequiredError    428  a change without If-Match
 IdempotencyKeyReusedError    422  same Idempotency-Key, different request
 UnknownTickerError           422  a BUY at the current price of a ticker market lacks
 MarketUnavailableError       503  a price was needed and market did not answer
+RecommendationNotFoundError  404  no call for that ticker or id in the latest live run
+NoRecommendationsError       409  no live recommendation run has been published yet
+RecommendationsUnavailableError
+                             503  a call was needed and recommendations did not answer
 """
 
 from __future__ import annotations
@@ -92,3 +96,18 @@ class RebalanceRefusedError(ValidationFailedError):
 
 class InvalidImportError(ValidationFailedError):
     error_code = "INVALID_IMPORT"
+
+
+class RecommendationNotFoundError(NotFoundError):
+    error_code = "RECOMMENDATION_NOT_FOUND"
+    default_message = "The latest live recommendation run has no such call."
+
+
+class NoRecommendationsError(ConflictError):
+    error_code = "NO_RECOMMENDATIONS"
+    default_message = "No live recommendation run has been published yet."
+
+
+class RecommendationsUnavailableError(ServiceUnavailableError):
+    error_code = "RECOMMENDATIONS_UNAVAILABLE"
+    default_message = "The latest recommendations are unavailable; retry shortly."

@@ -49,6 +49,11 @@ class MarketQuote(BaseModel):
     price: float
     ts: int  # epoch milliseconds (UTC)
     sector: str | None = None
+    # What a watchlist shows besides the price (the valuation reads none of them).
+    previous_close: float | None = None
+    change: float | None = None
+    change_percent: float | None = None
+    volume: int | None = None
 
 
 class QuotesReply(BaseModel):
@@ -124,6 +129,17 @@ class QuoteBook:
     problem: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class QuoteSnapshot:
+    """Market's quotes as it sent them (the day's change included) and the tickers it
+    has no quote for; ``available`` is False when market did not answer."""
+
+    quotes: dict[str, MarketQuote]
+    missing: list[str]
+    available: bool = True
+    problem: str | None = None
+
+
 class MarketQuotes:
     """Latest quotes and daily closes from the market context (request/reply on the
     part's bus)."""
@@ -156,9 +172,26 @@ class MarketQuotes:
             }
         )
 
-    async def closes(self, tickers: Iterable[str], start: date, end: date) -> CloseBook:
-        """Unadjusted daily closes of ``tickers`` between ``start`` and ``end``. Never
-        raises for market being away (``available=False``)."""
+    async def snapshot(self, tickers: Iterable[str]) -> QuoteSnapshot:
+        """The latest quotes as market sent them, and which tickers it has none for.
+        Never raises for market being away (``available=False``)."""
+        wanted = sorted(set(tickers))
+        if not wanted:
+            return QuoteSnapshot({}, [])
+        try:
+            reply = await self._bus.request(
+                QUOTES_RPC, QuotesRequest(tickers=wanted), QuotesReply, timeout=self._timeout
+            )
+        except AppError as exc:
+            return QuoteSnapshot({}, [], available=False, problem=exc.message)
+        return QuoteSnapshot({q.ticker: q for q in reply.quotes}, sorted(reply.missing))
+
+    async def closes(
+        self, tickers: Iterable[str], start: date, end: date, *, adjusted: bool = False
+    ) -> CloseBook:
+        """Daily closes of ``tickers`` between ``start`` and ``end``: unadjusted (the
+        ledger's replay), or ``adjusted`` for splits and dividends (the x-ray's and the
+        optimiser's returns). Never raises for market being away (``available=False``)."""
         wanted = sorted(set(tickers))
         if not wanted:
             return CloseBook({}, [])
@@ -167,7 +200,9 @@ class MarketQuotes:
         cursor: int | None = None
         try:
             for _ in range(MAX_HISTORY_PAGES):
-                request = HistoryRequest(tickers=wanted, start=start, end=end, cursor=cursor)
+                request = HistoryRequest(
+                    tickers=wanted, start=start, end=end, adjusted=adjusted, cursor=cursor
+                )
                 reply = await self._bus.request(
                     HISTORY_RPC, request, HistoryReply, timeout=self._history_timeout
                 )

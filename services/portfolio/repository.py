@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -234,6 +234,120 @@ async def append(conn: asyncpg.Connection, portfolio_id: UUID, entry: Entry) -> 
     )
     assert row is not None
     return _entry(row)
+
+
+# --- corporate actions and SELL flags (from other contexts' events) --------------------
+
+
+async def portfolios_with_tickers(
+    conn: asyncpg.Connection, tickers: list[str]
+) -> dict[str, list[UUID]]:
+    """For each of ``tickers``, the portfolios whose ledger ever named it (by id)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ticker, portfolio_id FROM transactions WHERE ticker = ANY($1::text[])"
+        " ORDER BY ticker, portfolio_id",
+        tickers,
+    )
+    found: dict[str, list[UUID]] = {}
+    for row in rows:
+        found.setdefault(row[0], []).append(row[1])
+    return found
+
+
+async def get_by_id(
+    conn: asyncpg.Connection, portfolio_id: UUID, *, lock: bool = False
+) -> Portfolio | None:
+    """A portfolio whoever owns it: for event handlers, which act for every owner."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM portfolios WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+        portfolio_id,
+    )
+    return _portfolio(row) if row is not None else None
+
+
+async def action_applied(
+    conn: asyncpg.Connection, portfolio_id: UUID, ticker: str, ex_date: date, kind: str
+) -> bool:
+    found = await conn.fetchval(
+        "SELECT true FROM applied_actions"
+        " WHERE portfolio_id = $1 AND ticker = $2 AND ex_date = $3 AND kind = $4",
+        portfolio_id,
+        ticker,
+        ex_date,
+        kind,
+    )
+    return bool(found)
+
+
+async def record_applied_action(
+    conn: asyncpg.Connection,
+    portfolio_id: UUID,
+    ticker: str,
+    ex_date: date,
+    kind: str,
+    transaction_id: UUID,
+) -> None:
+    await conn.execute(
+        "INSERT INTO applied_actions (portfolio_id, ticker, ex_date, kind, transaction_id)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT ON CONSTRAINT applied_actions_pkey DO NOTHING",
+        portfolio_id,
+        ticker,
+        ex_date,
+        kind,
+        transaction_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HoldingFlag:
+    ticker: str
+    recommendation_id: UUID
+    run_id: UUID
+    confidence: float
+    flagged_at: datetime
+
+
+async def insert_flag(
+    conn: asyncpg.Connection,
+    portfolio_id: UUID,
+    ticker: str,
+    recommendation_id: UUID,
+    run_id: UUID,
+    confidence: float,
+) -> HoldingFlag | None:
+    """The new flag, or None if this recommendation already flagged this holding."""
+    row = await conn.fetchrow(
+        "INSERT INTO holding_flags (portfolio_id, ticker, recommendation_id, run_id, confidence)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT ON CONSTRAINT holding_flags_pkey DO NOTHING"
+        " RETURNING ticker, recommendation_id, run_id, confidence, flagged_at",
+        portfolio_id,
+        ticker,
+        recommendation_id,
+        run_id,
+        confidence,
+    )
+    return HoldingFlag(*row) if row is not None else None
+
+
+async def clear_flags(conn: asyncpg.Connection, tickers: list[str]) -> int:
+    """Clear the open flags of ``tickers`` (their latest call is no longer SELL)."""
+    status: str = await conn.execute(
+        "UPDATE holding_flags SET cleared_at = now()"
+        " WHERE ticker = ANY($1::text[]) AND cleared_at IS NULL",
+        tickers,
+    )
+    return int(status.split()[-1])
+
+
+async def open_flags(conn: asyncpg.Connection, portfolio_id: UUID) -> dict[str, HoldingFlag]:
+    """The portfolio's open flags, the latest per ticker."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (ticker) ticker, recommendation_id, run_id, confidence, flagged_at"
+        " FROM holding_flags WHERE portfolio_id = $1 AND cleared_at IS NULL"
+        " ORDER BY ticker, flagged_at DESC",
+        portfolio_id,
+    )
+    return {row[0]: HoldingFlag(*row) for row in rows}
 
 
 # --- idempotency keys -----------------------------------------------------------------

@@ -8,15 +8,19 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from services.portfolio import domain, service
-from services.portfolio.deps import IdempotencyKey, IfMatch, LedgerStatesDep, Market
+from services.portfolio.deps import IdempotencyKey, IfMatch, LedgerStatesDep, Market, XRaySources
 from services.portfolio.errors import InvalidImportError
 from services.portfolio.schemas import (
+    TICKER_PATTERN,
+    ImpactPreview,
     ImportReport,
     Performance,
     PortfolioCreate,
@@ -24,6 +28,7 @@ from services.portfolio.schemas import (
     PortfolioPage,
     PortfolioUpdate,
     PortfolioValuation,
+    PortfolioXRay,
     PositionCreate,
     RebalanceProposal,
     RebalanceRequest,
@@ -34,7 +39,7 @@ from services.portfolio.schemas import (
     TransactionPage,
 )
 from shared.deps import CursorKeyDep, DbConn, Viewer
-from shared.errors import PayloadTooLargeError, error_responses
+from shared.errors import PayloadTooLargeError, ValidationFailedError, error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["portfolio"])
 
@@ -310,16 +315,20 @@ async def rebalance_default(
     caller: Viewer,
     ledgers: LedgerStatesDep,
     market: Market,
+    sources: XRaySources,
     body: RebalanceRequest,
     if_match: IfMatch = None,
     key: IdempotencyKey = None,
 ) -> Response:
-    """A rebalance proposal for the default portfolio (explicit or equal weights, under
-    the constraints); with ``apply: true`` its trades are recorded in one transaction
+    """A rebalance proposal for the default portfolio (explicit or equal weights, the
+    latest recommendations, or an optimiser; under the constraints), with the risk x-ray
+    before and after; with ``apply: true`` its trades are recorded in one transaction
     (needs ``If-Match`` and ``Idempotency-Key``)."""
     idem = service.idempotency(key, "rebalance", "default", body)
     return _answer(
-        await service.rebalance(conn, caller.subject, None, body, if_match, idem, market, ledgers)
+        await service.rebalance(
+            conn, caller.subject, None, body, if_match, idem, market, ledgers, sources
+        )
     )
 
 
@@ -331,6 +340,7 @@ async def rebalance(
     caller: Viewer,
     ledgers: LedgerStatesDep,
     market: Market,
+    sources: XRaySources,
     portfolio_id: UUID,
     body: RebalanceRequest,
     if_match: IfMatch = None,
@@ -340,9 +350,145 @@ async def rebalance(
     idem = service.idempotency(key, "rebalance", str(portfolio_id), body)
     return _answer(
         await service.rebalance(
-            conn, caller.subject, portfolio_id, body, if_match, idem, market, ledgers
+            conn, caller.subject, portfolio_id, body, if_match, idem, market, ledgers, sources
         )
     )
+
+
+# --- risk x-ray and impact preview --------------------------------------------------------
+
+MaxPositionWeight = Query(
+    None,
+    gt=0,
+    le=1,
+    max_digits=8,
+    decimal_places=6,
+    description="Concentration limit of one position"
+    " (default: PORTFOLIO_XRAY_MAX_POSITION_WEIGHT).",
+)
+MaxSectorWeight = Query(
+    None,
+    gt=0,
+    le=1,
+    max_digits=8,
+    decimal_places=6,
+    description="Concentration limit of one sector (default: PORTFOLIO_XRAY_MAX_SECTOR_WEIGHT).",
+)
+
+
+@router.get("/portfolio/xray", response_model=PortfolioXRay, responses=_READ)
+async def get_default_xray(
+    conn: DbConn,
+    caller: Viewer,
+    ledgers: LedgerStatesDep,
+    market: Market,
+    sources: XRaySources,
+    max_position_weight: Decimal | None = MaxPositionWeight,
+    max_sector_weight: Decimal | None = MaxSectorWeight,
+) -> PortfolioXRay:
+    """The default portfolio's risk x-ray: concentration beyond the limits, volatility,
+    beta and maximum drawdown of the holdings, and the holdings whose latest call is SELL."""
+    limits = sources.settings.limits_for(max_position_weight, max_sector_weight)
+    return await service.xray(conn, caller.subject, None, limits, market, ledgers, sources)
+
+
+@router.get("/portfolios/{portfolio_id}/xray", response_model=PortfolioXRay, responses=_READ)
+async def get_xray(
+    conn: DbConn,
+    caller: Viewer,
+    ledgers: LedgerStatesDep,
+    market: Market,
+    sources: XRaySources,
+    portfolio_id: UUID,
+    max_position_weight: Decimal | None = MaxPositionWeight,
+    max_sector_weight: Decimal | None = MaxSectorWeight,
+) -> PortfolioXRay:
+    """One of the caller's portfolios' risk x-ray (see the default's)."""
+    limits = sources.settings.limits_for(max_position_weight, max_sector_weight)
+    return await service.xray(conn, caller.subject, portfolio_id, limits, market, ledgers, sources)
+
+
+_IMPACT = error_responses(401, 403, 404, 409, 422, 503)
+ImpactTicker = Query(None, description="Follow this ticker's latest live call.")
+ImpactId = Query(None, description="Follow this call of the latest live run.")
+ImpactStep = Query(
+    Decimal("0.02"),
+    gt=0,
+    le=1,
+    max_digits=8,
+    decimal_places=6,
+    description="A BUY adds this fraction of total value (within the position limit and cash).",
+)
+ImpactFractional = Query(False, description="Fractional shares (6 places) or whole ones.")
+
+
+def _impact_ask(
+    ticker: str | None,
+    recommendation_id: UUID | None,
+    step: Decimal,
+    fractional: bool,
+    sources: XRaySources,
+    max_position_weight: Decimal | None,
+    max_sector_weight: Decimal | None,
+) -> service.ImpactAsk:
+    if (ticker is None) == (recommendation_id is None):
+        raise ValidationFailedError("Give exactly one of ticker and recommendation_id.")
+    if ticker is not None:
+        ticker = ticker.upper()
+        if not re.fullmatch(TICKER_PATTERN, ticker):
+            raise ValidationFailedError("Not a ticker.", details={"ticker": ticker})
+    return service.ImpactAsk(
+        ticker=ticker,
+        recommendation_id=recommendation_id,
+        step=step,
+        fractional=fractional,
+        limits=sources.settings.limits_for(max_position_weight, max_sector_weight),
+    )
+
+
+@router.get("/portfolio/impact", response_model=ImpactPreview, responses=_IMPACT)
+async def get_default_impact(
+    conn: DbConn,
+    caller: Viewer,
+    ledgers: LedgerStatesDep,
+    market: Market,
+    sources: XRaySources,
+    ticker: str | None = ImpactTicker,
+    recommendation_id: UUID | None = ImpactId,
+    step: Decimal = ImpactStep,
+    fractional: bool = ImpactFractional,
+    max_position_weight: Decimal | None = MaxPositionWeight,
+    max_sector_weight: Decimal | None = MaxSectorWeight,
+) -> ImpactPreview:
+    """What following one latest recommendation would do to the default portfolio's
+    weights and x-ray: a SELL sells the position, a BUY adds ``step`` of total value.
+    A preview: nothing is written."""
+    ask = _impact_ask(
+        ticker, recommendation_id, step, fractional, sources, max_position_weight, max_sector_weight
+    )
+    return await service.impact(conn, caller.subject, None, ask, market, ledgers, sources)
+
+
+@router.get("/portfolios/{portfolio_id}/impact", response_model=ImpactPreview, responses=_IMPACT)
+async def get_impact(
+    conn: DbConn,
+    caller: Viewer,
+    ledgers: LedgerStatesDep,
+    market: Market,
+    sources: XRaySources,
+    portfolio_id: UUID,
+    ticker: str | None = ImpactTicker,
+    recommendation_id: UUID | None = ImpactId,
+    step: Decimal = ImpactStep,
+    fractional: bool = ImpactFractional,
+    max_position_weight: Decimal | None = MaxPositionWeight,
+    max_sector_weight: Decimal | None = MaxSectorWeight,
+) -> ImpactPreview:
+    """The impact preview on one of the caller's portfolios (see the default's)."""
+    ask = _impact_ask(
+        ticker, recommendation_id, step, fractional, sources, max_position_weight, max_sector_weight
+    )
+    return await service.impact(conn, caller.subject, portfolio_id, ask, market, ledgers, sources)
 
 
 # --- CSV export and import ----------------------------------------------------------------

@@ -223,6 +223,15 @@ class LotOut(BaseModel):
     cost: Money
 
 
+class SellFlagOut(BaseModel):
+    """The recommendation that turned a holding SELL (an alert was raised for it)."""
+
+    recommendation_id: UUID
+    run_id: UUID
+    confidence: float
+    flagged_at: datetime
+
+
 class PositionOut(BaseModel):
     ticker: str
     quantity: Quantity
@@ -237,6 +246,11 @@ class PositionOut(BaseModel):
     weight: Decimal | None = Field(description="Share of total value, a fraction (6 dp).")
     sector: str | None
     lots: list[LotOut] = Field(description="FIFO tax lots, oldest first.")
+    sell_flag: SellFlagOut | None = Field(
+        None,
+        description="Set while the latest recommendation on the ticker is a SELL that came"
+        " (turned SELL) while the position was held; null otherwise.",
+    )
 
     @classmethod
     def of(cls, valued: ValuedPosition) -> PositionOut:
@@ -412,7 +426,42 @@ class EqualTarget(_Input):
     )
 
 
-RebalanceTarget = Annotated[ExplicitTarget | EqualTarget, Field(discriminator="kind")]
+class RecommendationsTarget(_Input):
+    kind: Literal["recommendations"]
+    tickers: list[Ticker] | None = Field(
+        None,
+        description="Tickers to consider besides the open positions that are not excluded"
+        " (e.g. BUY calls not held yet).",
+    )
+    buy_tilt: Decimal = Field(
+        Decimal(1),
+        ge=0,
+        le=10,
+        decimal_places=4,
+        description="A BUY scores 1 + buy_tilt x confidence, a HOLD (or no call) 1, a SELL 0;"
+        " targets are the scores over their sum.",
+    )
+
+
+class OptimisedTarget(_Input):
+    kind: Literal["optimised"]
+    method: Literal["min_variance", "risk_parity"]
+    tickers: list[Ticker] | None = Field(
+        None, description="Default: the open positions that are not excluded."
+    )
+    history_days: int = Field(
+        365,
+        ge=90,
+        le=3650,
+        description="Calendar days of daily returns (adjusted closes) the covariance is"
+        " estimated on (Ledoit-Wolf shrinkage).",
+    )
+
+
+RebalanceTarget = Annotated[
+    ExplicitTarget | EqualTarget | RecommendationsTarget | OptimisedTarget,
+    Field(discriminator="kind"),
+]
 
 
 class RebalanceConstraints(_Input):
@@ -438,14 +487,116 @@ class RebalanceConstraints(_Input):
     )
 
 
+LimitIn = Annotated[Decimal, Field(gt=0, le=1, max_digits=8, decimal_places=6)]
+
+
+class XRayLimits(_Input):
+    """Concentration limits of the x-ray; each defaults to the service's setting."""
+
+    max_position_weight: LimitIn | None = None
+    max_sector_weight: LimitIn | None = None
+
+
 class RebalanceRequest(_Input):
     target: RebalanceTarget
     constraints: RebalanceConstraints = Field(default_factory=RebalanceConstraints)
+    xray_limits: XRayLimits = Field(
+        default_factory=XRayLimits, description="For the x-ray before and after."
+    )
     apply: bool = Field(
         False,
         description="Record the trades (needs If-Match and Idempotency-Key); otherwise only"
         " propose them.",
     )
+
+
+# --- risk x-ray ---------------------------------------------------------------------------
+
+XRAY_VOLATILITY_METHOD = (
+    "the current weights held constant over the window: sample standard deviation of"
+    " sum(w_i x r_i) over the holdings' daily returns (adjusted closes, cash earning"
+    " nothing) x sqrt(252)"
+)
+XRAY_BETA_METHOD = (
+    "covariance of that constant-weight daily return with the market index's total-return"
+    " daily return over the index's variance (the days both have one)"
+)
+XRAY_DRAWDOWN_METHOD = "deepest fall of that constant-weight series, compounded, from a peak"
+
+
+class LimitsOut(BaseModel):
+    max_position_weight: Decimal
+    max_sector_weight: Decimal
+
+
+class HoldingWeight(BaseModel):
+    ticker: str
+    weight: Decimal
+    sector: str
+
+
+class Breach(BaseModel):
+    name: str = Field(description="The ticker or sector.")
+    weight: Decimal
+    limit: Decimal
+    excess: Decimal = Field(description="weight - limit")
+
+
+class RiskFigures(BaseModel):
+    available: bool
+    note: str | None
+    start: date | None = Field(description="The first day with a return in the window.")
+    end: date | None
+    days: int = Field(description="Daily returns in the window.")
+    volatility: ReturnFigure = Field(description="Annualised.")
+    beta: ReturnFigure
+    max_drawdown: ReturnFigure
+    short_history: list[str] = Field(
+        description="Holdings without a return on some days of the window (flat then)."
+    )
+    missing_history: list[str] = Field(
+        description="Holdings market has no closes for (flat throughout)."
+    )
+
+
+class SellSignal(BaseModel):
+    ticker: str
+    weight: Decimal
+    confidence: float
+    recommendation_id: UUID
+
+
+class SellSignals(BaseModel):
+    available: bool = Field(description="False when recommendations did not answer.")
+    note: str | None
+    run_id: UUID | None = Field(description="The latest live run read (null: none yet).")
+    as_of: date | None
+    holdings: list[SellSignal] = Field(description="Holdings whose latest call is SELL.")
+
+
+class XRay(BaseModel):
+    total_value: Money
+    cash_weight: Decimal
+    limits: LimitsOut
+    weights: list[HoldingWeight] = Field(description="Priced positions, heaviest first.")
+    sectors: list[SectorWeight]
+    largest_position: HoldingWeight | None
+    effective_positions: Decimal | None = Field(
+        description="(sum w)^2 / sum(w^2) over the positions: how many equal positions"
+        " would be as concentrated."
+    )
+    positions_over_limit: list[Breach]
+    sectors_over_limit: list[Breach] = Field(description="UNCLASSIFIED is never flagged.")
+    risk: RiskFigures
+    sell_signals: SellSignals
+
+
+class PortfolioXRay(XRay):
+    portfolio_id: UUID
+    version: int
+    prices_available: bool = Field(description="False when market's quotes did not answer.")
+    prices_as_of: datetime | None
+    unpriced: list[str] = Field(description="Open positions without a quote (left out).")
 
 
 class ProposedTrade(BaseModel):
@@ -487,6 +638,46 @@ class RebalanceProposal(BaseModel):
     transactions: list[TransactionOut] = Field(
         default_factory=list, description="The ledger rows written, when applied."
     )
+    target_method: str | None = Field(None, description="How the targets were derived.")
+    xray_before: XRay | None = Field(None, description="The risk x-ray of the holdings now.")
+    xray_after: XRay | None = Field(
+        None, description="The risk x-ray of the holdings the trades would leave."
+    )
+
+
+# --- impact preview ------------------------------------------------------------------------
+
+IMPACT_RULE = (
+    "SELL: the whole position is sold; BUY: the position is raised by `step` of total value"
+    " (default 0.02), to at most the position limit and within cash, whole shares unless"
+    " `fractional`; HOLD: nothing trades. At market's latest quotes; nothing is written."
+)
+
+
+class FollowedCall(BaseModel):
+    id: UUID
+    ticker: str
+    action: str
+    confidence: float
+    run_id: UUID | None
+    as_of: date | None
+
+
+class ImpactPreview(BaseModel):
+    portfolio_id: UUID
+    version: int
+    recommendation: FollowedCall
+    rule: str
+    trades: list[ProposedTrade]
+    weight_before: Decimal
+    weight_after: Decimal
+    cash_before: Money
+    cash_after: Money
+    notes: list[str]
+    prices_as_of: datetime | None
+    xray_before: XRay
+    xray_after: XRay
+    written: bool = Field(False, description="Always false: a preview changes nothing.")
 
 
 # --- CSV import -------------------------------------------------------------------------------

@@ -34,20 +34,24 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel
 
-from services.portfolio import domain, ledger_csv, repository
-from services.portfolio.domain import Entry, Kind, LedgerRejected, Portfolio
+from services.portfolio import announcements, domain, ledger_csv, repository, risk
+from services.portfolio.domain import Entry, Kind, LedgerRejected, Portfolio, targets
 from services.portfolio.domain import performance as perf
 from services.portfolio.domain import rebalance as rebalancing
+from services.portfolio.domain.xray import Limits
 from services.portfolio.errors import (
     IdempotencyKeyRequiredError,
     IdempotencyKeyReusedError,
     InvalidImportError,
     LedgerRefusedError,
     MarketUnavailableError,
+    NoRecommendationsError,
     PortfolioNameTakenError,
     PortfolioNotFoundError,
     PreconditionRequiredError,
     RebalanceRefusedError,
+    RecommendationNotFoundError,
+    RecommendationsUnavailableError,
     TransactionNotFoundError,
     UnknownTickerError,
     VersionMismatchError,
@@ -59,6 +63,7 @@ from services.portfolio.schemas import (
     BETA_METHOD,
     DRAWDOWN_METHOD,
     EXCESS_METHOD,
+    IMPACT_RULE,
     MWR_METHOD,
     PORTFOLIOS_CURSOR,
     TRANSACTIONS_CURSOR,
@@ -68,7 +73,8 @@ from services.portfolio.schemas import (
     CashIn,
     ClosedPositionOut,
     DividendIn,
-    ExplicitTarget,
+    FollowedCall,
+    ImpactPreview,
     ImportedRow,
     ImportReport,
     Performance,
@@ -78,6 +84,7 @@ from services.portfolio.schemas import (
     PortfolioPagePosition,
     PortfolioUpdate,
     PortfolioValuation,
+    PortfolioXRay,
     PositionCreate,
     PositionOut,
     ProposedTrade,
@@ -88,6 +95,7 @@ from services.portfolio.schemas import (
     ReturnFigure,
     ReversalCreate,
     SectorWeight,
+    SellFlagOut,
     SeriesPoint,
     SplitIn,
     TradeIn,
@@ -222,7 +230,8 @@ async def default_portfolio(
             base_currency="USD",
             is_default=True,
         )
-    assert found is not None  # the owner has no portfolio, so the name is free
+        assert found is not None  # the owner has no portfolio, so the name is free
+        await announcements.portfolio_created(conn, found)
     return found
 
 
@@ -262,8 +271,12 @@ async def create_portfolio(
                 amount=domain.money(data.cash),
                 note="opening balance",
             )
-            await repository.append(conn, created.id, opening)
+            stored = await repository.append(conn, created.id, opening)
             created = await repository.set_balance(conn, created.id, opening.amount)
+            await announcements.portfolio_created(conn, created)
+            await announcements.entries_written(conn, created, [stored])
+        else:
+            await announcements.portfolio_created(conn, created)
         return Answer(201, _json(PortfolioOut.of(created)), domain.etag(created.version))
 
     return await _once(conn, owner_id, idem, work)
@@ -325,9 +338,20 @@ async def valuation(
     ledger, _ = await _state(conn, found, ledgers)
     book = await market.latest(p.ticker for p in ledger.open_positions())
     valued = domain.value(ledger, book.quotes)
+    positions = [PositionOut.of(v) for v in valued.positions]
+    flags = await repository.open_flags(conn, found.id)
+    for position in positions:
+        flag = flags.get(position.ticker)
+        if flag is not None:
+            position.sell_flag = SellFlagOut(
+                recommendation_id=flag.recommendation_id,
+                run_id=flag.run_id,
+                confidence=flag.confidence,
+                flagged_at=flag.flagged_at,
+            )
     return PortfolioValuation(
         **PortfolioOut.of(found).model_dump(),
-        positions=[PositionOut.of(v) for v in valued.positions],
+        positions=positions,
         closed_positions=[
             ClosedPositionOut.of(p)
             for p in sorted(ledger.positions.values(), key=lambda p: p.ticker)
@@ -431,6 +455,7 @@ async def _append(
         raise LedgerRefusedError(exc.reason, exc.message, dict(exc.details)) from None
     stored = await repository.append(conn, found.id, new)
     updated = await repository.set_balance(conn, found.id, ledger.cash)
+    await announcements.entries_written(conn, updated, [stored])
     # The state kept is built from the row as stored (its decimals at the column's
     # scale), so it is exactly what a replay from the database would give.
     kept = domain.extend(state, stored) or domain.replay([*(entries or []), stored])
@@ -654,16 +679,20 @@ async def rebalance(
     idem: Idempotency | None,
     market: MarketQuotes,
     ledgers: Ledgers,
+    sources: risk.Sources,
 ) -> Answer:
-    """A rebalance proposal at market's latest quotes; with ``apply``, its trades are
-    recorded too -- all of them in this one transaction, or none."""
+    """A rebalance proposal at market's latest quotes, with the x-ray before and after;
+    with ``apply``, its trades are recorded too -- all of them in this one transaction,
+    or none."""
     if not data.apply:
-        return await _rebalance(conn, owner_id, portfolio_id, data, None, market, ledgers)
+        return await _rebalance(conn, owner_id, portfolio_id, data, None, market, ledgers, sources)
     if idem is None:
         raise IdempotencyKeyRequiredError()
 
     async def work() -> Answer:
-        return await _rebalance(conn, owner_id, portfolio_id, data, if_match, market, ledgers)
+        return await _rebalance(
+            conn, owner_id, portfolio_id, data, if_match, market, ledgers, sources
+        )
 
     return await _once(conn, owner_id, idem, work)
 
@@ -676,6 +705,7 @@ async def _rebalance(
     if_match: str | None,
     market: MarketQuotes,
     ledgers: Ledgers,
+    sources: risk.Sources,
 ) -> Answer:
     found = await portfolio(conn, owner_id, portfolio_id, lock=data.apply)
     if data.apply:
@@ -684,16 +714,18 @@ async def _rebalance(
     c = data.constraints
     excluded = frozenset(c.exclude)
     positions = ledger.open_positions()
-    if isinstance(data.target, ExplicitTarget):
-        targets = dict(data.target.weights)
-    else:
-        chosen = data.target.tickers or [p.ticker for p in positions if p.ticker not in excluded]
-        try:
-            targets = rebalancing.equal_weights(chosen)
-        except rebalancing.RebalanceRejected as exc:
-            raise RebalanceRefusedError(exc.reason, exc.message, dict(exc.details)) from None
-    wanted = sorted({p.ticker for p in positions} | set(targets))
-    book = await market.latest(wanted)
+    chosen = risk.universe(data.target, [p.ticker for p in positions], excluded)
+    wanted = sorted({p.ticker for p in positions} | set(chosen))
+    # Quotes, daily history, the index and the latest calls at once: the targets and the
+    # x-ray before and after need them.
+    days = max(sources.settings.history_days, getattr(data.target, "history_days", 0))
+    book, context = await asyncio.gather(
+        market.latest(wanted),
+        risk.gather_context(
+            market, sources.recommendations, wanted, days=days, today=datetime.now(UTC).date()
+        ),
+    )
+    targets, method = await risk.resolve_targets(data.target, chosen, context)
     if not book.available:
         raise MarketUnavailableError(details={"reason": book.problem})
     unpriced = [t for t in wanted if t not in book.quotes]
@@ -722,6 +754,14 @@ async def _rebalance(
         )
     except rebalancing.RebalanceRejected as exc:
         raise RebalanceRefusedError(exc.reason, exc.message, dict(exc.details)) from None
+    limits = sources.settings.limits_of(data.xray_limits)
+    held = {p.ticker: p.quantity for p in positions}
+    before = risk.holdings_at(held, book.quotes, ledger.cash)
+    after_trades = risk.holdings_at(
+        risk.quantities_after(held, proposal.trades), book.quotes, proposal.cash_after
+    )
+    xray_before, _ = risk.xray_of(before, limits, context, sources.settings.history_days)
+    xray_after, _ = risk.xray_of(after_trades, limits, context, sources.settings.history_days)
     written: list[Entry] = []
     version = found.version
     if data.apply and proposal.trades:
@@ -751,7 +791,9 @@ async def _rebalance(
         except LedgerRejected as exc:
             raise LedgerRefusedError(exc.reason, exc.message, dict(exc.details)) from None
         written = [await repository.append(conn, found.id, entry) for entry in new]
-        version = (await repository.set_balance(conn, found.id, after.cash)).version
+        applied = await repository.set_balance(conn, found.id, after.cash)
+        await announcements.entries_written(conn, applied, written)
+        version = applied.version
         kept: domain.Ledger | None = ledger
         for entry in written:
             kept = domain.extend(kept, entry) if kept is not None else None
@@ -794,6 +836,9 @@ async def _rebalance(
         notes=proposal.notes,
         prices_as_of=min((q.as_of for q in book.quotes.values()), default=None),
         transactions=[TransactionOut.of(e) for e in written],
+        target_method=method,
+        xray_before=risk.xray_out(xray_before, limits, before, context.calls),
+        xray_after=risk.xray_out(xray_after, limits, after_trades, context.calls),
     )
     return Answer(200, _json(body), domain.etag(version))
 
@@ -886,6 +931,7 @@ async def import_transactions(
             stored = [await repository.append(conn, found.id, entry) for entry in new]
             after = domain.replay([*entries, *stored])
             updated = await repository.set_balance(conn, found.id, after.cash)
+            await announcements.entries_written(conn, updated, stored)
             ledgers.keep_after_commit(found.id, updated.version, after)
         counts = {s: sum(r.status == s for r in report) for s in ("imported", "duplicate")}
         body = ImportReport(
@@ -902,3 +948,168 @@ async def import_transactions(
     if dry_run:
         return await work()
     return await _once(conn, owner_id, idem, work)
+
+
+# --- risk x-ray and impact preview --------------------------------------------------------
+
+
+async def xray(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    limits: Limits,
+    market: MarketQuotes,
+    ledgers: Ledgers,
+    sources: risk.Sources,
+) -> PortfolioXRay:
+    """The risk x-ray of the holdings at market's latest quotes. Each other context may be
+    away: without quotes the positions are unpriced, without history there are no risk
+    figures, without recommendations no SELL list -- each part says so, none fails."""
+    found = await portfolio(conn, owner_id, portfolio_id)
+    ledger, _ = await _state(conn, found, ledgers)
+    held = {p.ticker: p.quantity for p in ledger.open_positions()}
+    days = sources.settings.history_days
+    book, context = await asyncio.gather(
+        market.latest(held),
+        risk.gather_context(
+            market, sources.recommendations, held, days=days, today=datetime.now(UTC).date()
+        ),
+    )
+    holdings = risk.holdings_at(held, book.quotes, ledger.cash)
+    figures, _ = risk.xray_of(holdings, limits, context, days)
+    out = risk.xray_out(figures, limits, holdings, context.calls)
+    return PortfolioXRay(
+        **dict(out),
+        portfolio_id=found.id,
+        version=found.version,
+        prices_available=book.available,
+        prices_as_of=min((book.quotes[t].as_of for t in holdings.values), default=None),
+        unpriced=sorted(t for t in held if t not in book.quotes),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ImpactAsk:
+    """Which call to preview (a ticker's latest, or a call by id) and how to follow it."""
+
+    ticker: str | None
+    recommendation_id: UUID | None
+    step: Decimal
+    fractional: bool
+    limits: Limits
+
+
+async def impact(
+    conn: asyncpg.Connection,
+    owner_id: str,
+    portfolio_id: UUID | None,
+    ask: ImpactAsk,
+    market: MarketQuotes,
+    ledgers: Ledgers,
+    sources: risk.Sources,
+) -> ImpactPreview:
+    """What following one latest live call would do to the weights and the x-ray
+    (rule: :data:`IMPACT_RULE`). Reads only: nothing is written."""
+    found = await portfolio(conn, owner_id, portfolio_id)
+    ledger, _ = await _state(conn, found, ledgers)
+    recommendations = sources.recommendations
+    if ask.recommendation_id is not None:
+        calls, call = await recommendations.by_id(ask.recommendation_id)
+    else:
+        assert ask.ticker is not None
+        calls = await recommendations.latest([ask.ticker])
+        call = calls.calls.get(ask.ticker)
+    if not calls.available:
+        raise RecommendationsUnavailableError(details={"reason": calls.problem})
+    if calls.run_id is None:
+        raise NoRecommendationsError()
+    if call is None:
+        raise RecommendationNotFoundError(
+            details={"ticker": ask.ticker, "recommendation_id": ask.recommendation_id}
+        )
+    held = {p.ticker: p.quantity for p in ledger.open_positions()}
+    wanted = sorted(set(held) | {call.ticker})
+    book, context = await asyncio.gather(
+        market.latest(wanted),
+        risk.gather_context(
+            market,
+            recommendations,
+            wanted,
+            days=sources.settings.history_days,
+            today=datetime.now(UTC).date(),
+        ),
+    )
+    if not book.available:
+        raise MarketUnavailableError(details={"reason": book.problem})
+    unpriced = [t for t in wanted if t not in book.quotes]
+    if unpriced:
+        raise UnknownTickerError(
+            "Market has no price for some tickers, so the portfolio cannot be valued.",
+            details={"tickers": unpriced},
+        )
+    prices = {t: q.price for t, q in book.quotes.items()}
+    before = risk.holdings_at(held, book.quotes, ledger.cash)
+    total = before.total
+    weight = before.values.get(call.ticker, domain.ZERO) / total if total > 0 else domain.ZERO
+    target = targets.impact_target(call.action, weight, ask.step, ask.limits.max_position_weight)
+    notes: list[str] = []
+    trades: list[rebalancing.Trade] = []
+    cash_after = ledger.cash
+    if target is None:
+        notes.append("The call is HOLD: following it trades nothing.")
+    elif call.action == "SELL" and call.ticker not in held:
+        notes.append("The call is SELL and the portfolio does not hold it: nothing to sell.")
+    elif call.action == "BUY" and target <= weight:
+        notes.append("The position is at or above the position limit: nothing to buy.")
+    else:
+        try:
+            proposal = rebalancing.propose(
+                [rebalancing.Holding(t, q, prices[t]) for t, q in held.items()],
+                ledger.cash,
+                prices,
+                {call.ticker: target},
+                rebalancing.Constraints(
+                    fractional=ask.fractional, exclude=frozenset(held) - {call.ticker}
+                ),
+            )
+        except rebalancing.RebalanceRejected as exc:
+            raise RebalanceRefusedError(exc.reason, exc.message, dict(exc.details)) from None
+        trades, cash_after = proposal.trades, proposal.cash_after
+        notes += proposal.notes
+        if call.action == "BUY" and not trades:
+            notes.append("Cash does not cover a single share: nothing to buy.")
+    after = risk.holdings_at(risk.quantities_after(held, trades), book.quotes, cash_after)
+    xray_before, _ = risk.xray_of(before, ask.limits, context, sources.settings.history_days)
+    xray_after, _ = risk.xray_of(after, ask.limits, context, sources.settings.history_days)
+    return ImpactPreview(
+        portfolio_id=found.id,
+        version=found.version,
+        recommendation=FollowedCall(
+            id=call.id,
+            ticker=call.ticker,
+            action=call.action,
+            confidence=call.confidence,
+            run_id=calls.run_id,
+            as_of=calls.as_of,
+        ),
+        rule=IMPACT_RULE,
+        trades=[
+            ProposedTrade(
+                ticker=t.ticker,
+                side=t.side,
+                quantity=t.quantity,
+                price=t.price,
+                value=t.value,
+                fee=t.fee,
+            )
+            for t in trades
+        ],
+        weight_before=xray_before.weights.get(call.ticker, domain.ZERO),
+        weight_after=xray_after.weights.get(call.ticker, domain.ZERO),
+        cash_before=ledger.cash,
+        cash_after=cash_after,
+        notes=notes,
+        prices_as_of=min((q.as_of for q in book.quotes.values()), default=None),
+        xray_before=risk.xray_out(xray_before, ask.limits, before, context.calls),
+        xray_after=risk.xray_out(xray_after, ask.limits, after, context.calls),
+    )

@@ -1,5 +1,6 @@
 """The realtime service's app factory and its background work (the streams, the rule
-evaluator, the alert fan-out and the recommendation-event consumer)."""
+evaluator, the alert fan-out, the recommendation-event consumer and the flagged-holding
+consumer)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 
 from services.realtime.alerting import AlertFanout, RecommendationAlerts, RuleEvaluator
 from services.realtime.config import RealtimeSettings
+from services.realtime.holding_alerts import HoldingAlerts
 from services.realtime.routes import router
 from services.realtime.state import Realtime
 from services.realtime.streams.feed_status import FeedWatch
@@ -17,6 +19,7 @@ from services.realtime.streams.hub import TickHub
 from services.realtime.streams.limits import ConnectionLeases, Limits, RoleLimits
 from services.realtime.streams.metrics import install_collector
 from services.realtime.streams.routes import router as streams_router
+from services.realtime.watchlists import WatchlistMembership
 from shared.db import Migration, load_migrations
 from shared.runtime import Resources, create_part_app
 
@@ -63,6 +66,9 @@ def streams_extension(
             heartbeat=settings.heartbeat_seconds,
             coalesce=settings.coalesce_ms / 1000,
         )
+        evaluator = RuleEvaluator(
+            resources.pool, resources.bus, hub, reload_seconds=settings.rules_reload_seconds
+        )
         realtime = Realtime(
             settings=settings,
             pool=resources.pool,
@@ -70,12 +76,13 @@ def streams_extension(
             feed=FeedWatch(resources.bus),
             leases=ConnectionLeases(resources.redis),
             limits=limits(settings),
-            evaluator=RuleEvaluator(
-                resources.pool, resources.bus, hub, reload_seconds=settings.rules_reload_seconds
-            ),
+            evaluator=evaluator,
             fanout=AlertFanout(resources.bus),
             recommendations=RecommendationAlerts(
                 resources.pool, resources.bus, stream=settings.recommendation_stream
+            ),
+            watchlists=WatchlistMembership(
+                resources.pool, resources.bus, evaluator, stream=settings.portfolio_stream
             ),
         )
         await realtime.leases.start()
@@ -84,12 +91,18 @@ def streams_extension(
         await realtime.fanout.start()
         await realtime.evaluator.start()
         await realtime.recommendations.start()
+        holdings = HoldingAlerts(resources.pool, resources.bus, stream=settings.portfolio_stream)
+        await holdings.start()
+        app.state.holding_alerts = holdings
+        await realtime.watchlists.start()
         app.state.realtime = realtime
         try:
             yield
         finally:
             # Normally done already by the server before it stops (services.realtime.server).
             await hub.go_away()
+            await holdings.stop()
+            await realtime.watchlists.stop()
             await realtime.recommendations.stop()
             await realtime.evaluator.stop()
             await realtime.fanout.stop()

@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.recommendations import events
+from services.recommendations import events, service
 from services.recommendations.config import RecommendationsSettings
 from services.recommendations.market_inputs import MarketInputs
 from services.recommendations.routes import LATEST_TAG, router
 from services.recommendations.runner import Runner, RunTriggers
 from shared.cache import ResponseCache
 from shared.db import Migration, load_migrations
+from shared.messaging import Delivered
 from shared.runtime import Extension, Resources, create_part_app, outbox_relay
 
 NAME = "recommendations"
@@ -65,6 +66,24 @@ def runs(settings: RecommendationsSettings) -> Extension:
     return extension
 
 
+def latest_rpc() -> Extension:
+    """Answer ``recommendations.rpc.latest`` (see :mod:`services.recommendations.events`)."""
+
+    @asynccontextmanager
+    async def extension(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
+        async def latest(request: events.LatestRequest, _: Delivered) -> events.LatestReply:
+            async with resources.pool.acquire() as conn:
+                return await service.latest_calls(conn, request)
+
+        responder = await resources.bus.serve(events.RPC_LATEST, events.LatestRequest, latest)
+        try:
+            yield
+        finally:
+            await responder.unsubscribe()
+
+    return extension
+
+
 def create_app(settings: RecommendationsSettings) -> FastAPI:
     return create_part_app(
         name=NAME,
@@ -75,5 +94,9 @@ def create_app(settings: RecommendationsSettings) -> FastAPI:
         title="Bourse recommendations service",
         description="Daily BUY/HOLD/SELL recommendations with disclosures.",
         # The relay declares our stream before the runner consumes from it.
-        extensions=[outbox_relay(events.STREAM, events.STREAM_SUBJECTS), runs(settings)],
+        extensions=[
+            outbox_relay(events.STREAM, events.STREAM_SUBJECTS),
+            runs(settings),
+            latest_rpc(),
+        ],
     )

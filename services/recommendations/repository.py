@@ -145,7 +145,7 @@ async def start_queued_run(conn: asyncpg.Connection, run_id: UUID, *, trading_da
 
 async def fail_run(conn: asyncpg.Connection, run_id: UUID, *, error: str) -> None:
     await conn.execute(
-        "UPDATE runs SET status = 'failed', error = $2, completed_at = now()"
+        "UPDATE runs SET status = 'failed', error = $2, completed_at = clock_timestamp()"
         " WHERE id = $1 AND status IN ('queued', 'running')",
         run_id,
         error,
@@ -164,7 +164,7 @@ async def complete_run(
 ) -> None:
     await conn.execute(
         "UPDATE runs SET status = 'completed', universe = $2, called = $3, changed = $4,"
-        " calibration = $5, timings = $6, completed_at = now() WHERE id = $1",
+        " calibration = $5, timings = $6, completed_at = clock_timestamp() WHERE id = $1",
         run_id,
         universe,
         called,
@@ -195,7 +195,7 @@ async def record_failed_run(
         " requested_by, error, timings, completed_at)"
         " VALUES ($1, $2, $3, $4, 'failed', $5, $6, $7, $8, now())"
         " ON CONFLICT (id) DO UPDATE SET status = 'failed', error = EXCLUDED.error,"
-        " timings = EXCLUDED.timings, completed_at = now()",
+        " timings = EXCLUDED.timings, completed_at = clock_timestamp()",
         run_id,
         kind,
         trading_day,
@@ -574,3 +574,35 @@ async def hypothetical_days(conn: asyncpg.Connection) -> set[date]:
         "SELECT trading_day FROM runs WHERE hypothetical AND status <> 'failed'"
     )
     return {r["trading_day"] for r in rows}
+
+
+# --- the latest run, for other contexts (recommendations.rpc.latest) ---------------------
+
+_CALL_COLUMNS = (
+    "id, ticker, action, confidence, score, target_price, price_at_call, horizon_days, sector,"
+    " thesis, risk_factors, factors, methodology_disclosure, data_sources, hypothetical,"
+    " generated_at"
+)
+
+
+async def run_calls(
+    conn: asyncpg.Connection,
+    run_id: UUID,
+    *,
+    tickers: Sequence[str] | None,
+    after: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """One run's calls by ticker (those of ``tickers`` if given), after the ticker ``after``;
+    the columns other contexts read, without the recorded inputs."""
+    conditions = ["run_id = $1"]
+    args: list[Any] = [run_id]
+    _where_given(conditions, args, ("ticker = ANY(${})", tickers), ("ticker > ${}", after))
+    args.append(limit)
+    return list(
+        await conn.fetch(
+            f"SELECT {_CALL_COLUMNS} FROM recommendations WHERE {' AND '.join(conditions)}"
+            f" ORDER BY ticker LIMIT ${len(args)}",
+            *args,
+        )
+    )

@@ -520,3 +520,78 @@ async def replay(conn: asyncpg.Connection, rec_id: UUID) -> Replay:
         publication.differences(original, replayed) if replayed is not None else ["missing"]
     )
     return Replay(original, replayed, matches, differences)
+
+
+# --- other contexts' view (recommendations.rpc.latest) -----------------------------------
+
+
+def _latest_call(row: asyncpg.Record) -> events.LatestCall:
+    target = row["target_price"]
+    return events.LatestCall(
+        id=row["id"],
+        ticker=row["ticker"],
+        action=row["action"],
+        confidence=float(row["confidence"]),
+        score=row["score"],
+        target_price=float(target) if target is not None else None,
+        price_at_call=float(row["price_at_call"]),
+        horizon_days=row["horizon_days"],
+        sector=row["sector"],
+        thesis=row["thesis"],
+        risk_factors=list(row["risk_factors"]),
+        factors=[events.LatestFactor(**f) for f in row["factors"]],
+        methodology_disclosure=row["methodology_disclosure"],
+        data_sources=list(row["data_sources"]),
+        hypothetical=row["hypothetical"],
+    )
+
+
+async def latest_calls(
+    conn: asyncpg.Connection, request: events.LatestRequest
+) -> events.LatestReply:
+    """A page of the latest live run's calls, by ticker. The cursor (``<run id>/<ticker>``,
+    internal to this subject) keeps a walk on the run it started with."""
+    if request.cursor:
+        run_text, _, after = request.cursor.partition("/")
+        try:
+            run_id = UUID(run_text)
+        except ValueError:
+            raise InvalidCursorError() from None
+        run = await repository.get_run(conn, run_id)
+        if run is None or not after:
+            raise InvalidCursorError()
+    else:
+        after = None
+        run = await repository.latest_completed_run(conn, hypothetical=False)
+    if run is None or run.trading_day is None:
+        return events.LatestReply(
+            run_id=None,
+            as_of=None,
+            model_version=None,
+            generated_at=None,
+            calls=[],
+            missing=list(dict.fromkeys(request.tickers or ())),
+            next_cursor=None,
+        )
+    rows = await repository.run_calls(
+        conn, run.id, tickers=request.tickers, after=after, limit=request.limit + 1
+    )
+    calls = [_latest_call(row) for row in rows[: request.limit]]
+    more = len(rows) > request.limit
+    last = calls[-1].ticker if calls else None
+    found = {call.ticker for call in calls}
+    # A ticker is missing once this page's range has passed it without a call.
+    missing = [
+        t
+        for t in sorted(set(request.tickers or ()))
+        if t not in found and (after is None or t > after) and (not more or (last and t < last))
+    ]
+    return events.LatestReply(
+        run_id=run.id,
+        as_of=run.trading_day,
+        model_version=run.model_version,
+        generated_at=rows[0]["generated_at"] if rows else run.completed_at,
+        calls=calls,
+        missing=missing,
+        next_cursor=f"{run.id}/{last}" if more else None,
+    )

@@ -51,26 +51,31 @@ async def write_actions(
     conn: asyncpg.Connection,
     rows: list[tuple[int, date, str, float]],
     data_source: str,
-) -> int:
+) -> list[tuple[str, date, str, float]]:
     """Insert or update actions (security id, ex_date, kind, value); a changed value
-    clears its price factor so it is computed again. Returns rows written."""
+    clears its price factor so it is computed again. Returns the rows written -- new, or
+    with a changed value -- as (ticker, ex_date, kind, value); an unchanged one is not."""
     if not rows:
-        return 0
-    status: str = await conn.execute(
-        "INSERT INTO corporate_actions (security_id, ex_date, kind, value, data_source)"
+        return []
+    written = await conn.fetch(
+        "WITH written AS ("
+        " INSERT INTO corporate_actions (security_id, ex_date, kind, value, data_source)"
         " SELECT u.*, $5 FROM unnest($1::int[], $2::date[], $3::text[], $4::float8[]) AS u"
         " ON CONFLICT (security_id, ex_date, kind) DO UPDATE SET value = EXCLUDED.value,"
         " data_source = EXCLUDED.data_source,"
         " price_factor = CASE WHEN corporate_actions.value = EXCLUDED.value"
         " THEN corporate_actions.price_factor END"
-        " WHERE corporate_actions.value IS DISTINCT FROM EXCLUDED.value",
+        " WHERE corporate_actions.value IS DISTINCT FROM EXCLUDED.value"
+        " RETURNING security_id, ex_date, kind, value)"
+        " SELECT s.ticker, w.ex_date, w.kind, w.value FROM written w"
+        " JOIN securities s USING (security_id) ORDER BY s.ticker, w.ex_date, w.kind",
         [r[0] for r in rows],
         [r[1] for r in rows],
         [r[2] for r in rows],
         [r[3] for r in rows],
         data_source,
     )
-    return int(status.split()[-1])
+    return [(r[0], r[1], r[2], r[3]) for r in written]
 
 
 async def pending_dividends(

@@ -28,6 +28,7 @@ from services.market.domain import statistics as st
 from services.market.repository import actions as actions_repo
 from services.market.repository import bars as bars_repo
 from services.market.repository import loads, quotes, securities, stats
+from services.market.service import corporate_actions
 
 logger = logging.getLogger("services.market.loading")
 
@@ -146,6 +147,7 @@ async def _load(
         )
         ids = await securities.insert_securities(conn, simulated_securities(universe))
         id_of = np.array([ids[s.ticker] for s in universe.securities], dtype=np.int32)
+        ticker_of = {security_id: ticker for ticker, security_id in ids.items()}
         await bars_repo.ensure_partitions(conn, bars_repo.years_of(spec.sessions))
         await bars_repo.drop_primary_key(conn)
         factors = sim.factor_paths(spec)
@@ -189,7 +191,15 @@ async def _load(
         await loads.progress(conn, load_id, rows_loaded=loaded, phase="indexing")
         await bars_repo.add_primary_key(conn)
         await bars_repo.analyze(conn)
-        await actions_repo.copy_actions(conn, action_rows)
+        async with conn.transaction():  # the actions and their announcement: both or neither
+            await actions_repo.copy_actions(conn, action_rows)
+            await corporate_actions.announce(
+                conn,
+                (
+                    (ticker_of[sid], day, kind, value, source)
+                    for sid, day, kind, value, _, source in action_rows
+                ),
+            )
         await securities.set_shares_outstanding(conn, shares_ids, shares)
         say("computing quotes, statistics and the universe index")
         await loads.progress(conn, load_id, rows_loaded=loaded, phase="statistics")

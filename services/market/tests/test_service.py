@@ -10,14 +10,14 @@ import numpy as np
 import orjson
 import pytest
 
-from services.market import demo, schemas
+from services.market import demo, events, schemas
 from services.market.domain import calendar
 from services.market.errors import InvalidDateRangeError, InvalidImportError, StockNotFoundError
 from services.market.importers.providers import ProviderBar
-from services.market.repository import actions as actions_repo
-from services.market.service import imports, loading, stocks
+from services.market.service import corporate_actions, imports, loading, stocks
 from services.market.service import market as market_service
 from services.market.tests.factories import in_request, in_unit, new_security
+from shared.messaging import Event
 
 GOOD = """Date,Open,High,Low,Close,Adj Close,Volume
 2024-01-02,100,102,99,101,101,1000
@@ -138,7 +138,7 @@ async def test_adjusted_history_applies_a_split_and_a_dividend(pool: asyncpg.Poo
     )
     await in_unit(pool, imports.import_csv, csv, ticker=ticker, layout="stooq")
     async with pool.acquire() as conn, conn.transaction():
-        await actions_repo.write_actions(
+        await corporate_actions.record_actions(
             conn,
             [(sid, date(2024, 3, 6), "split", 2.0), (sid, date(2024, 3, 8), "dividend", 1.0)],
             "test",
@@ -328,3 +328,82 @@ async def test_the_pre_encoded_market_bodies_match_their_declared_models(
         )
     )
     assert analysis.sharpe_ratio.model_extra and analysis.history.model_extra
+
+
+async def _announced(conn: asyncpg.Connection, ticker: str) -> list[dict[str, object]]:
+    rows = await conn.fetch(
+        "SELECT payload FROM outbox WHERE subject = 'market.actions.recorded' ORDER BY id"
+    )
+    found = []
+    for row in rows:
+        event = Event[events.ActionsRecorded].model_validate(row["payload"])
+        found += [a.model_dump(mode="json") for a in event.data.actions if a.ticker == ticker]
+    return found
+
+
+async def test_recorded_actions_are_announced_once_each_new_or_changed(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        ticker, sid = await new_security(conn)
+        split = (sid, date(2024, 3, 6), "split", 2.0)
+        dividend = (sid, date(2024, 3, 8), "dividend", 0.5)
+        async with conn.transaction():
+            assert await corporate_actions.record_actions(conn, [split, dividend], "test") == 2
+        async with conn.transaction():  # the same again: nothing new, nothing announced
+            assert await corporate_actions.record_actions(conn, [split, dividend], "test") == 0
+        async with conn.transaction():  # one changed value: that one only
+            changed = (sid, date(2024, 3, 8), "dividend", 0.75)
+            assert await corporate_actions.record_actions(conn, [split, changed], "fix") == 1
+        try:
+            async with conn.transaction():  # rolled back: neither the action nor its event
+                late = (sid, date(2024, 6, 3), "split", 0.1)
+                await corporate_actions.record_actions(conn, [late], "test")
+                raise RuntimeError("abort")
+        except RuntimeError:
+            pass
+        assert await _announced(conn, ticker) == [
+            {"ticker": ticker, "ex_date": "2024-03-06", "kind": "split", "value": 2.0,
+             "data_source": "test"},
+            {"ticker": ticker, "ex_date": "2024-03-08", "kind": "dividend", "value": 0.5,
+             "data_source": "test"},
+            {"ticker": ticker, "ex_date": "2024-03-08", "kind": "dividend", "value": 0.75,
+             "data_source": "fix"},
+        ]  # fmt: skip
+
+
+async def test_the_universe_load_announces_every_action_in_batches(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        stored = await conn.fetch(
+            "SELECT s.ticker, a.ex_date, a.kind, a.value FROM corporate_actions a"
+            " JOIN securities s USING (security_id) WHERE a.data_source = 'simulated'"
+        )
+        rows = await conn.fetch(
+            "SELECT payload FROM outbox WHERE subject = 'market.actions.recorded' ORDER BY id"
+        )
+    announced = []
+    sizes = []
+    for row in rows:
+        event = Event[events.ActionsRecorded].model_validate(row["payload"])
+        if event.data.actions[0].data_source != "simulated":
+            continue
+        sizes.append(len(event.data.actions))
+        announced += [(a.ticker, a.ex_date, a.kind, a.value) for a in event.data.actions]
+    assert len(stored) > 0 and sorted(announced) == sorted(tuple(r) for r in stored)
+    assert all(1 <= s <= events.MAX_ACTIONS_PER_EVENT for s in sizes)
+
+
+def test_actions_are_announced_in_batches_of_at_most_500() -> None:
+    actions = [
+        events.RecordedAction(
+            ticker="AAA", ex_date=date(2020, 1, 1) + timedelta(days=i), kind="dividend",
+            value=0.1, data_source="test",
+        )
+        for i in range(1_201)
+    ]  # fmt: skip
+    batches = events.actions_events(actions)
+    assert [len(e.data.actions) for e in batches] == [500, 500, 201]
+    assert [(e.data.part, e.data.parts) for e in batches] == [(1, 3), (2, 3), (3, 3)]
+    assert [a for e in batches for a in e.data.actions] == actions
+    assert len({e.event_id for e in batches}) == 3
+    assert events.actions_events([]) == []

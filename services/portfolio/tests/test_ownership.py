@@ -39,6 +39,8 @@ async def test_every_id_route_answers_404_for_another_users_portfolio(
         "GET transactions": await client.get(f"{base}/transactions", headers=bob),
         "GET performance": await client.get(f"{base}/performance", headers=bob),
         "GET export": await client.get(f"{base}/transactions/export", headers=bob),
+        "GET xray": await client.get(f"{base}/xray", headers=bob),
+        "GET impact": await client.get(f"{base}/impact?ticker={symbol}", headers=bob),
         "POST import": await client.post(
             f"{base}/transactions/import",
             content=b"executed_at,kind,amount\n2025-01-02,WITHDRAWAL,100\n",

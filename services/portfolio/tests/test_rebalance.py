@@ -193,7 +193,18 @@ def cases(
 def test_every_proposal_respects_every_constraint(
     case: tuple[list[Holding], Decimal, dict[str, Decimal], dict[str, Decimal], Constraints],
 ) -> None:
-    holdings, cash, prices, targets, c = case
+    check_constraints(*case)
+
+
+def check_constraints(
+    holdings: list[Holding],
+    cash: Decimal,
+    prices: dict[str, Decimal],
+    targets: dict[str, Decimal],
+    c: Constraints,
+) -> None:
+    """Propose, and check the proposal against every constraint (also used for the
+    targets derived from recommendations and the optimiser: test_optimise)."""
     try:
         proposal = propose(holdings, cash, prices, targets, c)
     except RebalanceRejected as exc:  # worth less than a ten-thousandth in all

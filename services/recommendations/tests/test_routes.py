@@ -14,15 +14,17 @@ from typing import Any
 import asyncpg
 import numpy as np
 import pytest
+from pydantic import BaseModel
 
 from bourse.parts import RECOMMENDATIONS
-from services.recommendations import repository, service
+from services.recommendations import events, repository, service
 from services.recommendations.domain import ledger, publication
 from services.recommendations.domain import spec as s
 from services.recommendations.domain.calibration import Calibration
 from services.recommendations.domain.factors import Panel
 from services.recommendations.schemas import RecommendationPage
 from shared.db.pool import open_connection
+from shared.messaging import RemoteError, connect_bus
 from tests.infra import TestInfra
 from tests.inprocess import InProcessApp, running_app
 
@@ -155,6 +157,8 @@ async def test_a_trading_day_is_published_once(
     assert await publish(ledger_infra, PANEL, DAY_2) is None
     first, latest = runs
     assert latest.run.status == "completed" and latest.run.called == len(PANEL.tickers)
+    # Completion is stamped when it happens, not at the claiming transaction's start.
+    assert latest.run.completed_at is not None and latest.run.completed_at > latest.run.started_at
     assert latest.recommendations[0].prev_hash == first.recommendations[-1].hash
     # The second run's changes are exactly the tickers whose action moved.
     before = {r.ticker: r.action for r in first.recommendations}
@@ -391,6 +395,93 @@ async def test_a_replay_is_identical(
 
 
 # --- the ledger ---------------------------------------------------------------------------
+
+
+# --- recommendations.rpc.latest ---------------------------------------------------------
+
+
+class Loose(BaseModel):
+    """A request the subject's model refuses (a ticker is upper case)."""
+
+    tickers: list[str]
+
+
+async def test_other_contexts_page_the_latest_live_run_over_nats(
+    recommendations: InProcessApp,
+    runs: tuple[service.Published, service.Published],
+    ledger_infra: TestInfra,
+) -> None:
+    first, latest = runs
+    bus = await connect_bus(
+        ledger_infra.nats_url, name="test-latest", prefix=recommendations.settings.nats_prefix
+    )
+    try:
+        by_ticker = {r.ticker: r for r in latest.recommendations}
+        walked: list[events.LatestCall] = []
+        cursor, pages = None, 0
+        while True:
+            page = await bus.request(
+                events.RPC_LATEST,
+                events.LatestRequest(cursor=cursor, limit=25),
+                events.LatestReply,
+            )
+            assert page.run_id == latest.run.id and page.as_of == latest.run.trading_day
+            walked.extend(page.calls)
+            pages += 1
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert pages == 3 and [c.ticker for c in walked] == sorted(by_ticker)
+        for call in walked:
+            stored = by_ticker[call.ticker]
+            assert (call.id, call.action, call.score) == (
+                stored.id,
+                stored.action.value,
+                stored.score,
+            )
+            assert call.confidence == float(stored.confidence) and not call.hypothetical
+            assert [f.key for f in call.factors] == list(s.CURRENT.keys)
+
+        # By ticker, across pages: a missing ticker is named once, on the page that passed it.
+        wanted = [*sorted(by_ticker)[:3], "ZZZZ", "AAAA"]
+        page = await bus.request(
+            events.RPC_LATEST, events.LatestRequest(tickers=wanted), events.LatestReply
+        )
+        assert [c.ticker for c in page.calls] == sorted(by_ticker)[:3]
+        assert page.missing == ["AAAA", "ZZZZ"] and page.next_cursor is None
+        missing: list[str] = []
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await bus.request(
+                events.RPC_LATEST,
+                events.LatestRequest(tickers=wanted, cursor=cursor, limit=1),
+                events.LatestReply,
+            )
+            seen += [c.ticker for c in page.calls]
+            missing += page.missing
+            if (cursor := page.next_cursor) is None:
+                break
+        assert seen == sorted(by_ticker)[:3] and sorted(missing) == ["AAAA", "ZZZZ"]
+
+        # A walk started on a run stays on it: a cursor names its run.
+        stale = f"{first.run.id}/{sorted(by_ticker)[0]}"
+        page = await bus.request(
+            events.RPC_LATEST, events.LatestRequest(cursor=stale, limit=5), events.LatestReply
+        )
+        assert page.run_id == first.run.id
+        assert {c.id for c in page.calls} <= {r.id for r in first.recommendations}
+        for bad in ("nonsense", f"{uuid.uuid4()}/AAA", f"{first.run.id}/"):
+            with pytest.raises(RemoteError) as raised:
+                await bus.request(
+                    events.RPC_LATEST, events.LatestRequest(cursor=bad), events.LatestReply
+                )
+            assert raised.value.status_code == 422
+        with pytest.raises(RemoteError) as raised:
+            await bus.request(events.RPC_LATEST, Loose(tickers=["lower"]), events.LatestReply)
+        assert raised.value.status_code == 422
+    finally:
+        await bus.close()
 
 
 async def test_the_service_role_cannot_change_a_published_call(
