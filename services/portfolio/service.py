@@ -454,8 +454,7 @@ async def _append(
             ledger = domain.replay([*entries, new])
     except LedgerRejected as exc:
         raise LedgerRefusedError(exc.reason, exc.message, dict(exc.details)) from None
-    stored = await repository.append(conn, found.id, new)
-    updated = await repository.set_balance(conn, found.id, ledger.cash)
+    stored, updated = await repository.append_and_balance(conn, found.id, new, ledger.cash)
     await announcements.entries_written(conn, updated, [stored])
     # The state kept is built from the row as stored (its decimals at the column's
     # scale), so it is exactly what a replay from the database would give.
