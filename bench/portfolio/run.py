@@ -3,7 +3,7 @@ same run, at the service (the app in process, called through httpx's ASGI transp
 sockets, no gateway), on the real PostgreSQL, Redis and NATS.
 
     .venv/bin/python bench/portfolio/run.py [--positions 200] [--seconds 10] [--json out.json]
-        [--only read-write] [--profile]
+        [--only read-write] [--profile] [--loop uvloop|asyncio]
 
 - ``GET /portfolio`` with N positions (a ledger of ~4 entries per position), valued at
   quotes served over NATS by this script (market's side of ``market.rpc.quotes``);
@@ -178,7 +178,7 @@ async def main(args: argparse.Namespace) -> None:
     out(
         f"portfolio benchmark: {args.positions} positions, {platform.node()}, "
         f"{os.cpu_count()} CPUs, python {platform.python_version()}, "
-        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+        f"{args.loop} loop, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
     )
     try:
         with tempfile.TemporaryDirectory() as work:
@@ -467,4 +467,16 @@ if __name__ == "__main__":
         default="all",
         help="read-write: GET /portfolio and POST /portfolio/positions only",
     )
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the event loop (the service runs on uvloop: shared/runtime.py)",
+    )
+    arguments = parser.parse_args()
+    if arguments.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main(arguments))
+    else:
+        asyncio.run(main(arguments))
