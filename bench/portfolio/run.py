@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -46,6 +47,7 @@ from pydantic import BaseModel  # noqa: E402
 from bourse.parts import BY_NAME  # noqa: E402
 from shared.db import drop_database, ensure_database, ensure_service_schema, with_database  # noqa: E402
 from shared.messaging import Delivered  # noqa: E402
+from shared.runtime import GC_THRESHOLDS  # noqa: E402
 from tests.infra import TestInfra  # noqa: E402
 from tests.inprocess import InProcessApp, running_app  # noqa: E402
 
@@ -474,6 +476,7 @@ if __name__ == "__main__":
         help="the event loop (the service runs on uvloop: shared/runtime.py)",
     )
     arguments = parser.parse_args()
+    gc.set_threshold(*GC_THRESHOLDS)  # as the service's runner sets them
     if arguments.loop == "uvloop":
         import uvloop
 

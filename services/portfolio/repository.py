@@ -240,7 +240,7 @@ async def append_and_balance(
     conn: asyncpg.Connection, portfolio_id: UUID, entry: Entry, cash: Decimal
 ) -> tuple[Entry, Portfolio]:
     """:func:`append` and :func:`set_balance` in one statement: the hot path of a write
-    (one round trip to PostgreSQL fewer of the eight a keyed change makes)."""
+    (seven round trips to PostgreSQL for a keyed change instead of eight)."""
     row = await conn.fetchrow(
         "WITH written AS (INSERT INTO transactions (id, portfolio_id, kind, executed_at,"
         " amount, ticker, quantity, price, fee, split_to, split_from, reverses, note)"
