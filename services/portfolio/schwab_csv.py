@@ -119,7 +119,7 @@ def is_header(cells: Sequence[str]) -> bool:
     return tuple(c.strip().lower() for c in cells) == HEADER
 
 
-def _money(raw: str, name: str) -> Decimal | None:
+def _money(raw: str, name: str, places: int = 6) -> Decimal | None:
     text = raw.strip().replace(",", "")
     if not text:
         return None
@@ -133,8 +133,8 @@ def _money(raw: str, name: str) -> Decimal | None:
         raise ValueError(f"{name} is not an amount: {raw!r}")
     exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)
-    if -exponent > 6:
-        raise ValueError(f"{name} has more than 6 decimal places")
+    if -exponent > places:
+        raise ValueError(f"{name} has more than {places} decimal places")
     return -value if negative else value
 
 
@@ -167,7 +167,8 @@ def _quantity(raw: str) -> Decimal:
 
 
 def _ticker(raw: str) -> str:
-    ticker = raw.strip().upper()
+    # A share class as Schwab writes it (BRK/B) is the ticker market knows (BRK.B).
+    ticker = raw.strip().upper().replace("/", ".")
     if not ticker or len(ticker) > 7 or not set(ticker) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ.-"):
         raise ValueError(f"Symbol is not a stock ticker: {raw!r}")
     return ticker
@@ -179,7 +180,7 @@ def _trade(kind: Kind, cells: dict[str, str], amount: Decimal, base: dict[str, o
     price = _money(cells["price"], "Price")
     if price is None or price < 0:
         raise ValueError("Price is required and cannot be negative")
-    stated_fee = _money(cells["fees & comm"], "Fees & Comm") or ZERO
+    stated_fee = _money(cells["fees & comm"], "Fees & Comm", 4) or ZERO
     if stated_fee < 0:
         raise ValueError("Fees & Comm cannot be negative")
     if (kind is Kind.BUY) != (amount < 0) or amount == 0:
@@ -238,10 +239,9 @@ def verdict(cells: dict[str, str], *, now: datetime, entry_id: UUID, seq: int) -
         return Verdict(unsupported=f"{action} of shares ({symbol}): add the position by hand")
     try:
         executed_at = _day(cells.get("date", ""), now)
-        amount = _money(cells.get("amount", ""), "Amount")
+        amount = _money(cells.get("amount", ""), "Amount", 4)
         if amount is None or amount == 0:
             raise ValueError("Amount is required")
-        amount = money(amount)
         description = " ".join(cells.get("description", "").split())
         base: dict[str, object] = {
             "id": entry_id,

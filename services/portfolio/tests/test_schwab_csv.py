@@ -135,11 +135,15 @@ def test_each_bad_row_says_why() -> None:
             '"01/02/2025","Journal","AAPL","SHARES FROM ...456","5","","",""',
             '"01/02/2099","MoneyLink Transfer","","Tfr","","","","$1.00"',
             '"01/02/2025","MoneyLink Transfer","","Tfr","","","","1 dollar"',
+            '"01/02/2025","MoneyLink Transfer","","Tfr","","","","$1.00001"',
+            '"01/02/2025","Buy","BRK/B","BERKSHIRE HATHAWAY B","1","$400.00","","-$400.00"',
         ]
     )
     rows = {r.line: r for r in read(text, layout="schwab", now=NOW, first_seq=1).rows}
     errors = {line: r.error for line, r in rows.items() if r.error}
-    assert sorted(errors) == [2, 3, 4, 5, 6, 10, 11]
+    assert sorted(errors) == [2, 3, 4, 5, 6, 10, 11, 12]
+    assert "4 decimal places" in (errors[12] or "")  # never rounded
+    assert rows[13].entry is not None and rows[13].entry.ticker == "BRK.B"
     assert "MM/DD/YYYY" in (errors[2] or "") and "not Quantity x Price" in (errors[3] or "")
     assert "must be negative" in (errors[4] or "") and "not a stock ticker" in (errors[5] or "")
     assert "future" in (errors[10] or "") and "not an amount" in (errors[11] or "")
