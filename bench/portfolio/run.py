@@ -3,6 +3,7 @@ same run, at the service (the app in process, called through httpx's ASGI transp
 sockets, no gateway), on the real PostgreSQL, Redis and NATS.
 
     .venv/bin/python bench/portfolio/run.py [--positions 200] [--seconds 10] [--json out.json]
+        [--only read-write] [--profile] [--loop uvloop|asyncio]
 
 - ``GET /portfolio`` with N positions (a ledger of ~4 entries per position), valued at
   quotes served over NATS by this script (market's side of ``market.rpc.quotes``);
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -45,6 +47,7 @@ from pydantic import BaseModel  # noqa: E402
 from bourse.parts import BY_NAME  # noqa: E402
 from shared.db import drop_database, ensure_database, ensure_service_schema, with_database  # noqa: E402
 from shared.messaging import Delivered  # noqa: E402
+from shared.runtime import GC_THRESHOLDS  # noqa: E402
 from tests.infra import TestInfra  # noqa: E402
 from tests.inprocess import InProcessApp, running_app  # noqa: E402
 
@@ -176,7 +179,8 @@ async def main(args: argparse.Namespace) -> None:
     prices = {t: 20.0 + (i % 50) * 3.5 for i, t in enumerate(symbols)}
     out(
         f"portfolio benchmark: {args.positions} positions, {platform.node()}, "
-        f"{os.cpu_count()} CPUs, python {platform.python_version()}"
+        f"{os.cpu_count()} CPUs, python {platform.python_version()}, "
+        f"{args.loop} loop, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
     )
     try:
         with tempfile.TemporaryDirectory() as work:
@@ -269,6 +273,7 @@ async def main(args: argparse.Namespace) -> None:
                         await responder.unsubscribe()
     finally:
         await drop_database(ADMIN, database)
+    out(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.json:
         await asyncio.to_thread(Path(args.json).write_text, json.dumps(RESULTS, indent=2))
 
@@ -322,6 +327,15 @@ async def measure(
         statistics.median(got) <= 20,
     )
     report(f"GET /portfolio, {len(symbols)} positions p95", percentile(got, 0.95), "ms")
+    if args.only != "read-write":
+        await proposals_and_risk(app, owner, symbols, args)
+    await writes(app, args, symbols, owner, entries)
+
+
+async def proposals_and_risk(
+    app: InProcessApp, owner: dict[str, str], symbols: list[str], args: argparse.Namespace
+) -> None:
+    client = app.client
     weights = dict.fromkeys(symbols, "0.004")
     proposal = {
         "target": {"kind": "explicit", "weights": weights},
@@ -363,7 +377,39 @@ async def measure(
     perf = await latencies(lambda: client.get("/api/v1/portfolio/performance", headers=owner), 5)
     report("performance (a year of closes served) p50", statistics.median(perf), "ms")
 
+
+async def write_ceiling(app: InProcessApp, seconds: float, workers: int) -> float:
+    """Transactions per second of one INSERT and a commit each, ``workers`` at once, on
+    the app's own pool and event loop: what PostgreSQL and asyncpg allow a write here."""
+    pool = app.app.state.resources.pool
+    await pool.execute("CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, k text)")
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("INSERT INTO bench_ceiling (k) VALUES ($1)", f"w{w}")
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    return done / (time.perf_counter() - started)
+
+
+async def writes(
+    app: InProcessApp,
+    args: argparse.Namespace,
+    symbols: list[str],
+    owner: dict[str, str],
+    entries: int,
+) -> None:
+    client = app.client
+    url = "/api/v1/portfolio/transactions"
     out(f"POST /portfolio/positions with Idempotency-Key, sustained {args.seconds:.0f} s")
+    ceiling = await write_ceiling(app, args.seconds / 2, args.workers)
+    report(f"ceiling: one INSERT + commit, {args.workers} at once (asyncpg)", ceiling, "req/s")
     users = [app.token() for _ in range(args.workers)]
     for user in users:
         assert (
@@ -381,8 +427,20 @@ async def measure(
             await client.post("/api/v1/portfolio/positions", json=body, headers=headers)
         ).status_code
 
+    if args.profile:
+        from pyinstrument import Profiler
+
+        with Profiler(async_mode="disabled") as profiler:
+            await sustained(app, 3, args.workers, buy_as)
+        out(profiler.output_text(unicode=False, color=False, show_all=False))
+    cpu, wall = time.process_time(), time.perf_counter()
     rate = await sustained(app, args.seconds, args.workers, buy_as)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     report(f"{args.workers} users at once, own portfolios", rate, "req/s", ">= 500/s", rate >= 500)
+    # What the machine's load hides: the process's own CPU per write (its share of a core
+    # says how starved it was); 1000 / that is the rate one unstarved core would give.
+    report("  CPU per write in this process (all its threads)", cpu * 1000 / (rate * wall), "ms")
+    report("  this process's share of a core during the writes", cpu / wall, "cores")
 
     async def buy_one(worker: int, i: int) -> int:
         headers = {**owner, "If-Match": "*", "Idempotency-Key": f"one-{worker}-{i}"}
@@ -402,5 +460,26 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--json")
-    parser.add_argument("--profile", action="store_true", help="profile GET /portfolio")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument(
+        "--profile", action="store_true", help="profile GET /portfolio and the writes"
+    )
+    parser.add_argument(
+        "--only",
+        choices=("all", "read-write"),
+        default="all",
+        help="read-write: GET /portfolio and POST /portfolio/positions only",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the event loop (the service runs on uvloop: shared/runtime.py)",
+    )
+    arguments = parser.parse_args()
+    gc.set_threshold(*GC_THRESHOLDS)  # as the service's runner sets them
+    if arguments.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main(arguments))
+    else:
+        asyncio.run(main(arguments))

@@ -27,11 +27,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from uuid import uuid4
 
+from services.portfolio import schwab_csv
 from services.portfolio.domain import Entry, Kind, trade_amount
 from services.portfolio.domain.ledger import ZERO
 
@@ -88,12 +89,14 @@ def export(entries: Iterable[Entry]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One data row: its entry, or why it has none (``skipped`` is not an error)."""
+    """One data row: its entry, or why it has none (``skipped`` and ``unsupported``, a
+    broker's action the ledger does not take, are not errors in the file)."""
 
     line: int
     entry: Entry | None = None
     error: str | None = None
     skipped: str | None = None
+    unsupported: str | None = None
 
 
 class CsvRejected(Exception):
@@ -232,29 +235,41 @@ def fingerprint(e: Entry) -> tuple[object, ...]:
     )
 
 
-def parse(text: str, *, now: datetime, first_seq: int) -> list[Row]:
-    """Each data row's entry or error. Raises :class:`CsvRejected` when the file as a
-    whole is unusable (no header, no ``kind``/``executed_at`` column, too many rows)."""
+def _records(text: str) -> list[tuple[int, list[str]]]:
+    """The file's non-blank records with their line numbers."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")), strict=True)
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise CsvRejected("The file is empty.") from None
-    except csv.Error as exc:
-        raise CsvRejected(f"The file is not CSV: {exc}.") from None
-    missing = [c for c in ("executed_at", "kind") if c not in header]
-    if missing:
-        raise CsvRejected(f"The header lacks {', '.join(missing)} (see the documented layout).")
-    rows: list[tuple[int, dict[str, str]]] = []
+    records: list[tuple[int, list[str]]] = []
     try:
         for record in reader:
             if not any(c.strip() for c in record):
                 continue
-            if len(rows) >= MAX_ROWS:
+            if len(records) > MAX_ROWS + 2:  # a header and a title line besides the rows
                 raise CsvRejected(f"More than {MAX_ROWS:,} rows; split the file.")
-            rows.append((reader.line_num, dict(zip(header, record, strict=False))))
+            records.append((reader.line_num, record))
     except csv.Error as exc:
+        if not records:
+            raise CsvRejected(f"The file is not CSV: {exc}.") from None
         raise CsvRejected(f"Line {reader.line_num} is not CSV: {exc}.") from None
+    if not records:
+        raise CsvRejected("The file is empty.")
+    return records
+
+
+def parse(text: str, *, now: datetime, first_seq: int) -> list[Row]:
+    """Each data row's entry or error (the documented layout). Raises
+    :class:`CsvRejected` when the file as a whole is unusable (no header, no
+    ``kind``/``executed_at`` column, too many rows)."""
+    return _native(_records(text), now=now, first_seq=first_seq)
+
+
+def _native(records: list[tuple[int, list[str]]], *, now: datetime, first_seq: int) -> list[Row]:
+    header = [h.strip().lower() for h in records[0][1]]
+    missing = [c for c in ("executed_at", "kind") if c not in header]
+    if missing:
+        raise CsvRejected(f"The header lacks {', '.join(missing)} (see the documented layout).")
+    if len(records) - 1 > MAX_ROWS:
+        raise CsvRejected(f"More than {MAX_ROWS:,} rows; split the file.")
+    rows = [(line, dict(zip(header, record, strict=False))) for line, record in records[1:]]
     cancelled = {c.get("reverses", "").strip() for _, c in rows} - {""}
     out: list[Row] = []
     for i, (line, cells) in enumerate(rows):
@@ -269,3 +284,73 @@ def parse(text: str, *, now: datetime, first_seq: int) -> list[Row]:
         except ValueError as exc:
             out.append(Row(line, error=str(exc)))
     return out
+
+
+def _schwab(records: list[tuple[int, list[str]]], *, now: datetime, first_seq: int) -> list[Row]:
+    start = next(i for i, (_, cells) in enumerate(records[:3]) if schwab_csv.is_header(cells))
+    if len(records) - start - 1 > MAX_ROWS:
+        raise CsvRejected(f"More than {MAX_ROWS:,} rows; split the file.")
+    header = [h.strip().lower() for h in records[start][1]]
+    verdicts: list[tuple[int, schwab_csv.Verdict]] = []
+    for line, record in records[start + 1 :]:
+        cells = dict(zip(header, record, strict=False))
+        verdicts.append((line, schwab_csv.verdict(cells, now=now, entry_id=uuid4(), seq=0)))
+    # Sequence numbers in the order the entries happened, not the file's (newest first).
+    entries = [v.entry for _, v in verdicts if v.entry is not None]
+    seq_of = {e.id: first_seq + i for i, e in enumerate(schwab_csv.write_order(entries))}
+    return [
+        Row(
+            line,
+            entry=replace(v.entry, seq=seq_of[v.entry.id]) if v.entry is not None else None,
+            error=v.error,
+            skipped=v.skipped,
+            unsupported=v.unsupported,
+        )
+        for line, v in verdicts
+    ]
+
+
+LAYOUTS = ("native", "schwab")
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A file's rows in its layout. ``repeats_are_distinct``: a broker's rows carry no
+    time or id, so two equal rows in one file are two transactions (two equal fees on a
+    day); only the native layout's equal rows are one transaction written twice."""
+
+    layout: str
+    rows: list[Row]
+    repeats_are_distinct: bool
+
+
+def detect(records: list[tuple[int, list[str]]]) -> str | None:
+    """The layout a file's first lines announce, or None."""
+    if any(schwab_csv.is_header(cells) for _, cells in records[:3]):
+        return "schwab"
+    header = {h.strip().lower() for h in records[0][1]}
+    if {"executed_at", "kind"} <= header:
+        return "native"
+    return None
+
+
+def read(text: str, *, layout: str | None, now: datetime, first_seq: int) -> Parsed:
+    """Each data row's verdict in ``layout`` (one of :data:`LAYOUTS`; None: the layout the
+    header shows). Raises :class:`CsvRejected` when the file as a whole is unusable."""
+    records = _records(text)
+    found = detect(records)
+    if layout is None:
+        if found is None:
+            raise CsvRejected(
+                "The header is neither the documented layout's (executed_at, kind, ...)"
+                " nor Schwab's export's (Date, Action, Symbol, ...)."
+            )
+        layout = found
+    if layout == "schwab":
+        if found != "schwab":
+            raise CsvRejected(
+                "The file is not Schwab's transactions export: no header "
+                '"Date","Action","Symbol","Description","Quantity","Price","Fees & Comm","Amount".'
+            )
+        return Parsed(layout, _schwab(records, now=now, first_seq=first_seq), True)
+    return Parsed(layout, _native(records, now=now, first_seq=first_seq), False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -521,6 +521,15 @@ async def export_transactions(conn: DbConn, caller: Viewer, portfolio_id: UUID) 
     return _csv(text, f"transactions-{portfolio_id}")
 
 
+ImportLayout = Annotated[
+    Literal["native", "schwab"] | None,
+    Query(
+        description="The file's layout: the documented one, or Schwab's transactions"
+        " export. Absent: the one the header shows."
+    ),
+]
+
+
 async def _csv_body(request: Request) -> str:
     body = await request.body()
     if len(body) > MAX_IMPORT_BYTES:
@@ -543,18 +552,21 @@ async def import_default_transactions(
     caller: Viewer,
     ledgers: LedgerStatesDep,
     dry_run: bool = False,
+    layout: ImportLayout = None,
     if_match: IfMatch = None,
     key: IdempotencyKey = None,
 ) -> Response:
     """Import transactions into the default portfolio from a CSV body (the documented
-    layout): a per-row report; duplicates and bad rows are left out."""
+    layout, or Schwab's transactions export): a per-row report; duplicates, unsupported
+    and bad rows are left out."""
     text = await _csv_body(request)
-    idem = service.idempotency_of_text(key, "import", "default", text)
+    idem = service.idempotency_of_text(key, "import", f"default:{layout}", text)
     answer = await service.import_transactions(
         conn,
         caller.subject,
         None,
         text,
+        layout=layout,
         dry_run=dry_run,
         if_match=if_match,
         idem=idem,
@@ -576,17 +588,19 @@ async def import_transactions(
     ledgers: LedgerStatesDep,
     portfolio_id: UUID,
     dry_run: bool = False,
+    layout: ImportLayout = None,
     if_match: IfMatch = None,
     key: IdempotencyKey = None,
 ) -> Response:
     """Import transactions into one of the caller's portfolios from a CSV body."""
     text = await _csv_body(request)
-    idem = service.idempotency_of_text(key, "import", str(portfolio_id), text)
+    idem = service.idempotency_of_text(key, "import", f"{portfolio_id}:{layout}", text)
     answer = await service.import_transactions(
         conn,
         caller.subject,
         portfolio_id,
         text,
+        layout=layout,
         dry_run=dry_run,
         if_match=if_match,
         idem=idem,

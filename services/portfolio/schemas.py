@@ -685,16 +685,23 @@ class ImpactPreview(BaseModel):
 
 class ImportedRow(BaseModel):
     line: int = Field(description="The row's line in the file (the header is line 1).")
-    status: Literal["imported", "duplicate", "skipped", "error"]
+    status: Literal["imported", "duplicate", "skipped", "unsupported", "error"] = Field(
+        description="unsupported: a broker's action the ledger does not take (the message"
+        " says why); skipped: not a transaction (a total line, a reversal pair)."
+    )
     message: str | None
     transaction_id: UUID | None = Field(description="The ledger row written (or to be).")
 
 
 class ImportReport(BaseModel):
     dry_run: bool
+    layout: Literal["native", "schwab"] = Field(
+        description="The layout read: the documented one, or Schwab's transactions export."
+    )
     imported: int
     duplicates: int
     skipped: int
+    unsupported: int
     errors: int
     rows: list[ImportedRow]
     portfolio: PortfolioOut

@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import math
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -453,8 +454,7 @@ async def _append(
             ledger = domain.replay([*entries, new])
     except LedgerRejected as exc:
         raise LedgerRefusedError(exc.reason, exc.message, dict(exc.details)) from None
-    stored = await repository.append(conn, found.id, new)
-    updated = await repository.set_balance(conn, found.id, ledger.cash)
+    stored, updated = await repository.append_and_balance(conn, found.id, new, ledger.cash)
     await announcements.entries_written(conn, updated, [stored])
     # The state kept is built from the row as stored (its decimals at the column's
     # scale), so it is exactly what a replay from the database would give.
@@ -860,15 +860,20 @@ async def import_transactions(
     portfolio_id: UUID | None,
     text: str,
     *,
+    layout: str | None,
     dry_run: bool,
     if_match: str | None,
     idem: Idempotency | None,
     ledgers: Ledgers,
 ) -> Answer:
-    """Import a CSV of transactions: rows with errors and duplicates (of the ledger's live
-    entries or of earlier rows) are reported and left out; the rest go in together, in
-    one transaction, if the ledger accepts them all -- else nothing does, and the answer
-    names the first row it refuses. ``dry_run`` reports without writing."""
+    """Import a CSV of transactions in ``layout`` (None: the one its header shows): rows
+    with errors, unsupported rows and duplicates are reported and left out; the rest go
+    in together, in one transaction, if the ledger accepts them all -- else nothing does,
+    and the answer names the first row it refuses. ``dry_run`` reports without writing.
+
+    Duplicates: of the ledger's live entries, and in the native layout of earlier rows; a
+    broker's file has no times or ids, so there each ledger entry accounts for one equal
+    row (importing the file again, or an overlapping later one, adds nothing twice)."""
 
     async def work() -> Answer:
         found = await portfolio(conn, owner_id, portfolio_id, lock=not dry_run)
@@ -876,39 +881,47 @@ async def import_transactions(
             _check_version(found, if_match)
         entries = await repository.entries(conn, found.id)
         try:
-            rows = ledger_csv.parse(
-                text, now=datetime.now(UTC) + FUTURE_TOLERANCE, first_seq=_UNWRITTEN_SEQ
+            parsed = ledger_csv.read(
+                text,
+                layout=layout,
+                now=datetime.now(UTC) + FUTURE_TOLERANCE,
+                first_seq=_UNWRITTEN_SEQ,
             )
         except ledger_csv.CsvRejected as exc:
             raise InvalidImportError(exc.message) from None
-        seen = {ledger_csv.fingerprint(e) for e in domain.active(entries)}
+        held = Counter(ledger_csv.fingerprint(e) for e in domain.active(entries))
         report: list[ImportedRow] = []
         new: list[Entry] = []
         line_of: dict[UUID, int] = {}
-        for row in rows:
+        for row in parsed.rows:
             if row.entry is None:
-                status = "error" if row.error else "skipped"
+                status = "error" if row.error else "unsupported" if row.unsupported else "skipped"
                 report.append(
                     ImportedRow(
                         line=row.line,
                         status=status,
-                        message=row.error or row.skipped,
+                        message=row.error or row.unsupported or row.skipped,
                         transaction_id=None,
                     )
                 )
                 continue
             key = ledger_csv.fingerprint(row.entry)
-            if key in seen:
+            if held[key] > 0:
+                if parsed.repeats_are_distinct:
+                    held[key] -= 1
                 report.append(
                     ImportedRow(
                         line=row.line,
                         status="duplicate",
-                        message="already in the ledger (or earlier in the file)",
+                        message="already in the ledger"
+                        if parsed.repeats_are_distinct
+                        else "already in the ledger (or earlier in the file)",
                         transaction_id=None,
                     )
                 )
                 continue
-            seen.add(key)
+            if not parsed.repeats_are_distinct:
+                held[key] += 1
             new.append(row.entry)
             line_of[row.entry.id] = row.line
             report.append(
@@ -916,6 +929,8 @@ async def import_transactions(
                     line=row.line, status="imported", message=None, transaction_id=row.entry.id
                 )
             )
+        # Written in the order they happened (a broker's file is newest first).
+        new.sort(key=lambda e: e.seq)
         try:
             domain.replay([*entries, *new])
         except LedgerRejected as exc:
@@ -936,6 +951,8 @@ async def import_transactions(
         counts = {s: sum(r.status == s for r in report) for s in ("imported", "duplicate")}
         body = ImportReport(
             dry_run=dry_run,
+            layout=parsed.layout,
+            unsupported=sum(r.status == "unsupported" for r in report),
             imported=counts["imported"],
             duplicates=counts["duplicate"],
             skipped=sum(r.status == "skipped" for r in report),

@@ -754,3 +754,85 @@ async def test_an_import_the_ledger_refuses_writes_nothing_and_names_the_line(
     assert await ledger_rows(portfolio, caller) == []
     unusable = await import_csv(portfolio, caller, "nothing,useful\n1,2\n")
     assert unusable.status_code == 422 and unusable.json()["error_code"] == "INVALID_IMPORT"
+
+
+def schwab_export(symbol: str, *newer: str) -> str:
+    """An export in Schwab's layout (see test_schwab_csv.py for the layout's sources),
+    newest first, ``newer`` rows above the others."""
+    rows = [
+        *newer,
+        '"03/03/2025","Advisor Fee","","TO ADVISOR","","","","-$1.00"',
+        '"03/03/2025","Advisor Fee","","TO ADVISOR","","","","-$1.00"',
+        '"02/28/2025","Credit Interest","","SCHWAB1 INT 01/30-02/27","","","","$0.42"',
+        f'"02/18/2025","Reinvest Shares","{symbol}","ACME CORP","0.1","$101.00","","-$10.10"',
+        f'"02/18/2025","Reinvest Dividend","{symbol}","ACME CORP","","","","$10.10"',
+        f'"01/21/2025","Buy","{symbol}","ACME CORP","3","$100.00","$0.65","-$300.65"',
+        '"01/06/2025","MoneyLink Transfer","","Tfr BANK","","","","$1,000.00"',
+    ]
+    return "\n".join(
+        [
+            '"Date","Action","Symbol","Description","Quantity","Price","Fees & Comm","Amount"',
+            *rows,
+            '"Transactions Total","","","","","","","$697.77"',
+        ]
+    )
+
+
+async def test_a_schwab_export_imports_through_the_route_once(portfolio: InProcessApp) -> None:
+    caller = portfolio.token()
+    symbol = ticker()
+    text = schwab_export(symbol)
+    dry = ImportReport.model_validate(
+        (await import_csv(portfolio, caller, text, dry_run=True, if_match=None)).json()
+    )
+    assert dry.layout == "schwab"  # detected from the header
+    assert [r.status for r in dry.rows] == [
+        "imported",
+        "imported",  # the same fee twice on a day is two fees
+        "unsupported",
+        "imported",
+        "imported",
+        "imported",
+        "imported",
+        "skipped",
+    ]
+    done = await import_csv(portfolio, caller, text, key="schwab-1")
+    assert done.status_code == 200, done.text
+    retried = await import_csv(portfolio, caller, text, key="schwab-1")
+    assert retried.content == done.content
+    other_layout = await portfolio.client.post(
+        "/api/v1/portfolio/transactions/import",
+        content=text.encode(),
+        params={"layout": "native"},
+        headers={
+            **caller,
+            "Content-Type": "text/csv",
+            "If-Match": "*",
+            "Idempotency-Key": "schwab-1",
+        },
+    )
+    assert other_layout.json()["error_code"] == "IDEMPOTENCY_KEY_REUSED", other_layout.text
+    rows = await ledger_rows(portfolio, caller)
+    assert sorted(r["kind"] for r in rows) == ["BUY", "BUY", "DEPOSIT", "DIVIDEND", "FEE", "FEE"]
+    mine = (await portfolio.client.get("/api/v1/portfolio", headers=caller)).json()
+    # The statement's cash: 1000 - 300.65 + 10.10 - 10.10 - 2 x 1.00.
+    assert mine["cash"] == "697.3500"
+    assert mine["positions"][0]["quantity"] == "3.1"
+    # The same file again: every row is already in the ledger (both equal fees included).
+    again = ImportReport.model_validate((await import_csv(portfolio, caller, text)).json())
+    assert (again.imported, again.duplicates, again.unsupported) == (0, 6, 1)
+    # A later export overlapping this one: only its new row goes in.
+    later = schwab_export(symbol, '"03/10/2025","Wire Sent","","WIRED FUNDS","","","","-$7.35"')
+    more = ImportReport.model_validate(
+        (await import_csv(portfolio, caller, later, key="schwab-2")).json()
+    )
+    assert (more.imported, more.duplicates) == (1, 6) and more.rows[0].status == "imported"
+    after = (await portfolio.client.get("/api/v1/portfolio", headers=caller)).json()
+    assert after["cash"] == "690.0000"
+    refused = await portfolio.client.post(
+        "/api/v1/portfolio/transactions/import",
+        content=b"executed_at,kind,amount\n2025-01-02,DEPOSIT,5\n",
+        params={"layout": "schwab", "dry_run": "true"},
+        headers={**caller, "Content-Type": "text/csv"},
+    )
+    assert refused.status_code == 422 and refused.json()["error_code"] == "INVALID_IMPORT"
