@@ -163,9 +163,7 @@ def test_every_workload_has_a_disruption_budget(
             continue  # one NATS node: nothing to keep while it is drained
         labels = workload["spec"]["template"]["metadata"]["labels"]
         covering = [
-            b
-            for b in budgets
-            if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+            b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
         ]
         assert len(covering) == 1, workload["metadata"]["name"]
         assert covering[0]["spec"] == {**covering[0]["spec"], "maxUnavailable": 1}
@@ -200,8 +198,7 @@ def test_every_service_selects_a_workload(overlay: tuple[str, list[dict[str, Any
     for service in by_kind(docs, "Service").values():
         selector = service["spec"]["selector"].items()
         assert any(
-            selector <= w["spec"]["template"]["metadata"]["labels"].items()
-            for w in workloads(docs)
+            selector <= w["spec"]["template"]["metadata"]["labels"].items() for w in workloads(docs)
         ), service["metadata"]["name"]
 
 
