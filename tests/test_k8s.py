@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from bourse.parts import PARTS, SERVICES
+from shared.settings import BaseServiceSettings
 from tests.kustomize import build, content_hash
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,3 +253,13 @@ def test_scaled_nats_is_a_three_node_cluster_with_jetstream(tree: Path) -> None:
     )
     claim = nats["spec"]["volumeClaimTemplates"][0]
     assert claim["spec"]["resources"]["requests"]["storage"]
+
+
+def test_scaled_parts_replicate_their_streams_on_the_three_nodes(tree: Path) -> None:
+    docs = build(tree / "overlays" / "scaled")
+    config = by_kind(docs, "ConfigMap")["bourse-config"]["data"]
+    for part in PARTS:
+        assert config[f"{part.env_prefix}_NATS_STREAM_REPLICAS"] == "3", part.name
+    assert "nats_stream_replicas" in BaseServiceSettings.model_fields
+    single = by_kind(build(tree / "overlays" / "single-node"), "ConfigMap")["bourse-config"]
+    assert not any(k.endswith("_NATS_STREAM_REPLICAS") for k in single["data"])
