@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bourse import processes, supervisor
+from bourse import cli, processes, supervisor
 from bourse.home import REPO_ROOT, Home
 from bourse.restarts import RestartPolicy, Track, exit_reason
 from bourse.tests.helpers import standin
@@ -98,6 +98,7 @@ def supervising(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    processes.write_pid(home.pid_file("supervisor"), process.pid)  # as `bourse up` does
     try:
         # Its first look done (everything adopted or started): the state is its own.
         wait_for(lambda: supervisor.read_state(home).get("pid") == process.pid)
@@ -178,6 +179,30 @@ def test_a_part_that_keeps_exiting_is_given_up_and_reported(tmp_path: Path) -> N
     assert home.log("standin").read_text().count("refusing to start") == 3
     _, last = supervisor.describe(state)
     assert last.startswith("GIVEN UP after 3 exits; last exited with code 1")
+
+
+def test_bourse_status_reports_a_given_up_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The stand-in plays market (its name), crashing at every start.
+    home = Home(tmp_path / "home")
+    part, env, _ = standin(tmp_path)
+    spec = supervisor.Spec(
+        [supervisor.PartSpec("market", part.module, {**env, "STANDIN_MODE": "crash"})]
+    )
+    policy = RestartPolicy(initial=0.05, ceiling=0.2, max_crashes=2, window=60)
+    with supervising(home, spec, policy):
+        wait_for(lambda: supervisor.read_state(home)["units"]["market"]["given_up"])
+        monkeypatch.setenv("BOURSE_HOME", str(home.root))
+        monkeypatch.setenv("BOURSE_PORT_BASE", "1")  # nothing listens on ports 1-5
+        assert cli.main(["status"]) == 1
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("market "))
+    assert " GIVEN UP " in row and " 1 " in row
+    assert "GIVEN UP after 2 exits; last exited with code 1" in row
+    assert "market kept exiting and is no longer restarted" in out
+    supervisor_row = next(line for line in out.splitlines() if line.startswith("supervisor "))
+    assert supervisor_row.split()[3] == "running"
 
 
 def test_a_running_part_is_adopted_not_started_twice(tmp_path: Path) -> None:
