@@ -15,15 +15,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from bourse import infra as infrastructure
-from bourse import processes, provision, supervisor
+from bourse import part_processes, processes, provision, supervisor
 from bourse.console import say, table, warn
 from bourse.environment import part_environment, part_ports, part_url
-from bourse.home import Home
+from bourse.home import REPO_ROOT, Home
 from bourse.keys import ensure_signing_key
 from bourse.parts import BY_NAME, PARTS, SERVICES, Part
 from shared.auth import ROLES
@@ -78,21 +79,92 @@ def _environments(
     return envs
 
 
-def _start_parts(
-    parts: Sequence[Part], envs: dict[str, dict[str, str]], ports: dict[str, int], home: Home
-) -> None:
+def _check_ports(parts: Sequence[Part], ports: dict[str, int], home: Home) -> None:
+    """Refuse to start when a part's port is taken by something bourse did not start."""
     for part in parts:
-        pid = supervisor.running_pid(part, home)
+        pid = part_processes.running_pid(part, home)
         if pid is not None:
             say(f"{part.name}: already running (pid {pid})")
-            continue
-        if infrastructure.port_open("127.0.0.1", ports[part.name]):
+        elif infrastructure.port_open("127.0.0.1", ports[part.name]):
             raise CommandError(
                 f"{part.name}: port {ports[part.name]} is used by a process bourse did not "
                 "start; stop it or set BOURSE_PORT_BASE"
             )
-        pid = supervisor.start_part(part, envs[part.name], home)
-        say(f"{part.name}: started (pid {pid}, port {ports[part.name]}, log {home.log(part.name)})")
+
+
+def _start_supervisor(
+    infra: infrastructure.Infra,
+    parts: Sequence[Part],
+    envs: dict[str, dict[str, str]],
+    home: Home,
+    *,
+    timeout: float = 30.0,
+) -> int:
+    """(Re)start the supervisor with what to keep alive; return its pid once it has
+    adopted or started every part and server."""
+    previous = processes.stop_recorded(home.pid_file("supervisor"), supervisor.expected())
+    if previous is not None:
+        say(f"supervisor: replaced pid {previous}")
+    servers = {
+        e.kind: urlsplit(e.url).port or infrastructure.EMBEDDED_PORTS[e.kind]
+        for e in infra.endpoints()
+        if e.embedded
+    }
+    spec = supervisor.Spec(
+        parts=[supervisor.PartSpec(p.name, p.module, envs[p.name]) for p in parts],
+        servers=servers,
+    )
+    spec.write(home)
+    home.supervision_file.unlink(missing_ok=True)
+    pid = processes.spawn_detached(
+        [sys.executable, "-m", supervisor.MODULE],
+        log=home.log("supervisor"),
+        env={**os.environ, "BOURSE_HOME": str(home.root)},
+        cwd=REPO_ROOT,
+    )
+    processes.write_pid(home.pid_file("supervisor"), pid)
+    deadline = time.monotonic() + timeout
+    while supervisor.read_state(home).get("pid") != pid:
+        if not processes.alive(pid) or time.monotonic() > deadline:
+            tail = processes.log_tail(home.log("supervisor"), 30)
+            raise CommandError(f"the supervisor did not start\n--- its log ---\n{tail}")
+        time.sleep(0.1)
+    watched = ", ".join([*servers, *(p.name for p in parts)])
+    say(f"supervisor: pid {pid} keeps {watched} running (log {home.log('supervisor')})")
+    return pid
+
+
+def _wait_ready(
+    parts: Sequence[Part], ports: dict[str, int], home: Home, *, supervisor_pid: int, timeout: float
+) -> None:
+    """Wait until every part answers ``/ready``. A part that exits meanwhile is restarted
+    by the supervisor; one it gives up on fails the wait, with its log."""
+    pending = list(parts)
+    deadline = time.monotonic() + timeout
+    while pending:
+        units = supervisor.read_state(home).get("units", {})
+        for part in list(pending):
+            unit = units.get(part.name, {})
+            if unit.get("given_up"):
+                raise part_processes.PartFailed(
+                    part,
+                    f"given up after {unit.get('recent_crashes')} exits ({unit.get('last_exit')})",
+                    processes.log_tail(home.log(part.name), 40) or "(empty)",
+                )
+            if part_processes.is_ready(ports[part.name]):
+                pending.remove(part)
+        if not pending:
+            return
+        if not processes.alive(supervisor_pid):
+            raise CommandError(f"the supervisor exited; see {home.log('supervisor')}")
+        if time.monotonic() > deadline:
+            part = pending[0]
+            raise part_processes.PartFailed(
+                part,
+                f"not ready after {timeout:.0f}s ({part_processes.ready_url(ports[part.name])})",
+                processes.log_tail(home.log(part.name), 40) or "(empty)",
+            )
+        time.sleep(0.25)
 
 
 async def _seed_demo(admin_url: str, database: str, environ: dict[str, str]) -> None:
@@ -144,11 +216,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
     )
     # Services first, the gateway last: it fronts them.
-    _start_parts((*SERVICES, BY_NAME["gateway"]), envs, ports, home)
+    order = (*SERVICES, BY_NAME["gateway"])
+    _check_ports(order, ports, home)
+    pid = _start_supervisor(infra, order, envs, home)
     say("waiting for every part to answer /ready ...")
     try:
-        supervisor.wait_ready(PARTS, ports, home, timeout=args.timeout)
-    except supervisor.PartFailed as exc:
+        _wait_ready(PARTS, ports, home, supervisor_pid=pid, timeout=args.timeout)
+    except part_processes.PartFailed as exc:
         hint = "(the other parts keep running; `bourse down` stops them)"
         raise CommandError(f"{exc}\n{hint}") from exc
     if args.demo:
@@ -162,8 +236,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     home = Home.from_env()
+    # The supervisor first: it would restart what is stopped next.
+    pid = processes.stop_recorded(home.pid_file("supervisor"), supervisor.expected(), report=warn)
+    if pid is not None:
+        say(f"supervisor: stopped (pid {pid})")
     for part in (BY_NAME["gateway"], *reversed(SERVICES)):
-        pid = supervisor.stop_part(part, home)
+        pid = part_processes.stop_part(part, home)
         if pid is not None:
             say(f"{part.name}: stopped (pid {pid})")
     if not args.keep_infra:
@@ -184,7 +262,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     home = Home.from_env()
     healthy = True
     recorded = infrastructure.recorded(home)
+    supervision = supervisor.read_state(home)
+    units: dict[str, Any] = supervision.get("units", {})
     rows: list[tuple[str, ...]] = []
+    supervisor_pid = supervisor.running_pid(home)
+    if supervisor_pid is not None:
+        rows.append(("supervisor", f"pid {supervisor_pid}", "running", "", "", ""))
+    elif supervision:
+        healthy = False
+        rows.append(("supervisor", "pid -", "STOPPED", "", "", "nothing is restarted"))
     if recorded is None:
         healthy = False
         say("infrastructure: not resolved yet (run: bourse up)")
@@ -192,22 +278,38 @@ def cmd_status(args: argparse.Namespace) -> int:
         for endpoint in recorded.endpoints():
             up = infrastructure.PROBES[endpoint.kind](endpoint.url)
             healthy &= up
+            restarts, last = supervisor.describe(units.get(endpoint.kind, {}))
             rows.append(
-                (endpoint.kind, endpoint.source, "up" if up else "DOWN", redact(endpoint.url))
+                (
+                    endpoint.kind,
+                    endpoint.source,
+                    "up" if up else "DOWN",
+                    redact(endpoint.url),
+                    restarts if endpoint.kind in units else "-",
+                    last,
+                )
             )
-    for item in supervisor.status(PARTS, _ports_from_state(home), home):
+    for item in part_processes.status(PARTS, _ports_from_state(home), home):
         healthy &= item.ready
         pid = str(item.pid) if item.pid is not None else "-"
+        unit = units.get(item.part.name, {})
+        restarts, last = supervisor.describe(unit)
         rows.append(
             (
                 item.part.name,
                 f"pid {pid}",
-                item.state,
+                "GIVEN UP" if unit.get("given_up") and item.pid is None else item.state,
                 part_url(item.part.name, {item.part.name: item.port}),
+                restarts,
+                last,
             )
         )
-    say(table(rows, ("name", "process", "state", "address")))
-    return 0 if healthy else 1
+    say(table(rows, ("name", "process", "state", "address", "restarts", "last exit")))
+    given_up = [name for name, unit in units.items() if unit.get("given_up")]
+    for name in given_up:
+        say(f"{name} kept exiting and is no longer restarted: see `bourse logs {name}`;")
+        say("fix the cause, then run `bourse up` again")
+    return 0 if healthy and not given_up else 1
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -322,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start infrastructure and every part, then wait ready")
     up.add_argument("--no-demo", dest="demo", action="store_false", help="no demo data/logins")
-    up.add_argument("--timeout", type=float, default=supervisor.READY_TIMEOUT, help="seconds")
+    up.add_argument("--timeout", type=float, default=part_processes.READY_TIMEOUT, help="seconds")
     _add_database(up)
     up.set_defaults(handler=cmd_up)
 
@@ -368,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     infra_up.set_defaults(handler=cmd_infra_up)
 
     logs = commands.add_parser("logs", help="show the end of a part's or server's log")
-    logs.add_argument("name", choices=[*BY_NAME, *infrastructure.KINDS])
+    logs.add_argument("name", choices=[*BY_NAME, *infrastructure.KINDS, "supervisor"])
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.add_argument("-f", "--follow", action="store_true")
     logs.set_defaults(handler=cmd_logs)
@@ -384,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         CommandError,
         infrastructure.InfraError,
         provision.ProvisionError,
-        supervisor.PartFailed,
+        part_processes.PartFailed,
         MigrationError,
         AppError,  # a part's domain error, e.g. "username taken" from user create
     ) as exc:

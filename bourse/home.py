@@ -6,6 +6,8 @@
   data/{postgres,redis,nats}/   the embedded servers' data, kept across restarts
   logs/<name>.log     one log per part and per embedded server
   run/<name>.pid      pids of the processes this launcher started
+  run/supervisor.json what the supervisor keeps alive (parts' environments: private)
+  run/supervision.json          restarts, last exits, given-up parts (``bourse status``)
   keys/jwt-signing.pem          the gateway's signing key (development)
 ```
 """
@@ -42,6 +44,14 @@ class Home:
 
     def pid_file(self, name: str) -> Path:
         return self.root / "run" / f"{name}.pid"
+
+    @property
+    def supervisor_spec(self) -> Path:
+        return self.root / "run" / "supervisor.json"
+
+    @property
+    def supervision_file(self) -> Path:
+        return self.root / "run" / "supervision.json"
 
     @property
     def state_file(self) -> Path:

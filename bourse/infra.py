@@ -441,7 +441,8 @@ def stop_postgres(home: Home, report: Reporter | None = None) -> bool:
     return True
 
 
-def _server_argv(kind: str, data: Path, port: int) -> list[str]:
+def server_argv(kind: str, data: Path, port: int) -> list[str]:
+    """The command line of the embedded Redis or NATS."""
     if kind == REDIS:
         return [
             str(_venv_binary("redis-server")),
@@ -476,7 +477,7 @@ def start_server(kind: str, home: Home, port: int, report: Reporter = warn) -> s
         data.mkdir(parents=True, exist_ok=True)
         report(f"starting embedded {kind} on 127.0.0.1:{port} (log {log})")
         processes.write_pid(
-            pid_file, processes.spawn_detached(_server_argv(kind, data, port), log=log, cwd=data)
+            pid_file, processes.spawn_detached(server_argv(kind, data, port), log=log, cwd=data)
         )
     pid = processes.read_pid(pid_file)
 

@@ -89,6 +89,7 @@ async def open_resources(
         for migration in applied:
             logger.info("applied migration %s/%04d_%s", *_describe(migration))
         bus = await connect_bus(settings.nats_url, name=name, prefix=settings.nats_prefix)
+        bus.stream_replicas = settings.nats_stream_replicas
         bus.translate_errors((DATABASE_ERRORS, REDIS_ERRORS, MESSAGING_ERRORS))
         verifier = None
         if isinstance(settings, ServiceSettings):

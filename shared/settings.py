@@ -34,6 +34,9 @@ class BaseServiceSettings(BaseSettings):
     redis_prefix: str = ""
     nats_url: str = Field(pattern=r"^(nats|tls|ws|wss)://")
     nats_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_-]*$")
+    # Copies of each JetStream stream the part declares: 1 on one server; 3 on a NATS
+    # cluster of three (deploy/k8s/overlays/scaled), so a node lost loses no event.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     log_level: LogLevel = "INFO"
     log_format: Literal["json", "text"] = "json"
     jwt_issuer: str = "bourse"

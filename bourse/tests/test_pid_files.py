@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bourse import infra, processes, supervisor
+from bourse import infra, part_processes, processes
 from bourse.home import Home
 from bourse.parts import BY_NAME
 from bourse.tests.helpers import free_port
@@ -77,9 +77,9 @@ def test_a_part_pid_file_naming_another_process_is_not_signalled(
 ) -> None:
     part = BY_NAME["market"]
     processes.write_pid(home.pid_file(part.name), bystander.pid)
-    assert supervisor.running_pid(part, home) is None
+    assert part_processes.running_pid(part, home) is None
     processes.write_pid(home.pid_file(part.name), bystander.pid)
-    assert supervisor.stop_part(part, home, grace=1) is None
+    assert part_processes.stop_part(part, home, grace=1) is None
     assert bystander.poll() is None
     assert not home.pid_file(part.name).exists()
 

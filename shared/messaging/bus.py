@@ -98,6 +98,8 @@ class Bus:
         self._responders: set[Subscription] = set()
         self._connection_listeners: list[Callable[[bool], None]] = []
         self._translators: tuple[ErrorTranslator, ...] = ()
+        # Replicas of the streams :meth:`ensure_stream` declares unless told otherwise.
+        self.stream_replicas = 1
 
     def translate_errors(self, translators: Sequence[ErrorTranslator]) -> None:
         """Answer requests whose handler raised one of ``translators``' exceptions (a lost
@@ -382,9 +384,10 @@ class Bus:
         max_bytes: int | None = None,
         duplicate_window: timedelta = timedelta(seconds=120),
         storage: Literal["file", "memory"] = "file",
-        replicas: int = 1,
+        replicas: int | None = None,
     ) -> str:
-        """Create the stream, or update it to this configuration; return its wire name."""
+        """Create the stream, or update it to this configuration; return its wire name.
+        ``replicas`` defaults to the bus's :attr:`stream_replicas`."""
         return await _js.ensure_stream(
             self,
             name,
@@ -393,7 +396,7 @@ class Bus:
             max_bytes=max_bytes,
             duplicate_window=duplicate_window,
             storage=storage,
-            replicas=replicas,
+            replicas=replicas or self.stream_replicas,
         )
 
     async def delete_stream(self, name: str) -> bool:

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
+import nats.js.errors
 import pytest
 from pydantic import BaseModel
 
@@ -280,6 +281,22 @@ async def test_ensure_stream_is_idempotent(bus: Bus) -> None:
     finally:
         assert await bus.delete_stream("SCRATCH")
     assert not await bus.delete_stream("SCRATCH")
+
+
+async def test_streams_get_the_bus_replica_count_unless_told(bus: Bus) -> None:
+    # One server here: a single copy is what it can hold, and asking the bus for more
+    # reaches the server (which refuses three copies on one node).
+    name = await bus.ensure_stream("COPIES", ["demo.copies.>"], storage="memory")
+    try:
+        assert (await bus.client.jsm().stream_info(name)).config.num_replicas == 1
+        bus.stream_replicas = 3
+        with pytest.raises(nats.js.errors.ServerError) as refused:
+            await bus.ensure_stream("COPIES", ["demo.copies.>"], storage="memory")
+        assert refused.value.description == "replicas > 1 not supported in non-clustered mode"
+        await bus.ensure_stream("COPIES", ["demo.copies.>"], storage="memory", replicas=1)
+    finally:
+        bus.stream_replicas = 1
+        assert await bus.delete_stream("COPIES")
 
 
 async def test_publish_event_deduplicates_on_event_id(bus: Bus) -> None:
