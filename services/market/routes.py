@@ -293,10 +293,16 @@ async def get_quotes(request: Request) -> Response:
 
 @router.get("/market/status", response_model=schemas.MarketStatus, responses=_ERRORS)
 async def get_status(request: Request) -> Response:
-    """Storage path, universe size, the universe load's progress, the live feed."""
+    """Storage path, universe size, the universe load's progress, the live feed, and each
+    end-of-day provider's sync: last session, last success, last error, next run."""
     await authorize(request, "viewer")
+    sync = getattr(request.app.state, "provider_sync", None)
     async with request_connection(request) as conn:
-        status = await market_service.status(conn)
+        status = await market_service.status(
+            conn,
+            configured_provider=sync.provider.name if sync is not None else None,
+            next_run_at=sync.next_run_at() if sync is not None else None,
+        )
     feed = getattr(request.app.state, "feed", None)
     status["feed"] = feed.stats.as_dict() if feed is not None else None
     return Response(encoders.json(status), media_type="application/json")

@@ -255,7 +255,24 @@ class IndexHistory(BaseModel):
     levels: list[IndexLevel]
 
 
+class ProviderStatus(BaseModel):
+    """An end-of-day provider's scheduled sync (its key is never shown)."""
+
+    provider: str
+    configured: bool = Field(description="The provider this replica syncs from")
+    last_session: date | None = Field(description="The last session stored from it")
+    sessions_synced: int
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None = Field(description="Cleared by the next session stored")
+    last_error_at: datetime | None
+    next_run_at: datetime | None = Field(
+        description="The next session's close plus the sync delay (configured provider)"
+    )
+
+
 class MarketStatus(BaseModel):
+    providers: list[ProviderStatus]
     storage: str
     securities: int
     universe_load: dict[str, Any] | None
