@@ -115,10 +115,15 @@ class ProviderClient:
         self.attempts = 0
 
     async def get_json(
-        self, url: str, params: dict[str, str], *, headers: dict[str, str] | None = None
+        self,
+        url: str,
+        params: dict[str, str] | None,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """The JSON body of ``GET url``; credentials go in ``headers`` where the provider
-        takes them there, so they never appear in a URL (which httpx logs)."""
+        takes them there, so they never appear in a URL (which httpx logs). ``params``
+        replace the URL's query string (httpx), so a ``next_url`` is followed with None."""
         for attempt in range(1, self._max_attempts + 1):
             delay: float | None = None
             async with self._slots:

@@ -89,14 +89,14 @@ class PolygonSync:
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._base = base_url.rstrip("/")
 
-    async def _pages(self, url: str, params: dict[str, str]) -> list[Any]:
+    async def _pages(self, url: str, params: dict[str, str] | None) -> list[Any]:
         bodies = []
         next_url: str | None = url
         while next_url:
             body = check(await self._client.get_json(next_url, params, headers=self._headers))
             bodies.append(body)
             next_url = body.get("next_url")
-            params = {}  # next_url carries the query
+            params = None  # next_url carries the query (and a cursor)
         return bodies
 
     async def fetch(self, start: date, end: date, tickers: Collection[str]) -> SessionData:
