@@ -66,7 +66,7 @@ def test_polygon_dividends_keep_dollar_cash_only() -> None:
 
 @pytest.mark.parametrize("name", ["polygon_401.json", "polygon_403_not_authorized.json"])
 def test_polygon_error_bodies_are_errors(name: str) -> None:
-    with pytest.raises(ProviderAnswerError, match="API Key|not entitled"):
+    with pytest.raises(ProviderAnswerError, match=r"API Key|not entitled"):
         parse_splits(recorded(name), set())
 
 
@@ -207,7 +207,7 @@ async def test_the_key_is_masked_in_every_log_line(caplog: pytest.LogCaptureFixt
     key = "AV-SECRET-KEY-123"
     settings = MarketSettings(
         provider="alphavantage",
-        provider_api_key=key,  # type: ignore[arg-type]
+        provider_api_key=key,
         provider_base_url="http://127.0.0.1:9",
         provider_max_attempts=2,
         provider_max_backoff=0.01,
