@@ -34,12 +34,21 @@ def stock_page(
     return json({"items": items, "next_cursor": next_cursor})
 
 
-def stock_detail(security: Security, quote: Quote | None) -> bytes:
+def stock_detail(
+    security: Security, quote: Quote | None, fundamentals: dict[str, Any] | None
+) -> bytes:
     """``/stocks/{ticker}`` (:class:`schemas.StockDetail`)."""
-    return json(schemas.StockDetail.of(security, quote).model_dump())
+    return json(
+        {**schemas.StockDetail.of(security, quote).model_dump(), "fundamentals": fundamentals}
+    )
 
 
-def analysis(security: Security, live_price: float | None, result: dict[str, Any]) -> bytes:
+def analysis(
+    security: Security,
+    live_price: float | None,
+    result: dict[str, Any],
+    fundamentals: dict[str, Any] | None,
+) -> bytes:
     """``/stocks/{ticker}/analysis`` (:class:`schemas.Analysis`)."""
     return json(
         {
@@ -49,6 +58,7 @@ def analysis(security: Security, live_price: float | None, result: dict[str, Any
             "live_price": live_price,
             "adjusted": True,
             **result,
+            "fundamentals": fundamentals,
         }
     )
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
@@ -22,6 +23,7 @@ from services.market.cached_reads import CachedRoute, request_key
 from services.market.deps import authorize, request_connection, request_unit
 from services.market.domain import SORTABLE, TICKER_PATTERN, StockFilter
 from services.market.errors import InvalidDateRangeError, InvalidImportError
+from services.market.service import fundamentals as fundamentals_service
 from services.market.service import imports as import_service
 from services.market.service import market as market_service
 from services.market.service import stocks as stock_service
@@ -117,9 +119,16 @@ async def list_stocks(
     max_volume: FiniteFloat | None = None,
     min_market_cap: FiniteFloat | None = None,
     max_market_cap: FiniteFloat | None = None,
+    min_pe_ratio: FiniteFloat | None = None,
+    max_pe_ratio: FiniteFloat | None = None,
+    min_dividend_yield: FiniteFloat | None = None,
+    max_dividend_yield: FiniteFloat | None = None,
     sort: Annotated[
         str,
-        Query(description="ticker, name, price, change_percent, volume, market_cap; -x descends"),
+        Query(
+            description="ticker, name, price, change_percent, volume, market_cap, pe_ratio,"
+            " dividend_yield; -x descends"
+        ),
     ] = "ticker",
     fields: Annotated[
         str | None, Query(description="comma-separated StockSummary fields (ticker always)")
@@ -141,6 +150,8 @@ async def list_stocks(
                 ("change_percent", min_change_percent, max_change_percent),
                 ("volume", min_volume, max_volume),
                 ("market_cap", min_market_cap, max_market_cap),
+                ("pe_ratio", min_pe_ratio, max_pe_ratio),
+                ("dividend_yield", min_dividend_yield, max_dividend_yield),
             )
             if low is not None or high is not None
         ),
@@ -171,7 +182,10 @@ async def get_stock(request: Request, ticker: TickerPath) -> Response:
     async def build() -> bytes:
         async with request_connection(request) as conn:
             security, quote = await stock_service.get_stock(conn, ticker)
-        return encoders.stock_detail(security, quote)
+            facts = await fundamentals_service.fundamentals_of(
+                conn, security, quote.price if quote else None
+            )
+        return encoders.stock_detail(security, quote, facts)
 
     return await _cached(request, TTL_QUOTES, build)
 
@@ -232,7 +246,10 @@ async def get_analysis(request: Request, ticker: TickerPath) -> Response:
     async def build() -> bytes:
         async with request_connection(request) as conn:
             security, live_price, result = await stock_service.analysis(conn, ticker)
-        return encoders.analysis(security, live_price, result)
+            facts = await fundamentals_service.fundamentals_of(
+                conn, security, live_price if live_price is not None else result.get("last_close")
+            )
+        return encoders.analysis(security, live_price, result, facts)
 
     return await _cached(request, TTL_ANALYSIS, build, tags=(EOD_TAG,))
 
@@ -335,3 +352,38 @@ async def import_csv(
     cache: ResponseCache = request.app.state.response_cache
     await cache.invalidate(EOD_TAG)
     return summary
+
+
+@router.post(
+    "/market/facts",
+    response_model=schemas.FactsImportSummary,
+    responses={**_ERRORS, **error_responses(404)},
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)
+async def import_facts(
+    request: Request,
+    ticker: Annotated[
+        str | None,
+        Query(pattern=TICKER_PATTERN, description="the security (default: by the CIK)"),
+    ] = None,
+) -> schemas.FactsImportSummary:
+    """Import one company's SEC companyfacts JSON: its revenue, net income, EPS, shares
+    outstanding, dividends per share, debt and equity, stored point in time by filing date;
+    its fundamental metrics follow."""
+    await authorize(request, "admin")
+    body = await request.body()
+    if len(body) > import_service.MAX_IMPORT_BYTES:
+        raise InvalidImportError("The document is larger than 64 MiB.")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidImportError("The body is not JSON.") from None
+    async with request_connection(request) as conn:
+        summary = await fundamentals_service.import_company_facts(
+            conn, doc, ticker=ticker.upper() if ticker else None
+        )
+    cache: ResponseCache = request.app.state.response_cache
+    await cache.invalidate(EOD_TAG)
+    return schemas.FactsImportSummary.model_validate(summary)
