@@ -194,3 +194,54 @@ async def test_the_import_stores_facts_and_serves_them_point_in_time(market_dsn:
         assert tuple(stored) == (pytest.approx(4.6), 44_000_000.0)
     finally:
         await pool.close()
+
+
+async def test_bourse_market_import_facts_reads_a_directory(
+    market_dsn: str, tmp_path: Path
+) -> None:
+    from bourse.market_facts import import_facts
+
+    pool = await create_pool(market_dsn, schema="market", application_name="facts-cli")
+    try:
+        async with pool.acquire() as conn:
+            ticker, _ = await new_security(conn)
+        (tmp_path / "CIK0000000042.json").write_text(json.dumps(DOC))
+        (tmp_path / "broken.json").write_text("{not json")
+        lines: list[str] = []
+        with pytest.raises(ValueError, match="single file"):
+            await import_facts(
+                tmp_path,
+                admin_url="",
+                database="",
+                environ={"MARKET_DATABASE_URL": market_dsn},
+                ticker=ticker,
+                report=lines.append,
+            )
+        imported, skipped = await import_facts(
+            tmp_path / "CIK0000000042.json",
+            admin_url="",
+            database="",
+            environ={"MARKET_DATABASE_URL": market_dsn},
+            ticker=ticker,
+            report=lines.append,
+        )
+        # Without --ticker the CIK decides: this schema has no security with CIK 42.
+        none, skipped_all = await import_facts(
+            tmp_path,
+            admin_url="",
+            database="",
+            environ={"MARKET_DATABASE_URL": market_dsn},
+            ticker=None,
+            report=lines.append,
+        )
+        assert (imported, skipped, none, skipped_all) == (1, 0, 0, 2)
+        assert any(ticker in line and "facts" in line for line in lines)
+        async with pool.acquire() as conn:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM fundamental_facts f JOIN securities s USING (security_id)"
+                " WHERE s.ticker = $1",
+                ticker,
+            )
+        assert count > 0
+    finally:
+        await pool.close()
