@@ -50,6 +50,7 @@ def create_app(settings: MarketSettings) -> FastAPI:
             background.rpc(),
             background.live_feed(settings),
             background.provider_sync(settings),
+            background.model_view(settings),
         ],
     )
     app.state.cached_routes = {}

@@ -12,6 +12,9 @@ the pool, Redis and NATS are open; closed in reverse):
 - ``live_feed``: the simulated ticks (see :mod:`services.market.feed`);
 - ``provider_sync``: the end-of-day sync from the configured provider, after each NYSE
   close (see :mod:`services.market.sync`).
+- ``model_view``: the read model of the latest recommendation run behind
+  ``include_ml`` (see :mod:`services.market.model_view`); each new run drops the cached
+  analysis answers that include it (tag ``ml``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from fastapi import FastAPI
 from services.market import columnar_history, events, listings
 from services.market.config import MarketSettings
 from services.market.feed import Feed
+from services.market.model_view import ModelViewFeed
 from services.market.providers import make_provider, redact_secret
 from services.market.providers.base import remove_redaction
 from services.market.repository import loads
@@ -43,6 +47,10 @@ from shared.runtime import Extension, Resources
 logger = logging.getLogger("services.market")
 
 EOD_TAG = "eod"
+ML_TAG = "ml"  # analysis answers with include_ml=true: dropped when a new run is held
+# A request that read the previous run before a replacement committed can store its answer
+# after the invalidation; it is dropped again once such a request has surely finished.
+ML_SECOND_INVALIDATION_SECONDS = 2.0
 
 
 def response_cache() -> Extension:
@@ -254,5 +262,41 @@ def provider_sync(settings: MarketSettings) -> Extension:
             await http.aclose()
             if guard is not None:
                 remove_redaction(guard)
+
+    return extension
+
+
+def model_view(settings: MarketSettings) -> Extension:
+    @asynccontextmanager
+    async def extension(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
+        cache: ResponseCache = app.state.response_cache
+        later: set[asyncio.Task[None]] = set()
+
+        async def invalidate_again() -> None:
+            await asyncio.sleep(ML_SECOND_INVALIDATION_SECONDS)
+            await cache.invalidate(ML_TAG)
+
+        async def on_replaced() -> None:
+            removed = await cache.invalidate(ML_TAG)
+            logger.info("new recommendation run held: %d cached analyses dropped", removed)
+            task = asyncio.create_task(invalidate_again())
+            later.add(task)
+            task.add_done_callback(later.discard)
+
+        feed = ModelViewFeed(
+            resources.pool,
+            resources.bus,
+            stream=settings.recommendation_stream,
+            on_replaced=on_replaced,
+            retry_seconds=settings.model_view_retry_seconds,
+        )
+        await feed.start()
+        app.state.model_view = feed
+        try:
+            yield
+        finally:
+            await feed.stop()
+            for task in list(later):
+                task.cancel()
 
     return extension

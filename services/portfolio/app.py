@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.portfolio import events
-from services.portfolio.background import idempotency_janitor
+from services.portfolio.background import idempotency_janitor, optimiser_warm_up
 from services.portfolio.config import PortfolioSettings
 from services.portfolio.consumers import event_consumers
 from services.portfolio.domain.xray import Limits
 from services.portfolio.risk import RiskSettings
 from services.portfolio.routes import router
 from services.portfolio.states import LedgerStates
+from services.portfolio.watchlists.routes import router as watchlists_router
 from shared.db import Migration, load_migrations
 from shared.runtime import create_part_app, outbox_relay
 
@@ -34,13 +35,14 @@ def create_app(settings: PortfolioSettings) -> FastAPI:
         schema=SCHEMA,
         settings=settings,
         migrations=migrations(),
-        routers=[router],
+        routers=[router, watchlists_router],
         title="Bourse portfolio service",
         description="Portfolios, the transaction ledger, positions and rebalancing.",
         extensions=[
             idempotency_janitor(),
             outbox_relay(events.STREAM, events.STREAM_SUBJECTS),
             event_consumers(),
+            optimiser_warm_up(),
         ],
     )
     app.state.market_timeout = settings.market_timeout_seconds
