@@ -407,6 +407,27 @@ def cmd_logs(args: argparse.Namespace) -> int:
             return 0
 
 
+def cmd_market_import_facts(args: argparse.Namespace) -> int:
+    from bourse.market_facts import import_facts
+
+    admin_url = "" if os.environ.get("MARKET_DATABASE_URL") else _admin_url(args)
+    try:
+        imported, skipped = asyncio.run(
+            import_facts(
+                Path(args.path),
+                admin_url=admin_url,
+                database=args.database,
+                environ=os.environ,
+                ticker=args.ticker.upper() if args.ticker else None,
+                report=say,
+            )
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    say(f"{imported} file(s) imported, {skipped} skipped")
+    return 0 if imported or not skipped else 1
+
+
 # -------------------------------------------------------------------------- parser
 
 
@@ -468,6 +489,18 @@ def build_parser() -> argparse.ArgumentParser:
     env.set_defaults(handler=cmd_infra_env)
     infra_up = infra.add_parser("up", help="resolve (start embedded servers if needed)")
     infra_up.set_defaults(handler=cmd_infra_up)
+
+    market = commands.add_parser("market", help="market data").add_subparsers(
+        dest="market_command", required=True, metavar="ACTION"
+    )
+    facts = market.add_parser(
+        "import-facts", help="import SEC companyfacts JSON (a file or a directory)"
+    )
+    facts.add_argument("path", help="a companyfacts JSON file, or a directory of them")
+    facts.add_argument("--ticker", help="the security of a single file (default: by its CIK)")
+    facts.add_argument("--admin-url", help="superuser DSN (default: resolved infrastructure)")
+    _add_database(facts)
+    facts.set_defaults(handler=cmd_market_import_facts)
 
     logs = commands.add_parser("logs", help="show the end of a part's or server's log")
     logs.add_argument("name", choices=[*BY_NAME, *infrastructure.KINDS, "supervisor"])

@@ -88,6 +88,7 @@ RULES: tuple[Rule, ...] = (
     _svc("market", "GET", "/market/quotes", "viewer"),
     _svc("market", "GET", "/market/status", "viewer"),
     _svc("market", "POST", "/market/imports", "admin", max_body_bytes=64 * 1024 * 1024),
+    _svc("market", "POST", "/market/facts", "admin", max_body_bytes=64 * 1024 * 1024),
     # --- recommendations ------------------------------------------------------------
     _svc("recommendations", "GET", "/recommendations", "viewer"),
     _svc("recommendations", "GET", "/recommendations/history", "viewer"),

@@ -10,6 +10,8 @@ the pool, Redis and NATS are open; closed in reverse):
 - ``rpc``: answers ``market.rpc.quotes``, ``market.rpc.history``, ``market.rpc.closes``,
   ``market.rpc.index`` and ``market.rpc.universe``;
 - ``live_feed``: the simulated ticks (see :mod:`services.market.feed`);
+- ``provider_sync``: the end-of-day sync from the configured provider, after each NYSE
+  close (see :mod:`services.market.sync`).
 - ``model_view``: the read model of the latest recommendation run behind
   ``include_ml`` (see :mod:`services.market.model_view`); each new run drops the cached
   analysis answers that include it (tag ``ml``).
@@ -24,15 +26,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI
 
 from services.market import columnar_history, events, listings
 from services.market.config import MarketSettings
 from services.market.feed import Feed
 from services.market.model_view import ModelViewFeed
+from services.market.providers import make_provider, redact_secret
+from services.market.providers.base import remove_redaction
 from services.market.repository import loads
 from services.market.service import loading
 from services.market.service import market as market_service
+from services.market.sync import ProviderSync
 from shared.cache import ResponseCache
 from shared.jwt import RemoteJwks, TokenVerifier
 from shared.messaging import Delivered, Event, OutboxRelay
@@ -215,6 +221,47 @@ def live_feed(settings: MarketSettings) -> Extension:
             yield
         finally:
             await feed.stop()
+
+    return extension
+
+
+def provider_sync(settings: MarketSettings) -> Extension:
+    @asynccontextmanager
+    async def extension(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
+        app.state.provider_sync = None
+        if settings.provider == "none":
+            yield
+            return
+        secret = settings.provider_api_key.get_secret_value() if settings.provider_api_key else ""
+        guard = redact_secret(secret) if secret else None
+        cache: ResponseCache = app.state.response_cache
+
+        async def on_session(_: object) -> None:
+            await cache.invalidate(EOD_TAG)
+
+        http = httpx.AsyncClient(timeout=httpx.Timeout(60.0))
+        try:
+            provider = make_provider(settings, http)
+            assert provider is not None
+            sync = ProviderSync(
+                resources.pool,
+                provider,
+                delay=timedelta(minutes=settings.sync_delay_minutes),
+                poll_seconds=settings.sync_poll_seconds,
+                catchup=settings.sync_catchup_sessions,
+                secret=secret or None,
+                on_session=on_session,
+            )
+            sync.start()
+            app.state.provider_sync = sync
+            try:
+                yield
+            finally:
+                await sync.stop()
+        finally:
+            await http.aclose()
+            if guard is not None:
+                remove_redaction(guard)
 
     return extension
 

@@ -22,11 +22,20 @@ class MarketSettings(ServiceSettings):
     feed_rate: float = Field(default=2000.0, ge=1.0, le=100_000.0)  # ticks per second in total
     feed_interval: float = Field(default=0.05, gt=0.0, le=5.0)  # seconds between tick batches
     feed_flush_interval: float = Field(default=1.0, gt=0.0, le=60.0)  # latest_quotes writes
-    # End-of-day data from a provider (none configured by default).
-    provider: Literal["none", "polygon"] = "none"
+    # End-of-day data from a provider, synced after each NYSE close (none by default; see
+    # docs/market.md, "Scheduled sync"). The key is a secret: never logged, never served.
+    provider: Literal["none", "polygon", "tiingo", "alphavantage"] = "none"
     provider_api_key: SecretStr | None = None
-    provider_base_url: str = "https://api.polygon.io"
+    provider_base_url: str | None = None  # the provider's public API when not set
     provider_concurrency: int = Field(default=4, ge=1, le=64)
+    provider_max_attempts: int = Field(default=5, ge=1, le=20)
+    provider_max_backoff: float = Field(default=30.0, gt=0.0, le=600.0)
+    alphavantage_adjusted: bool = True  # TIME_SERIES_DAILY_ADJUSTED (premium) or _DAILY
+    # The sync runs this long after a session's close (early closes included) ...
+    sync_delay_minutes: float = Field(default=30.0, ge=0.0, le=24 * 60.0)
+    # ... looks for due sessions this often, and catches up at most this many missed ones.
+    sync_poll_seconds: float = Field(default=300.0, gt=0.0, le=86_400.0)
+    sync_catchup_sessions: int = Field(default=10, ge=1, le=300)
     # Token verification results kept per process (signature checked once per token).
     token_cache_size: int = Field(default=10_000, ge=0)
     # The model's view behind include_ml: the stream recommendations publishes

@@ -35,13 +35,20 @@ def stock_page(
     return json({"items": items, "next_cursor": next_cursor})
 
 
-def stock_detail(security: Security, quote: Quote | None) -> bytes:
+def stock_detail(
+    security: Security, quote: Quote | None, fundamentals: dict[str, Any] | None
+) -> bytes:
     """``/stocks/{ticker}`` (:class:`schemas.StockDetail`)."""
-    return json(schemas.StockDetail.of(security, quote).model_dump())
+    return json(
+        {**schemas.StockDetail.of(security, quote).model_dump(), "fundamentals": fundamentals}
+    )
 
 
 def _analysis(
-    security: Security, live_price: float | None, result: dict[str, Any]
+    security: Security,
+    live_price: float | None,
+    result: dict[str, Any],
+    fundamentals: dict[str, Any] | None,
 ) -> dict[str, Any]:
     return {
         "ticker": security.ticker,
@@ -50,12 +57,18 @@ def _analysis(
         "live_price": live_price,
         "adjusted": True,
         **result,
+        "fundamentals": fundamentals,
     }
 
 
-def analysis(security: Security, live_price: float | None, result: dict[str, Any]) -> bytes:
+def analysis(
+    security: Security,
+    live_price: float | None,
+    result: dict[str, Any],
+    fundamentals: dict[str, Any] | None,
+) -> bytes:
     """``/stocks/{ticker}/analysis`` (:class:`schemas.Analysis`)."""
-    return json(_analysis(security, live_price, result))
+    return json(_analysis(security, live_price, result, fundamentals))
 
 
 def model_recommendation(view: ModelView) -> dict[str, Any] | None:
@@ -93,12 +106,16 @@ def model_recommendation(view: ModelView) -> dict[str, Any] | None:
 
 
 def analysis_with_model(
-    security: Security, live_price: float | None, result: dict[str, Any], view: ModelView
+    security: Security,
+    live_price: float | None,
+    result: dict[str, Any],
+    view: ModelView,
+    fundamentals: dict[str, Any] | None,
 ) -> bytes:
     """``/stocks/{ticker}/analysis?include_ml=true`` (:class:`schemas.AnalysisWithModel`)."""
     return json(
         {
-            **_analysis(security, live_price, result),
+            **_analysis(security, live_price, result, fundamentals),
             "ml": model_recommendation(view),
             "ml_reason": view.reason(security.ticker),
         }

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
@@ -22,6 +23,7 @@ from services.market.cached_reads import CachedRoute, request_key
 from services.market.deps import authorize, request_connection, request_unit
 from services.market.domain import SORTABLE, TICKER_PATTERN, StockFilter
 from services.market.errors import InvalidDateRangeError, InvalidImportError
+from services.market.service import fundamentals as fundamentals_service
 from services.market.service import imports as import_service
 from services.market.service import market as market_service
 from services.market.service import stocks as stock_service
@@ -117,9 +119,16 @@ async def list_stocks(
     max_volume: FiniteFloat | None = None,
     min_market_cap: FiniteFloat | None = None,
     max_market_cap: FiniteFloat | None = None,
+    min_pe_ratio: FiniteFloat | None = None,
+    max_pe_ratio: FiniteFloat | None = None,
+    min_dividend_yield: FiniteFloat | None = None,
+    max_dividend_yield: FiniteFloat | None = None,
     sort: Annotated[
         str,
-        Query(description="ticker, name, price, change_percent, volume, market_cap; -x descends"),
+        Query(
+            description="ticker, name, price, change_percent, volume, market_cap, pe_ratio,"
+            " dividend_yield; -x descends"
+        ),
     ] = "ticker",
     fields: Annotated[
         str | None, Query(description="comma-separated StockSummary fields (ticker always)")
@@ -141,6 +150,8 @@ async def list_stocks(
                 ("change_percent", min_change_percent, max_change_percent),
                 ("volume", min_volume, max_volume),
                 ("market_cap", min_market_cap, max_market_cap),
+                ("pe_ratio", min_pe_ratio, max_pe_ratio),
+                ("dividend_yield", min_dividend_yield, max_dividend_yield),
             )
             if low is not None or high is not None
         ),
@@ -171,7 +182,10 @@ async def get_stock(request: Request, ticker: TickerPath) -> Response:
     async def build() -> bytes:
         async with request_connection(request) as conn:
             security, quote = await stock_service.get_stock(conn, ticker)
-        return encoders.stock_detail(security, quote)
+            facts = await fundamentals_service.fundamentals_of(
+                conn, security, quote.price if quote else None
+            )
+        return encoders.stock_detail(security, quote, facts)
 
     return await _cached(request, TTL_QUOTES, build)
 
@@ -247,10 +261,13 @@ async def get_analysis(
     async def build() -> bytes:
         async with request_connection(request) as conn:
             security, live_price, result = await stock_service.analysis(conn, ticker)
+            facts = await fundamentals_service.fundamentals_of(
+                conn, security, live_price if live_price is not None else result.get("last_close")
+            )
             if not include_ml:
-                return encoders.analysis(security, live_price, result)
+                return encoders.analysis(security, live_price, result, facts)
             view = await stock_service.model_view(conn, ticker)
-        return encoders.analysis_with_model(security, live_price, result, view)
+        return encoders.analysis_with_model(security, live_price, result, view, facts)
 
     tags = (EOD_TAG, ML_TAG) if include_ml else (EOD_TAG,)
     return await _cached(request, TTL_ANALYSIS, build, tags=tags)
@@ -312,10 +329,16 @@ async def get_quotes(request: Request) -> Response:
 
 @router.get("/market/status", response_model=schemas.MarketStatus, responses=_ERRORS)
 async def get_status(request: Request) -> Response:
-    """Storage path, universe size, the universe load's progress, the live feed."""
+    """Storage path, universe size, the universe load's progress, the live feed, and each
+    end-of-day provider's sync: last session, last success, last error, next run."""
     await authorize(request, "viewer")
+    sync = getattr(request.app.state, "provider_sync", None)
     async with request_connection(request) as conn:
-        status = await market_service.status(conn)
+        status = await market_service.status(
+            conn,
+            configured_provider=sync.provider.name if sync is not None else None,
+            next_run_at=sync.next_run_at() if sync is not None else None,
+        )
     feed = getattr(request.app.state, "feed", None)
     status["feed"] = feed.stats.as_dict() if feed is not None else None
     return Response(encoders.json(status), media_type="application/json")
@@ -348,3 +371,38 @@ async def import_csv(
     cache: ResponseCache = request.app.state.response_cache
     await cache.invalidate(EOD_TAG)
     return summary
+
+
+@router.post(
+    "/market/facts",
+    response_model=schemas.FactsImportSummary,
+    responses={**_ERRORS, **error_responses(404)},
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)
+async def import_facts(
+    request: Request,
+    ticker: Annotated[
+        str | None,
+        Query(pattern=TICKER_PATTERN, description="the security (default: by the CIK)"),
+    ] = None,
+) -> schemas.FactsImportSummary:
+    """Import one company's SEC companyfacts JSON: its revenue, net income, EPS, shares
+    outstanding, dividends per share, debt and equity, stored point in time by filing date;
+    its fundamental metrics follow."""
+    await authorize(request, "admin")
+    body = await request.body()
+    if len(body) > import_service.MAX_IMPORT_BYTES:
+        raise InvalidImportError("The document is larger than 64 MiB.")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidImportError("The body is not JSON.") from None
+    async with request_connection(request) as conn:
+        summary = await fundamentals_service.import_company_facts(
+            conn, doc, ticker=ticker.upper() if ticker else None
+        )
+    cache: ResponseCache = request.app.state.response_cache
+    await cache.invalidate(EOD_TAG)
+    return schemas.FactsImportSummary.model_validate(summary)

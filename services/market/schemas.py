@@ -106,6 +106,7 @@ class StockDetail(BaseModel):
     volume: int | None
     updated_at: datetime | None
     data_source: str
+    fundamentals: Fundamentals | None = None
 
     @classmethod
     def of(cls, security: Security, quote: Quote | None) -> StockDetail:
@@ -135,6 +136,30 @@ class StockDetail(BaseModel):
 
 
 Day = date  # PriceBar has a field named "date"
+
+
+class Fundamentals(BaseModel):
+    """Fundamental metrics, point in time (see ``methodology``); ratios are fractions."""
+
+    as_of: date = Field(description="Only facts filed on or before this day count")
+    period_end: date | None = Field(description="The last fiscal quarter in the TTM figures")
+    price: float | None
+    market_cap: float | None
+    pe_ratio: float | None = Field(description="Price / TTM diluted EPS; null when EPS <= 0")
+    pb_ratio: float | None
+    dividend_yield: float | None
+    revenue_growth_yoy: float | None
+    net_margin: float | None
+    debt_to_equity: float | None
+    revenue_ttm: float | None
+    net_income_ttm: float | None
+    eps_ttm: float | None
+    dividends_per_share_ttm: float | None
+    shares_outstanding: float | None
+    equity: float | None
+    total_debt: float | None
+    data_sources: list[str] = Field(description="market:sec:companyfacts, market:simulated")
+    methodology: str
 
 
 class PriceBar(BaseModel):
@@ -202,6 +227,9 @@ class Analysis(BaseModel):
     range_52w: Indicator
     relative_strength: Indicator
     average_volume: Indicator
+    fundamentals: Fundamentals | None = Field(
+        None, description="Fundamental metrics at the live price (null without facts)"
+    )
 
 
 class ModelFactor(BaseModel):
@@ -296,11 +324,39 @@ class IndexHistory(BaseModel):
     levels: list[IndexLevel]
 
 
+class ProviderStatus(BaseModel):
+    """An end-of-day provider's scheduled sync (its key is never shown)."""
+
+    provider: str
+    configured: bool = Field(description="The provider this replica syncs from")
+    last_session: date | None = Field(description="The last session stored from it")
+    sessions_synced: int
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None = Field(description="Cleared by the next session stored")
+    last_error_at: datetime | None
+    next_run_at: datetime | None = Field(
+        description="The next session's close plus the sync delay (configured provider)"
+    )
+
+
 class MarketStatus(BaseModel):
+    providers: list[ProviderStatus]
     storage: str
     securities: int
     universe_load: dict[str, Any] | None
     feed: dict[str, Any] | None
+
+
+class FactsImportSummary(BaseModel):
+    ticker: str
+    cik: int | None
+    entity_name: str | None
+    facts: int = Field(description="Facts read (after concept fallbacks)")
+    written: int = Field(description="New or changed facts stored")
+    malformed: int = Field(description="Entries without a date, filing date or number")
+    by_metric: dict[str, int]
+    data_source: str
 
 
 class RejectedRow(BaseModel):

@@ -60,8 +60,17 @@ class Quote:
 
 
 # What /stocks sorts and filters by (the repository maps each to its SQL expression).
-SORTABLE = ("ticker", "name", "price", "change_percent", "volume", "market_cap")
-RANGE_FILTERS = ("price", "change_percent", "volume", "market_cap")
+SORTABLE = (
+    "ticker",
+    "name",
+    "price",
+    "change_percent",
+    "volume",
+    "market_cap",
+    "pe_ratio",
+    "dividend_yield",
+)
+RANGE_FILTERS = ("price", "change_percent", "volume", "market_cap", "pe_ratio", "dividend_yield")
 
 
 @dataclass(frozen=True)

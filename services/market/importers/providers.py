@@ -37,11 +37,16 @@ _THROTTLE_PHRASES = (
     "too many requests",
     "call frequency",
     "requests per minute",
+    "request allocation",  # Tiingo: "You have run over your hourly request allocation"
 )
 
 
 class ProviderError(RuntimeError):
-    """The provider failed for good (after retries, or a client error)."""
+    """The provider failed for good (after retries, or a client error: ``status``)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ThrottledError(ProviderError):
@@ -72,11 +77,16 @@ def throttled_body(body: Any) -> bool:
     if not isinstance(body, dict):
         return False
     texts = []
-    for key in ("error", "message", "Note", "Information", "status_message"):
+    for key in ("error", "message", "Note", "Information", "status_message", "detail"):
         value = body.get(key)
         if isinstance(value, str):
             texts.append(value.lower())
-    if body.get("status") in ("ERROR", "error") or "Note" in body or "Information" in body:
+    if (
+        body.get("status") in ("ERROR", "error")
+        or "Note" in body
+        or "Information" in body
+        or "detail" in body
+    ):
         return any(phrase in text for text in texts for phrase in _THROTTLE_PHRASES)
     return False
 
@@ -104,7 +114,16 @@ class ProviderClient:
         self.max_in_flight = 0
         self.attempts = 0
 
-    async def get_json(self, url: str, params: dict[str, str]) -> Any:
+    async def get_json(
+        self,
+        url: str,
+        params: dict[str, str] | None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """The JSON body of ``GET url``; credentials go in ``headers`` where the provider
+        takes them there, so they never appear in a URL (which httpx logs). ``params``
+        replace the URL's query string (httpx), so a ``next_url`` is followed with None."""
         for attempt in range(1, self._max_attempts + 1):
             delay: float | None = None
             async with self._slots:
@@ -112,7 +131,7 @@ class ProviderClient:
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 self.attempts += 1
                 try:
-                    response = await self._client.get(url, params=params)
+                    response = await self._client.get(url, params=params, headers=headers)
                 except httpx.TransportError as exc:
                     logger.warning("provider request failed (%s), attempt %d", exc, attempt)
                     delay = self._delay(attempt)
@@ -125,7 +144,9 @@ class ProviderClient:
                     delay = self._retry_after(response) or self._delay(attempt)
                     logger.warning("provider answered %d, attempt %d", status, attempt)
                 elif status >= 400:
-                    raise ProviderError(f"provider answered {status}: {response.text[:200]}")
+                    raise ProviderError(
+                        f"provider answered {status}: {response.text[:200]}", status=status
+                    )
                 else:
                     body = response.json()
                     if not throttled_body(body):
@@ -150,7 +171,8 @@ class ProviderClient:
             return None
 
 
-def _bar(ticker: str, item: dict[str, Any]) -> ProviderBar:
+def polygon_bar(ticker: str, item: dict[str, Any]) -> ProviderBar:
+    """A bar of Polygon's aggregates (``t`` is the session's midnight in New York)."""
     day = datetime.fromtimestamp(int(item["t"]) / 1000, NEW_YORK).date()
     return ProviderBar(
         ticker=ticker,
@@ -183,7 +205,7 @@ class PolygonProvider:
         bars: list[ProviderBar] = []
         while url:
             body = await self._client.get_json(url, params)
-            bars.extend(_bar(ticker, item) for item in body.get("results") or [])
+            bars.extend(polygon_bar(ticker, item) for item in body.get("results") or [])
             url = body.get("next_url")
             params = {"apiKey": self._api_key}  # next_url carries the rest
         return bars
@@ -191,4 +213,4 @@ class PolygonProvider:
     async def grouped_daily(self, day: date) -> list[ProviderBar]:
         url = f"{self._base}/v2/aggs/grouped/locale/us/market/stocks/{day.isoformat()}"
         body = await self._client.get_json(url, {"adjusted": "false", "apiKey": self._api_key})
-        return [_bar(str(item["T"]), item) for item in body.get("results") or []]
+        return [polygon_bar(str(item["T"]), item) for item in body.get("results") or []]

@@ -94,6 +94,7 @@ async def lock_derived(conn: asyncpg.Connection) -> None:
 async def reset_market_data(conn: asyncpg.Connection) -> None:
     """Empty every market table (a load that died half-way starts again from nothing)."""
     await conn.execute(
-        "TRUNCATE daily_bars, corporate_actions, security_stats, market_index, latest_quotes"
+        "TRUNCATE daily_bars, corporate_actions, security_stats, market_index, latest_quotes,"
+        " fundamental_facts, fundamental_metrics"
     )
     await conn.execute("DELETE FROM securities")

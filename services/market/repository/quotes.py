@@ -112,10 +112,13 @@ async def write_quotes(conn: asyncpg.Connection, quotes: list[QuoteRow]) -> None
     )
 
 
-async def quotes_from_bars(conn: asyncpg.Connection, day: date) -> int:
-    """Set every security's quote from its last bar on or before ``day`` (and the bar
-    before it as previous close, restated for a split that goes ex on the last bar's day,
-    so that the day's change is not the split): after a load, before any tick."""
+async def quotes_from_bars(
+    conn: asyncpg.Connection, day: date, security_ids: list[int] | None = None
+) -> int:
+    """Set every security's quote (or only those of ``security_ids``) from its last bar on
+    or before ``day`` (and the bar before it as previous close, restated for a split that
+    goes ex on the last bar's day, so that the day's change is not the split): after a
+    load, before any tick; after a provider's session, for the securities it covers."""
     status: str = await conn.execute(
         "INSERT INTO latest_quotes (ticker, price, previous_close, volume, updated_at, session,"
         " day_open, day_high, day_low)"
@@ -129,11 +132,13 @@ async def quotes_from_bars(conn: asyncpg.Connection, day: date) -> int:
         "   AND d.day <= $1 ORDER BY d.day DESC LIMIT 1) b"
         " LEFT JOIN LATERAL (SELECT close FROM daily_bars d WHERE d.security_id = s.security_id"
         "   AND d.day < b.day ORDER BY d.day DESC LIMIT 1) p ON TRUE"
+        " WHERE $2::int[] IS NULL OR s.security_id = ANY($2::int[])"
         " ON CONFLICT (ticker) DO UPDATE SET price = EXCLUDED.price,"
         " previous_close = EXCLUDED.previous_close, volume = EXCLUDED.volume,"
         " updated_at = EXCLUDED.updated_at, session = EXCLUDED.session,"
         " day_open = EXCLUDED.day_open, day_high = EXCLUDED.day_high, day_low = EXCLUDED.day_low",
         day,
+        security_ids,
     )
     return int(status.split()[-1])
 

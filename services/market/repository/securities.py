@@ -26,6 +26,9 @@ SORT_EXPRESSIONS: dict[str, str] = {
     "change_percent": "(q.price / NULLIF(q.previous_close, 0) - 1) * 100",
     "volume": "q.volume::double precision",
     "market_cap": "q.price * s.shares_outstanding",
+    # Fundamentals (fundamental_metrics, refreshed by every facts import) at the live price.
+    "pe_ratio": "(q.price / CASE WHEN f.eps_ttm > 0 THEN f.eps_ttm END)",
+    "dividend_yield": "(f.dividends_ttm / q.price)",
 }
 _TEXT_SORTS = frozenset({"ticker", "name"})
 assert set(SORT_EXPRESSIONS) == set(SORTABLE)
@@ -113,6 +116,7 @@ async def list_securities(
     rows = await conn.fetch(
         f"SELECT {_SECURITY_COLUMNS}, {_QUOTE_COLUMNS}, {expression} AS sort_value"
         " FROM securities s LEFT JOIN latest_quotes q USING (ticker)"
+        " LEFT JOIN fundamental_metrics f ON f.security_id = s.security_id"
         f" WHERE {' AND '.join(conditions)}"
         f" ORDER BY {expression} {direction}, s.ticker {direction} LIMIT {arg(limit)}",
         *args,

@@ -28,7 +28,7 @@ from services.market.domain import statistics as st
 from services.market.repository import actions as actions_repo
 from services.market.repository import bars as bars_repo
 from services.market.repository import loads, quotes, securities, stats
-from services.market.service import corporate_actions
+from services.market.service import corporate_actions, fundamentals
 
 logger = logging.getLogger("services.market.loading")
 
@@ -207,6 +207,8 @@ async def _load(
         await quotes.quotes_from_bars(conn, last_session)
         await quotes.rebuild_snapshot(conn)
         await refresh_derived(conn, since=calendar.to_date(spec.sessions[0]), until=last_session)
+        # Simulated fundamentals, consistent with the simulated prices (data_source simulated).
+        await fundamentals.simulate(conn, last_session, spec.seed)
         await bars_repo.analyze_small_tables(conn)
         await loads.finish(conn, load_id)
         return loaded

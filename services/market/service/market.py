@@ -4,7 +4,7 @@ the end-of-day completion, and the service's status."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -16,7 +16,7 @@ from services.market.domain import statistics as st
 from services.market.domain.statistics import group_slices
 from services.market.repository import actions as actions_repo
 from services.market.repository import bars as bars_repo
-from services.market.repository import loads, quotes, securities, stats
+from services.market.repository import loads, provider_sync, quotes, securities, stats
 from services.market.repository.quotes import QuoteRow
 from services.market.service.loading import refresh_derived
 from shared.messaging import enqueue
@@ -182,9 +182,39 @@ async def sectors(conn: asyncpg.Connection) -> dict[str, Any]:
     }
 
 
-async def status(conn: asyncpg.Connection) -> dict[str, Any]:
+async def status(
+    conn: asyncpg.Connection,
+    *,
+    configured_provider: str | None = None,
+    next_run_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The service's state; ``providers``: every provider that has synced or tried to,
+    and the configured one (with its next run) even before its first round."""
     load = await loads.latest(conn)
+    providers = []
+    states = {s.provider: s for s in await provider_sync.states(conn)}
+    if configured_provider is not None and configured_provider not in states:
+        states[configured_provider] = provider_sync.SyncState(
+            configured_provider, None, 0, None, None, None, None
+        )
+    for name in sorted(states):
+        item = states[name]
+        configured = name == configured_provider
+        providers.append(
+            {
+                "provider": name,
+                "configured": configured,
+                "last_session": item.last_session,
+                "sessions_synced": item.sessions_synced,
+                "last_attempt_at": item.last_attempt_at,
+                "last_success_at": item.last_success_at,
+                "last_error": item.last_error,
+                "last_error_at": item.last_error_at,
+                "next_run_at": next_run_at if configured else None,
+            }
+        )
     return {
+        "providers": providers,
         "storage": await bars_repo.storage(conn),
         "securities": await securities.count_securities(conn),
         "universe_load": None

@@ -187,6 +187,7 @@ async def test_every_pre_encoded_body_matches_its_declared_model(
             {"limit": "3", "fields": "name,last_price", "sort": "-market_cap"},
             None,
         ),
+        ("/api/v1/stocks", {"limit": "3", "min_pe_ratio": "1", "sort": "-dividend_yield"}, None),
         ("/api/v1/stocks/{ticker}", {}, None),
         ("/api/v1/stocks/{ticker}/prices", {}, None),
         ("/api/v1/stocks/{ticker}/prices", {"interval": "weekly", "adjusted": "false"}, None),
@@ -227,3 +228,9 @@ async def test_every_pre_encoded_body_matches_its_declared_model(
         # missing, at any depth (validated and dumped back, the body has the same shape).
         dumped = model.model_validate(body).model_dump(mode="json")
         assert shape(dumped) == shape(body), template
+        if template.startswith("/api/v1/stocks/{ticker}") and "fundamentals" in body:
+            # The simulated universe's fundamentals, labelled as such: the nested model is
+            # checked too, not a null.
+            assert body["fundamentals"]["data_sources"] == ["market:simulated"], template
+        if "min_pe_ratio" in params:
+            assert body["items"], params
