@@ -125,8 +125,9 @@ export function section(title, ...children) {
 }
 
 // A table from rows: columns are [heading, row => cell, {numeric}].
-export function table(columns, rows, { caption, empty = "Nothing to show." } = {}) {
-  if (!rows.length) return h("p", { class: "empty" }, empty);
+// `head`: keep the headings when there are no rows (they say what will be there).
+export function table(columns, rows, { caption, empty = "Nothing to show.", head = false } = {}) {
+  if (!rows.length && !head) return h("p", { class: "empty" }, empty);
   return h(
     "div",
     { class: "table-wrap" },
@@ -138,6 +139,7 @@ export function table(columns, rows, { caption, empty = "Nothing to show." } = {
       h(
         "tbody",
         {},
+        rows.length ? null : h("tr", {}, h("td", { colspan: columns.length, class: "empty" }, empty)),
         rows.map((row) =>
           h("tr", {}, columns.map(([, cell, o]) => h("td", { class: o && o.numeric ? "num" : null }, cell(row)))),
         ),

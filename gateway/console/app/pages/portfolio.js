@@ -45,7 +45,7 @@ export function portfolioPage(root) {
     ]));
   }, "Portfolio");
 
-  load(performanceBox, () => get("/portfolio/performance"), (perf) => {
+  const showPerformance = () => load(performanceBox, () => get("/portfolio/performance"), (perf) => {
     const { box, canvas } = canvasBox("Portfolio value and time-weighted return index over time");
     queueMicrotask(() => lineChart(canvas, {
       labels: perf.series.map((s) => s.date),
@@ -54,9 +54,9 @@ export function portfolioPage(root) {
         { label: "TWR index (1 = start)", data: perf.series.map((s) => Number(s.twr_index)), yAxisID: "y1" },
       ],
     }));
-    const twrMethod = perf.periods.find((p) => p.twr)?.twr.method;
-    const mwrMethod = perf.periods.find((p) => p.mwr)?.mwr.method;
-    return section("Performance", box,
+    const twrMethod = perf.periods.find((p) => p.twr)?.twr.method || "each day's return chained, so deposits and withdrawals do not count as performance";
+    const mwrMethod = perf.periods.find((p) => p.mwr)?.mwr.method || "the annual rate (XIRR) that the money actually invested earned, timing of flows included";
+    return section("Performance", perf.series.length ? box : h("p", { class: "empty" }, "No history yet: the chart starts after the portfolio's first day."),
       table([
         ["Period", (p) => p.period],
         ["From", (p) => p.start],
@@ -64,12 +64,13 @@ export function portfolioPage(root) {
         ["MWR (money-weighted, annual)", (p) => (p.available ? pct(p.mwr.value, 2, { ratio: true }) : "—"), { numeric: true }],
         ["Benchmark", (p) => (p.available ? pct(p.benchmark_return.value, 2, { ratio: true }) : "—"), { numeric: true }],
         ["Excess", (p) => (p.available ? pct(p.excess_return.value, 2, { ratio: true }) : "—"), { numeric: true }],
-      ], perf.periods, { caption: `Returns by period (benchmark: ${perf.benchmark})` }),
+      ], perf.periods, { caption: `Returns by period (benchmark: ${perf.benchmark})`, empty: "No period is complete yet.", head: true }),
       h("details", {}, h("summary", {}, "What TWR and MWR mean here"), h("p", {}, h("strong", {}, "TWR: "), twrMethod || ""), h("p", {}, h("strong", {}, "MWR: "), mwrMethod || "")),
       keyFigures([["Volatility", pct(perf.volatility.value, 1, { ratio: true, sign: false })], ["Max drawdown", pct(perf.max_drawdown.value, 1, { ratio: true })], ["Beta", num(perf.beta.value)]]));
   }, "Performance");
 
-  load(xrayBox, () => get("/portfolio/xray"), (x) => section("Risk x-ray", xray(x)), "X-ray");
+  const showXray = () => load(xrayBox, () => get("/portfolio/xray"), (x) => section("Risk x-ray", xray(x)), "X-ray");
+  const refresh = () => { showValuation(); showPerformance(); showXray(); };
 
   // Add a position (a BUY at the latest price unless one is given).
   const ticker = h("input", { name: "ticker", required: true, autocapitalize: "characters" });
@@ -90,12 +91,33 @@ export function portfolioPage(root) {
       const t = recorded.transaction;
       addStatus.replaceChildren(h("p", { class: "ok", role: "status" }, `Bought ${num(t.quantity, 4)} ${t.ticker} at ${money(t.price)}.`));
       addForm.reset();
-      showValuation();
+      refresh();
     } catch (error) {
       addStatus.replaceChildren(errorBox(error, "Position not added"));
     }
   });
   addBox.append(addForm);
+
+  // Deposit cash (a BUY needs cash: the ledger refuses one that would overdraw).
+  const amount = h("input", { name: "amount", type: "number", step: "0.01", min: "0.01", required: true });
+  const depositStatus = h("div", { "aria-live": "polite" });
+  const depositForm = h("form", { class: "inline", "aria-label": "Deposit cash" }, field("Deposit cash", amount), h("button", { type: "submit", class: "secondary" }, "Deposit"), depositStatus);
+  depositForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    depositStatus.replaceChildren(loading("Recording…"));
+    try {
+      await request("POST", "/portfolio/transactions", {
+        json: { kind: "DEPOSIT", amount: amount.value },
+        headers: { "If-Match": `"v${current ? current.version : 0}"`, "Idempotency-Key": newIdempotencyKey() },
+      });
+      depositStatus.replaceChildren(h("p", { class: "ok", role: "status" }, `Deposited ${money(amount.value)}.`));
+      depositForm.reset();
+      refresh();
+    } catch (error) {
+      depositStatus.replaceChildren(errorBox(error, "Deposit not recorded"));
+    }
+  });
+  addBox.append(depositForm);
 
   // Rebalance: a proposal first (writes nothing), then apply it.
   const kind = select("kind", [["equal", "Equal weight"], ["recommendations", "Follow the recommendations"], ["min_variance", "Minimum variance"], ["risk_parity", "Risk parity"]], "equal");
@@ -111,14 +133,14 @@ export function portfolioPage(root) {
         headers: apply ? { "If-Match": `"v${current ? current.version : 0}"`, "Idempotency-Key": newIdempotencyKey() } : {},
       });
       clear(proposalBox, proposalView(proposal, () => propose(true)));
-      if (apply) showValuation();
+      if (apply) refresh();
     } catch (error) {
       proposalBox.replaceChildren(errorBox(error, apply ? "Not applied" : "No proposal"));
     }
   };
   rebalanceForm.addEventListener("submit", (event) => { event.preventDefault(); propose(false); });
   rebalanceBox.append(rebalanceForm);
-  showValuation();
+  refresh();
 }
 
 function allocation(title, pairs) {
