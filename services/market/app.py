@@ -49,6 +49,7 @@ def create_app(settings: MarketSettings) -> FastAPI:
             background.universe_loader(settings),
             background.rpc(),
             background.live_feed(settings),
+            background.model_view(settings),
         ],
     )
     app.state.cached_routes = {}

@@ -9,7 +9,10 @@ the pool, Redis and NATS are open; closed in reverse):
   background (progress in the logs and on ``/api/v1/market/status``);
 - ``rpc``: answers ``market.rpc.quotes``, ``market.rpc.history``, ``market.rpc.closes``,
   ``market.rpc.index`` and ``market.rpc.universe``;
-- ``live_feed``: the simulated ticks (see :mod:`services.market.feed`).
+- ``live_feed``: the simulated ticks (see :mod:`services.market.feed`);
+- ``model_view``: the read model of the latest recommendation run behind
+  ``include_ml`` (see :mod:`services.market.model_view`); each new run drops the cached
+  analysis answers that include it (tag ``ml``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from fastapi import FastAPI
 from services.market import columnar_history, events, listings
 from services.market.config import MarketSettings
 from services.market.feed import Feed
+from services.market.model_view import ModelViewFeed
 from services.market.repository import loads
 from services.market.service import loading
 from services.market.service import market as market_service
@@ -37,6 +41,10 @@ from shared.runtime import Extension, Resources
 logger = logging.getLogger("services.market")
 
 EOD_TAG = "eod"
+ML_TAG = "ml"  # analysis answers with include_ml=true: dropped when a new run is held
+# A request that read the previous run before a replacement committed can store its answer
+# after the invalidation; it is dropped again once such a request has surely finished.
+ML_SECOND_INVALIDATION_SECONDS = 2.0
 
 
 def response_cache() -> Extension:
@@ -207,5 +215,41 @@ def live_feed(settings: MarketSettings) -> Extension:
             yield
         finally:
             await feed.stop()
+
+    return extension
+
+
+def model_view(settings: MarketSettings) -> Extension:
+    @asynccontextmanager
+    async def extension(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
+        cache: ResponseCache = app.state.response_cache
+        later: set[asyncio.Task[None]] = set()
+
+        async def invalidate_again() -> None:
+            await asyncio.sleep(ML_SECOND_INVALIDATION_SECONDS)
+            await cache.invalidate(ML_TAG)
+
+        async def on_replaced() -> None:
+            removed = await cache.invalidate(ML_TAG)
+            logger.info("new recommendation run held: %d cached analyses dropped", removed)
+            task = asyncio.create_task(invalidate_again())
+            later.add(task)
+            task.add_done_callback(later.discard)
+
+        feed = ModelViewFeed(
+            resources.pool,
+            resources.bus,
+            stream=settings.recommendation_stream,
+            on_replaced=on_replaced,
+            retry_seconds=settings.model_view_retry_seconds,
+        )
+        await feed.start()
+        app.state.model_view = feed
+        try:
+            yield
+        finally:
+            await feed.stop()
+            for task in list(later):
+                task.cancel()
 
     return extension

@@ -29,3 +29,8 @@ class MarketSettings(ServiceSettings):
     provider_concurrency: int = Field(default=4, ge=1, le=64)
     # Token verification results kept per process (signature checked once per token).
     token_cache_size: int = Field(default=10_000, ge=0)
+    # The model's view behind include_ml: the stream recommendations publishes
+    # ``recommendations.run.completed`` on (declared by recommendations), and how long to
+    # wait before asking again when recommendations does not answer (doubled, up to 60 s).
+    recommendation_stream: str = "RECOMMENDATIONS"
+    model_view_retry_seconds: float = Field(default=5.0, gt=0.0, le=300.0)

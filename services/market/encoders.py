@@ -16,6 +16,7 @@ import orjson
 
 from services.market import schemas
 from services.market.domain import Quote, Security
+from services.market.domain.model_view import ModelView
 from services.market.service.stocks import PriceSeries
 
 
@@ -39,16 +40,67 @@ def stock_detail(security: Security, quote: Quote | None) -> bytes:
     return json(schemas.StockDetail.of(security, quote).model_dump())
 
 
+def _analysis(
+    security: Security, live_price: float | None, result: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "ticker": security.ticker,
+        "name": security.name,
+        "sector": security.sector,
+        "live_price": live_price,
+        "adjusted": True,
+        **result,
+    }
+
+
 def analysis(security: Security, live_price: float | None, result: dict[str, Any]) -> bytes:
     """``/stocks/{ticker}/analysis`` (:class:`schemas.Analysis`)."""
+    return json(_analysis(security, live_price, result))
+
+
+def model_recommendation(view: ModelView) -> dict[str, Any] | None:
+    """The ``ml`` section (:class:`schemas.ModelRecommendation`), None without a call."""
+    run, call = view.run, view.call
+    if run is None or call is None:
+        return None
+    return {
+        "run_id": run.stamp.run_id,
+        "recommendation_id": call.recommendation_id,
+        "as_of": run.stamp.as_of,
+        "generated_at": run.stamp.generated_at,
+        "model_version": run.model_version,
+        "action": call.action,
+        "confidence": call.confidence,
+        "score": call.score,
+        "target_price": call.target_price,
+        "price_at_call": call.price_at_call,
+        "horizon_days": call.horizon_days,
+        "factors": [
+            {
+                "key": f["key"],
+                "value": f["value"],
+                "z_score": f["z_score"],
+                "contribution": f["contribution"],
+                "percentile": f.get("percentile"),
+            }
+            for f in sorted(call.factors, key=lambda f: -abs(f["contribution"]))
+        ],
+        "thesis": call.thesis,
+        "risk_factors": call.risk_factors,
+        "methodology_disclosure": call.methodology_disclosure,
+        "data_sources": call.data_sources,
+    }
+
+
+def analysis_with_model(
+    security: Security, live_price: float | None, result: dict[str, Any], view: ModelView
+) -> bytes:
+    """``/stocks/{ticker}/analysis?include_ml=true`` (:class:`schemas.AnalysisWithModel`)."""
     return json(
         {
-            "ticker": security.ticker,
-            "name": security.name,
-            "sector": security.sector,
-            "live_price": live_price,
-            "adjusted": True,
-            **result,
+            **_analysis(security, live_price, result),
+            "ml": model_recommendation(view),
+            "ml_reason": view.reason(security.ticker),
         }
     )
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from services.market import encoders, schemas
-from services.market.background import EOD_TAG
+from services.market.background import EOD_TAG, ML_TAG
 from services.market.cached_reads import CachedRoute, request_key
 from services.market.deps import authorize, request_connection, request_unit
 from services.market.domain import SORTABLE, TICKER_PATTERN, StockFilter
@@ -221,20 +221,39 @@ async def get_prices(
     return await _cached(request, TTL_HISTORY, build, media_type=media_type, tags=(EOD_TAG,))
 
 
-@router.get("/stocks/{ticker}/analysis", response_model=schemas.Analysis, responses=_WITH_404)
-async def get_analysis(request: Request, ticker: TickerPath) -> Response:
+@router.get(
+    "/stocks/{ticker}/analysis",
+    response_model=schemas.Analysis | schemas.AnalysisWithModel,
+    responses=_WITH_404,
+)
+async def get_analysis(
+    request: Request,
+    ticker: TickerPath,
+    include_ml: Annotated[
+        bool,
+        Query(
+            description="Add the model's view (`ml`): the stock's call in the latest live"
+            " recommendation run, its score and factor contributions, with disclosures"
+        ),
+    ] = False,
+) -> Response:
     """Returns, moving averages, RSI, MACD, Bollinger bands, ATR, volatility, drawdown, beta,
     52-week range, relative strength and average volume - each with its parameters -
-    over the split- and dividend-adjusted daily history."""
+    over the split- and dividend-adjusted daily history; with ``include_ml=true``, the
+    model's view of the stock too (:class:`schemas.AnalysisWithModel`)."""
     await authorize(request, "viewer")
     ticker = ticker.upper()
 
     async def build() -> bytes:
         async with request_connection(request) as conn:
             security, live_price, result = await stock_service.analysis(conn, ticker)
-        return encoders.analysis(security, live_price, result)
+            if not include_ml:
+                return encoders.analysis(security, live_price, result)
+            view = await stock_service.model_view(conn, ticker)
+        return encoders.analysis_with_model(security, live_price, result, view)
 
-    return await _cached(request, TTL_ANALYSIS, build, tags=(EOD_TAG,))
+    tags = (EOD_TAG, ML_TAG) if include_ml else (EOD_TAG,)
+    return await _cached(request, TTL_ANALYSIS, build, tags=tags)
 
 
 @router.get("/market/overview", response_model=schemas.Overview, responses=_ERRORS)

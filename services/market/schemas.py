@@ -8,7 +8,8 @@ shapes in OpenAPI.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -201,6 +202,46 @@ class Analysis(BaseModel):
     range_52w: Indicator
     relative_strength: Indicator
     average_volume: Indicator
+
+
+class ModelFactor(BaseModel):
+    key: str
+    value: float | None = Field(description="The factor's raw value (None: not computable)")
+    z_score: float = Field(description="Cross-sectional z-score within the run's universe")
+    contribution: float = Field(description="Weight x z-score: its part of the score")
+    percentile: float | None
+
+
+class ModelRecommendation(BaseModel):
+    """The model's view of the stock: its call in the latest live recommendation run, as
+    the recommendations context published it (``RecommendationResponse``'s fields, with
+    the score and its factor contributions)."""
+
+    run_id: UUID
+    recommendation_id: UUID
+    as_of: date = Field(description="The last session whose data the run used")
+    generated_at: datetime
+    model_version: str
+    action: Literal["BUY", "HOLD", "SELL"]
+    confidence: float = Field(ge=0, le=1)
+    score: float
+    target_price: float | None
+    price_at_call: float
+    horizon_days: int
+    factors: list[ModelFactor] = Field(description="By absolute contribution, largest first")
+    thesis: str
+    risk_factors: list[str]
+    methodology_disclosure: str
+    data_sources: list[str]
+
+
+class AnalysisWithModel(Analysis):
+    """``/stocks/{ticker}/analysis?include_ml=true``: the analysis and the model's view."""
+
+    ml: ModelRecommendation | None = Field(
+        description="The latest live run's call on the stock; null when there is none"
+    )
+    ml_reason: str | None = Field(description="Why ``ml`` is null (null when it is not)")
 
 
 class Overview(BaseModel):

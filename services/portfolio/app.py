@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.portfolio import events
-from services.portfolio.background import idempotency_janitor
+from services.portfolio.background import idempotency_janitor, optimiser_warm_up
 from services.portfolio.config import PortfolioSettings
 from services.portfolio.consumers import event_consumers
 from services.portfolio.domain.xray import Limits
@@ -41,6 +41,7 @@ def create_app(settings: PortfolioSettings) -> FastAPI:
             idempotency_janitor(),
             outbox_relay(events.STREAM, events.STREAM_SUBJECTS),
             event_consumers(),
+            optimiser_warm_up(),
         ],
     )
     app.state.market_timeout = settings.market_timeout_seconds

@@ -1,4 +1,5 @@
-"""Background work of the portfolio service: forgetting expired idempotency keys.
+"""Background work of the portfolio service: forgetting expired idempotency keys, and
+warming the optimiser once at start-up (:func:`optimiser_warm_up`).
 
 A key is honoured for 24 hours (a claim treats an older row as free, so expiry never
 depends on this task); this only keeps the table from growing, in small batches so it
@@ -16,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.portfolio import repository
+from services.portfolio.domain import optimise
 from services.portfolio.service import IDEMPOTENCY_TTL_SECONDS
 from shared.db.transaction import BACKGROUND_CONNECTION_ERRORS, acquire
 from shared.runtime import Extension, Resources
@@ -55,3 +57,26 @@ def idempotency_janitor(interval_seconds: float = 600.0) -> Extension:
                 await task
 
     return run
+
+
+def optimiser_warm_up() -> Extension:
+    """Warm the optimiser in a worker thread after start-up; start-up does not wait for it,
+    and a proposal asked for meanwhile simply pays the import itself."""
+
+    @asynccontextmanager
+    async def extension(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
+        async def warm() -> None:
+            try:
+                await asyncio.to_thread(optimise.warm)
+            except Exception:  # a warm-up must never take the service down
+                logger.warning("the optimiser's warm-up failed", exc_info=True)
+
+        task = asyncio.create_task(warm())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return extension

@@ -1049,7 +1049,8 @@ async def impact(
         )
     prices = {t: q.price for t, q in book.quotes.items()}
     before = risk.holdings_at(held, book.quotes, ledger.cash)
-    weight = before.values.get(call.ticker, domain.ZERO) / before.total
+    total = before.total
+    weight = before.values.get(call.ticker, domain.ZERO) / total if total > 0 else domain.ZERO
     target = targets.impact_target(call.action, weight, ask.step, ask.limits.max_position_weight)
     notes: list[str] = []
     trades: list[rebalancing.Trade] = []

@@ -142,7 +142,7 @@ async def start_queued_run(conn: asyncpg.Connection, run_id: UUID, *, trading_da
 
 async def fail_run(conn: asyncpg.Connection, run_id: UUID, *, error: str) -> None:
     await conn.execute(
-        "UPDATE runs SET status = 'failed', error = $2, completed_at = now()"
+        "UPDATE runs SET status = 'failed', error = $2, completed_at = clock_timestamp()"
         " WHERE id = $1 AND status IN ('queued', 'running')",
         run_id,
         error,
@@ -161,7 +161,7 @@ async def complete_run(
 ) -> None:
     await conn.execute(
         "UPDATE runs SET status = 'completed', universe = $2, called = $3, changed = $4,"
-        " calibration = $5, timings = $6, completed_at = now() WHERE id = $1",
+        " calibration = $5, timings = $6, completed_at = clock_timestamp() WHERE id = $1",
         run_id,
         universe,
         called,
@@ -192,7 +192,7 @@ async def record_failed_run(
         " requested_by, error, timings, completed_at)"
         " VALUES ($1, $2, $3, $4, 'failed', $5, $6, $7, $8, now())"
         " ON CONFLICT (id) DO UPDATE SET status = 'failed', error = EXCLUDED.error,"
-        " timings = EXCLUDED.timings, completed_at = now()",
+        " timings = EXCLUDED.timings, completed_at = clock_timestamp()",
         run_id,
         kind,
         trading_day,

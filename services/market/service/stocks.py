@@ -1,5 +1,5 @@
 """Use cases about one security or a list of them: listing, detail, price history,
-technical analysis. No FastAPI here; raises domain errors."""
+technical analysis and the model's view of it. No FastAPI here; raises domain errors."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from services.market.domain import Quote, Security, StockFilter
 from services.market.domain import adjustment as adj
 from services.market.domain.analysis import analyse
 from services.market.domain.bars import resample
+from services.market.domain.model_view import ModelView
 from services.market.errors import InvalidDateRangeError, StockNotFoundError
 from services.market.repository import bars as bars_repo
+from services.market.repository import model_view as model_view_repo
 from services.market.repository import securities, stats
 from services.market.schemas import STOCKS_CURSOR, StockPosition
 from shared.pagination import CursorKey, InvalidCursorError
@@ -220,3 +222,10 @@ async def analysis(
         )
 
     return security, live, await asyncio.to_thread(compute)
+
+
+async def model_view(conn: asyncpg.Connection, ticker: str) -> ModelView:
+    """The model's view of ``ticker``: the latest recommendation run market holds and the
+    ticker's call in it (see :mod:`services.market.model_view`)."""
+    run, call = await model_view_repo.view_of(conn, ticker)
+    return ModelView(run, call)

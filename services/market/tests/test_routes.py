@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from types import UnionType
+from typing import Any, get_args
 
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 
 from bourse.parts import MARKET
+from services.market import schemas
 from services.market.tests.factories import new_security
 from shared.db import (
     open_connection,
@@ -146,8 +148,9 @@ def shape(value: Any) -> Any:
     return None
 
 
-def get_routes(app: InProcessApp) -> dict[str, type[BaseModel]]:
-    """Every GET route's path and its declared response model."""
+def get_routes(app: InProcessApp) -> dict[str, tuple[type[BaseModel], ...]]:
+    """Every GET route's path and its declared response models (several when the route
+    declares a union: a query parameter chooses the shape)."""
     found = {}
     for context in iter_route_contexts(app.app.router.routes):
         route = context.original_route
@@ -156,10 +159,12 @@ def get_routes(app: InProcessApp) -> dict[str, type[BaseModel]]:
             and "GET" in (context.methods or ())
             and (context.path or "").startswith("/api/v1/")
         ):
-            model = route.response_model
-            assert isinstance(model, type) and issubclass(model, BaseModel), context.path
+            declared = route.response_model
+            models = get_args(declared) if isinstance(declared, UnionType) else (declared,)
+            for model in models:
+                assert isinstance(model, type) and issubclass(model, BaseModel), context.path
             assert context.path is not None
-            found[context.path] = model
+            found[context.path] = models
     return found
 
 
@@ -173,26 +178,40 @@ async def test_every_pre_encoded_body_matches_its_declared_model(
     ticker = (await app.client.get("/api/v1/stocks", params={"limit": 1}, headers=headers)).json()[
         "items"
     ][0]["ticker"]
-    calls: list[tuple[str, dict[str, str]]] = [
-        ("/api/v1/stocks", {"limit": "3"}),
-        ("/api/v1/stocks", {"limit": "3", "fields": "name,last_price", "sort": "-market_cap"}),
-        ("/api/v1/stocks/{ticker}", {}),
-        ("/api/v1/stocks/{ticker}/prices", {}),
-        ("/api/v1/stocks/{ticker}/prices", {"interval": "weekly", "adjusted": "false"}),
-        ("/api/v1/stocks/{ticker}/prices", {"interval": "monthly"}),
+    # Each call names the model its body must be: the route's declared one, or for a
+    # route that declares a union, the member its parameters choose.
+    calls: list[tuple[str, dict[str, str], type[BaseModel] | None]] = [
+        ("/api/v1/stocks", {"limit": "3"}, None),
+        (
+            "/api/v1/stocks",
+            {"limit": "3", "fields": "name,last_price", "sort": "-market_cap"},
+            None,
+        ),
+        ("/api/v1/stocks/{ticker}", {}, None),
+        ("/api/v1/stocks/{ticker}/prices", {}, None),
+        ("/api/v1/stocks/{ticker}/prices", {"interval": "weekly", "adjusted": "false"}, None),
+        ("/api/v1/stocks/{ticker}/prices", {"interval": "monthly"}, None),
         # A range this long is streamed in pieces: the joined body must still be the model.
-        ("/api/v1/stocks/{ticker}/prices", {"start": "1990-01-01"}),
-        ("/api/v1/stocks/{ticker}/analysis", {}),
-        ("/api/v1/market/overview", {}),
-        ("/api/v1/market/sectors", {}),
-        ("/api/v1/market/index", {}),
-        ("/api/v1/market/quotes", {}),
-        ("/api/v1/market/status", {}),
+        ("/api/v1/stocks/{ticker}/prices", {"start": "1990-01-01"}, None),
+        ("/api/v1/stocks/{ticker}/analysis", {}, schemas.Analysis),
+        # Nothing feeds the model's view here: its section is null, with the reason (the
+        # section filled is checked the same way in test_model_view.py).
+        ("/api/v1/stocks/{ticker}/analysis", {"include_ml": "true"}, schemas.AnalysisWithModel),
+        ("/api/v1/market/overview", {}, None),
+        ("/api/v1/market/sectors", {}, None),
+        ("/api/v1/market/index", {}, None),
+        ("/api/v1/market/quotes", {}, None),
+        ("/api/v1/market/status", {}, None),
     ]
     declared = get_routes(app)
-    assert {path for path, _ in calls} == {p for p in declared if p.startswith("/api/v1/")}
-    for template, params in calls:
-        model = declared[template]
+    assert {path for path, _, _ in calls} == {p for p in declared if p.startswith("/api/v1/")}
+    for path, models in declared.items():
+        # Every member of a union is some call's model.
+        chosen = {m for p, _, m in calls if p == path}
+        assert chosen == ({None} if len(models) == 1 else set(models)), path
+    for template, params, member in calls:
+        model = member or declared[template][0]
+        assert model in declared[template], template
         answer = await app.client.get(
             template.format(ticker=ticker), params=params, headers=headers
         )

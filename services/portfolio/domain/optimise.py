@@ -98,6 +98,15 @@ def optimise(method: Method, returns: Floats) -> tuple[Floats, Floats]:
     return weights / weights.sum(), cov
 
 
+def warm() -> None:
+    """Import skfolio and solve a tiny problem of each method, so the first proposal a user
+    asks for does not pay the import and the solvers' first set-up (seconds under load)."""
+    rng = np.random.default_rng(0)
+    returns = rng.normal(0.0, 0.01, (MIN_OBSERVATIONS, 3))
+    for method in Method:
+        optimise(method, returns)
+
+
 def to_targets(tickers: Sequence[str], weights: Floats) -> dict[str, Decimal]:
     """Weights as target fractions of 6 places, rounded down so they never sum above 1
     (a weight below 10^-6 is 0: the ticker is sold)."""

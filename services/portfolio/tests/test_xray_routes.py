@@ -299,6 +299,30 @@ async def test_impact_previews_a_sell_and_a_buy_and_writes_nothing(
     assert none.status_code == 409 and none.json()["error_code"] == "NO_RECOMMENDATIONS"
 
 
+async def test_an_empty_portfolio_gets_answers_not_errors(
+    portfolio: InProcessApp, world: World
+) -> None:
+    """Nothing held and no cash (a total of zero, found by the fuzzer as a 500)."""
+    a, b = ticker(), ticker()
+    for symbol in (a, b):
+        world.prices[symbol] = 10.0
+        world.sectors[symbol] = "Tech"
+        world.walk(symbol, 3, 0.01)
+    world.calls = {a: ("SELL", 0.7), b: ("BUY", 0.6)}
+    world.ids = {a: uuid.uuid4(), b: uuid.uuid4()}
+    caller = portfolio.token()
+    sell = await portfolio.client.get(f"/api/v1/portfolio/impact?ticker={a}", headers=caller)
+    assert sell.status_code == 200, sell.text
+    preview = ImpactPreview.model_validate(sell.json())
+    assert preview.trades == [] and preview.weight_before == 0 and preview.notes
+    buy = await portfolio.client.get(
+        f"/api/v1/portfolio/impact?recommendation_id={world.ids[b]}", headers=caller
+    )
+    assert buy.status_code == 422 and buy.json()["error_code"] == "EMPTY_PORTFOLIO", buy.text
+    xray = await portfolio.client.get("/api/v1/portfolio/xray", headers=caller)
+    assert xray.status_code == 200 and xray.json()["weights"] == [], xray.text
+
+
 async def test_impact_without_recommendations_is_503(
     portfolio: InProcessApp, market_only: World
 ) -> None:

@@ -155,6 +155,8 @@ async def test_a_trading_day_is_published_once(
     assert await publish(ledger_infra, PANEL, DAY_2) is None
     first, latest = runs
     assert latest.run.status == "completed" and latest.run.called == len(PANEL.tickers)
+    # Completion is stamped when it happens, not at the claiming transaction's start.
+    assert latest.run.completed_at is not None and latest.run.completed_at > latest.run.started_at
     assert latest.recommendations[0].prev_hash == first.recommendations[-1].hash
     # The second run's changes are exactly the tickers whose action moved.
     before = {r.ticker: r.action for r in first.recommendations}
