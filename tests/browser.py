@@ -41,6 +41,19 @@ return drawn;
 """
 
 
+_UNLABELLED = """
+const missing = [];
+for (const el of document.querySelectorAll("input, select, textarea, button")) {
+  if (el.type === "hidden" || el.closest("[hidden]")) continue;
+  const named = (el.labels && el.labels.length) || el.getAttribute("aria-label")
+    || el.getAttribute("aria-labelledby") || el.getAttribute("title")
+    || (el.tagName === "BUTTON" && el.textContent.trim());
+  if (!named) missing.push(el.outerHTML.slice(0, 80));
+}
+return missing;
+"""
+
+
 def browser_binaries() -> tuple[str, str] | None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
@@ -131,7 +144,15 @@ class Console:
     def drawn_pixels(self, canvas: WebElement) -> int:
         return int(self.driver.execute_script(_DRAWN_PIXELS, canvas))
 
+    def unlabelled(self) -> list[str]:
+        """Form controls and buttons without an accessible name (a label, aria-label, or
+        text): what a screen reader would announce as just "edit" or "button"."""
+        return list(self.driver.execute_script(_UNLABELLED))
+
     def screenshot(self, name: str) -> Path:
+        """Saved under :data:`ARTIFACTS`; the page is checked for unlabelled controls
+        first (every page of the tests is screenshotted, so every page is checked)."""
+        assert self.unlabelled() == [], f"{name}: unlabelled {self.unlabelled()}"
         self.shots.mkdir(parents=True, exist_ok=True)
         path = self.shots / f"{name}.png"
         self.driver.save_screenshot(str(path))

@@ -113,6 +113,21 @@ def _latest_calls(api: httpx.Client) -> list[dict[str, object]]:
     raise AssertionError("no recommendation run completed")
 
 
+def _model_view(api: httpx.Client, ticker: str) -> dict[str, str]:
+    """The stock's call as market's analysis serves it, once market has the run."""
+    headers = _token(api, *ACCOUNTS["viewer"])
+    for _ in range(240):
+        answer = api.get(
+            f"/api/v1/stocks/{ticker}/analysis", params={"include_ml": "true"}, headers=headers
+        )
+        assert answer.status_code == 200, answer.text
+        if answer.json()["ml"] is not None:
+            ml: dict[str, str] = answer.json()["ml"]
+            return ml
+        time.sleep(0.5)
+    raise AssertionError("market never received the run")
+
+
 def _number(text: str) -> Decimal:
     return Decimal(re.sub(r"[^0-9.\-]", "", text))
 
@@ -152,7 +167,9 @@ def test_a_user_tours_the_console(
     assert sectors and set(sectors) == {"Energy"}
     console.screenshot("stocks")
 
-    # A stock: its chart is drawn, and redrawn weekly and as traded.
+    # A stock: its chart is drawn, and redrawn weekly and as traded; its analysis; its
+    # call from the model's view (market's read model of the latest live run).
+    ml = _model_view(api, "ACME")
     console.open("stocks/ACME")
     console.settled()
     chart = console.one(".price-chart canvas")
@@ -165,7 +182,8 @@ def test_a_user_tours_the_console(
     assert max(console.drawn_pixels(c) for c in canvases) > 2000
     page = console.text("main")
     assert "Analysis" in page and "RSI (14)" in page
-    assert "Recommendation" in page and "Disclosure" in page
+    assert ml["thesis"] in page and ml["methodology_disclosure"] in page
+    assert console.one("aside.disclosure").is_displayed()
     console.screenshot("stock")
 
     # Live prices: a quote changes in place.

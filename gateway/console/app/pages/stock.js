@@ -99,7 +99,10 @@ export function stockPage(root, { args }) {
   };
   draw();
 
-  load(analysisBox, () => get(`/stocks/${ticker}/analysis`), (a) => section(
+  // One call gives the analysis and the model's view (include_ml): the stock's call in the
+  // latest live recommendation run, with its thesis, risks and disclosures.
+  const analysis = get(`/stocks/${ticker}/analysis`, { include_ml: true });
+  load(analysisBox, () => analysis, (a) => section(
     "Analysis",
     keyFigures([
       ...Object.entries(a.returns).map(([k, v]) => [`Return ${k}`, pct(v, 2, { ratio: true }), signClass(v)]),
@@ -119,20 +122,19 @@ export function stockPage(root, { args }) {
       a.moving_averages,
       { caption: "Moving averages (latest)" },
     ),
-    a.ml ? h("div", { class: "ml" }, h("h3", {}, "Model view"), h("pre", {}, JSON.stringify(a.ml, null, 2))) : null,
     h("details", {}, h("summary", {}, "How these are computed"), h("p", {}, a.history.note)),
   ), "Analysis");
 
-  load(recBox, () => get("/recommendations", { ticker, limit: 1 }), (page) => {
-    const rec = page.items[0];
-    if (!rec) return section("Recommendation", h("p", { class: "empty" }, "The latest run made no call on this stock."));
+  load(recBox, () => analysis, (a) => {
+    const rec = a.ml;
+    if (!rec) return section("Recommendation", h("p", { class: "empty" }, a.ml_reason || "No call on this stock."));
     return section(
       "Recommendation",
       h("p", { class: "call" }, actionBadge(rec.action), ` confidence ${pct(rec.confidence, 0, { ratio: true, sign: false })}`, rec.target_price ? ` · target ${num(rec.target_price)}` : "", ` · as of ${rec.as_of}`),
       h("p", { class: "thesis" }, rec.thesis),
       h("h3", {}, "Risk factors"),
       rec.risk_factors.length ? h("ul", {}, rec.risk_factors.map((r) => h("li", {}, r))) : h("p", {}, "None named."),
-      h("p", {}, h("a", { href: `#/recommendations/${rec.id}` }, "Factors and replay →")),
+      h("p", {}, h("a", { href: `#/recommendations/${rec.recommendation_id}` }, "Factors and replay →")),
       disclosure(rec),
     );
   }, "Recommendation");
