@@ -160,7 +160,7 @@ class Console:
 
     def browser_log(self) -> list[dict[str, Any]]:
         """Everything the page logged so far (kept: the driver hands each entry once)."""
-        self.logs.extend(self.driver.get_log("browser"))
+        self.logs.extend(self.driver.get_log("browser"))  # type: ignore[no-untyped-call]
         return self.logs
 
     def csp_violations(self) -> list[str]:
