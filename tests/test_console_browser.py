@@ -5,6 +5,7 @@ Screenshots of every page go to ``artifacts/console/`` (gitignored; the path is 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -24,7 +25,7 @@ from shared.db import open_connection
 from tests.browser import ARTIFACTS, Console, chromium
 from tests.conftest import login
 from tests.infra import TestInfra
-from tests.platform import Platform
+from tests.platform import Platform, wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -274,6 +275,11 @@ def test_a_user_tours_the_console(
     console.wait(lambda: "Applied:" in console.text(".proposal"), what="applied")
 
     assert not console.errors()
+    # Nothing of the session is stored where another script could find it.
+    stored = console.driver.execute_script(
+        "return [localStorage.length, sessionStorage.length, document.cookie]"
+    )
+    assert stored == [0, 0, ""]
     console.sign_out()
     console.open("portfolio")
     assert console.one("input[name=username]").is_displayed()
@@ -356,3 +362,35 @@ def test_api_docs_work_offline(console: Console, api: httpx.Client) -> None:
     assert set(origins) == {console.base_url}  # nothing from a CDN
     console.screenshot("api-docs")
     assert console.csp_violations() == []
+
+
+@pytest.mark.skipif(
+    os.environ.get("BOURSE_BROWSER_LONG") != "1",
+    reason="about 40 s: run with BOURSE_BROWSER_LONG=1 (docs/console.md)",
+)
+def test_tokens_are_refreshed_silently(
+    console: Console, platform: Platform, newcomer: tuple[str, str]
+) -> None:
+    """On a gateway whose access tokens live 30 s (the least it allows), the page
+    refreshes its token before it expires and keeps working, with nothing stored."""
+    short = platform.start_extra(
+        "gateway", {"GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "30"}, tag="-short-tokens"
+    )
+    try:
+        wait_ready([short])
+        page = Console(console.driver, short.url, console.shots)
+        page.sign_in(*newcomer)
+        page.open("market")
+        page.settled()
+        refreshes = "return performance.getEntriesByType('resource')" + (
+            ".filter((e) => e.name.endsWith('/api/v1/auth/refresh')).length"
+        )
+        page.wait(lambda: page.driver.execute_script(refreshes) >= 1, timeout=35, what="refresh")
+        time.sleep(10)  # past the first token's expiry: only the refreshed one is good now
+        page.open("stocks")
+        page.settled()
+        assert page.find("tbody tr") and not page.errors()
+        assert page.one("#who").text.startswith(newcomer[0])
+        page.sign_out()
+    finally:
+        short.stop()
