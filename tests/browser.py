@@ -7,6 +7,7 @@ missing browser is a failure.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import time
@@ -155,7 +156,19 @@ class Console:
         assert self.unlabelled() == [], f"{name}: unlabelled {self.unlabelled()}"
         self.shots.mkdir(parents=True, exist_ok=True)
         path = self.shots / f"{name}.png"
-        self.driver.save_screenshot(str(path))
+        # The whole page, not only the window (Chrome DevTools' capture beyond the viewport).
+        width, height = self.driver.execute_script(
+            "const d = document.documentElement; return [d.scrollWidth, d.scrollHeight]"
+        )
+        shot = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+            },
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
     def browser_log(self) -> list[dict[str, Any]]:

@@ -168,6 +168,14 @@ def test_a_user_tours_the_console(
     assert sectors and set(sectors) == {"Energy"}
     console.screenshot("stocks")
 
+    # An error is shown from the API's envelope, with its request id.
+    console.open("stocks/ZZZZ")
+    console.settled()
+    error = console.one("main .error")
+    assert "404 STOCK_NOT_FOUND" in error.text
+    assert re.fullmatch(r"[0-9a-f]{16,}", console.one("main .error .request-id").text)
+    console.screenshot("error")
+
     # A stock: its chart is drawn, and redrawn weekly and as traded; its analysis; its
     # call from the model's view (market's read model of the latest live run).
     ml = _model_view(api, "ACME")

@@ -11,7 +11,7 @@ export function adminPage(root) {
   const keys = h("div", { class: "card" });
   const runs = h("div", { class: "card" });
   const imports = h("div", { class: "card" });
-  root.append(h("h1", {}, "Admin"), status, h("div", { class: "grid-2" }, users, keys), h("div", { class: "grid-2" }, runs, imports));
+  root.append(h("h1", {}, "Admin"), status, users, keys, h("div", { class: "grid-2" }, runs, imports));
   const message = (box, error, context) => box.prepend(errorBox(error, context));
 
   load(status, async () => {
