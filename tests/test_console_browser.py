@@ -216,6 +216,8 @@ def test_a_user_tours_the_console(
     assert "ACME rose above" in alert
     assert "ACME" in console.text(".toast")
     console.settled()
+    # The rules table is redrawn: the rule fired, so it is no longer armed.
+    console.wait(lambda: "active, armed" not in console.text("table"), what="rule disarmed")
     assert "price above" in console.text("table")
     console.screenshot("alerts")
 

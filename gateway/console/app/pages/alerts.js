@@ -51,6 +51,7 @@ export function alertsPage(root) {
   const off = alerts.on((m) => {
     if (m.type !== "alert") return;
     live.prepend(h("li", { class: "alert-item" }, h("strong", {}, m.ticker), " ", m.message, " ", h("small", {}, when(m.fired_at))));
+    showRules(); // its state (armed, last fired) changed
     showHistory();
   });
   const showRules = () => load(rulesBox, () => request("GET", "/alerts"), (list) => [

@@ -90,7 +90,7 @@ export function recommendationPage(root, { args }) {
         rec.risk_factors.length ? h("ul", {}, rec.risk_factors.map((r) => h("li", {}, r))) : h("p", {}, "None named.")),
       section("Factors", box, table([
         ["Factor", (f) => f.key], ["Value", (f) => num(f.value, 4), { numeric: true }], ["z-score", (f) => num(f.z_score), { numeric: true }],
-        ["Contribution", (f) => num(f.contribution, 3), { numeric: true }], ["Percentile", (f) => num(f.percentile, 0), { numeric: true }],
+        ["Contribution", (f) => num(f.contribution, 3), { numeric: true }], ["Percentile", (f) => pct(f.percentile, 0, { ratio: true, sign: false }), { numeric: true }],
       ], rec.factors)),
       section("Replay", replay, replayBox),
       disclosure(rec),
