@@ -12,6 +12,7 @@ from services.portfolio.domain.xray import Limits
 from services.portfolio.risk import RiskSettings
 from services.portfolio.routes import router
 from services.portfolio.states import LedgerStates
+from services.portfolio.watchlists.routes import router as watchlists_router
 from shared.db import Migration, load_migrations
 from shared.runtime import create_part_app, outbox_relay
 
@@ -34,7 +35,7 @@ def create_app(settings: PortfolioSettings) -> FastAPI:
         schema=SCHEMA,
         settings=settings,
         migrations=migrations(),
-        routers=[router],
+        routers=[router, watchlists_router],
         title="Bourse portfolio service",
         description="Portfolios, the transaction ledger, positions and rebalancing.",
         extensions=[

@@ -15,6 +15,11 @@ change, ``Nats-Msg-Id = event_id``)::
     portfolio.holding.flagged        Event[HoldingFlagged]: a holding's recommendation
                                      turned SELL; realtime delivers it to the owner as an
                                      alert.
+    portfolio.watchlist.changed      Event[WatchlistChanged]: a watchlist was created,
+                                     renamed, its tickers changed, or it was deleted
+                                     (``deleted: true``, no tickers). Each event carries
+                                     the whole list and its version, so a consumer keeps
+                                     the newest version it has seen and needs no other.
 
 Money and quantities are decimal strings, as in the API.
 """
@@ -37,9 +42,17 @@ PORTFOLIO_CREATED = "portfolio.created"
 TRANSACTIONS_RECORDED = "portfolio.transactions.recorded"
 TRANSACTION_REVERSED = "portfolio.transaction.reversed"
 HOLDING_FLAGGED = "portfolio.holding.flagged"
+WATCHLIST_CHANGED = "portfolio.watchlist.changed"
+WATCHLIST_CHANGED_VERSION = 1
 # Named one by one: a wildcard would also capture request/reply subjects (portfolio.rpc.*),
 # and a stream acknowledges what it captures.
-STREAM_SUBJECTS = [PORTFOLIO_CREATED, TRANSACTIONS_RECORDED, TRANSACTION_REVERSED, HOLDING_FLAGGED]
+STREAM_SUBJECTS = [
+    PORTFOLIO_CREATED,
+    TRANSACTIONS_RECORDED,
+    TRANSACTION_REVERSED,
+    HOLDING_FLAGGED,
+    WATCHLIST_CHANGED,
+]
 MAX_ENTRIES_PER_EVENT = 500
 
 
@@ -177,3 +190,23 @@ def reversed_(portfolio: Portfolio, reversal: Entry) -> Event[TransactionReverse
 
 def flagged(payload: HoldingFlagged) -> Event[HoldingFlagged]:
     return Event[HoldingFlagged](event_type=HOLDING_FLAGGED, source=SOURCE, data=payload)
+
+
+class WatchlistChanged(BaseModel):
+    """A watchlist as it is after the change (``deleted``: it is gone)."""
+
+    watchlist_id: UUID
+    owner_id: str
+    name: str
+    tickers: list[str] = Field(description="In the list's order; empty when deleted.")
+    version: int = Field(ge=1, description="Increases with every change, deletion included.")
+    deleted: bool = False
+
+
+def watchlist_changed(payload: WatchlistChanged) -> Event[WatchlistChanged]:
+    return Event[WatchlistChanged](
+        event_type=WATCHLIST_CHANGED,
+        source=SOURCE,
+        schema_version=WATCHLIST_CHANGED_VERSION,
+        data=payload,
+    )

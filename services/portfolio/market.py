@@ -49,6 +49,11 @@ class MarketQuote(BaseModel):
     price: float
     ts: int  # epoch milliseconds (UTC)
     sector: str | None = None
+    # What a watchlist shows besides the price (the valuation reads none of them).
+    previous_close: float | None = None
+    change: float | None = None
+    change_percent: float | None = None
+    volume: int | None = None
 
 
 class QuotesReply(BaseModel):
@@ -124,6 +129,17 @@ class QuoteBook:
     problem: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class QuoteSnapshot:
+    """Market's quotes as it sent them (the day's change included) and the tickers it
+    has no quote for; ``available`` is False when market did not answer."""
+
+    quotes: dict[str, MarketQuote]
+    missing: list[str]
+    available: bool = True
+    problem: str | None = None
+
+
 class MarketQuotes:
     """Latest quotes and daily closes from the market context (request/reply on the
     part's bus)."""
@@ -155,6 +171,20 @@ class MarketQuotes:
                 for q in reply.quotes
             }
         )
+
+    async def snapshot(self, tickers: Iterable[str]) -> QuoteSnapshot:
+        """The latest quotes as market sent them, and which tickers it has none for.
+        Never raises for market being away (``available=False``)."""
+        wanted = sorted(set(tickers))
+        if not wanted:
+            return QuoteSnapshot({}, [])
+        try:
+            reply = await self._bus.request(
+                QUOTES_RPC, QuotesRequest(tickers=wanted), QuotesReply, timeout=self._timeout
+            )
+        except AppError as exc:
+            return QuoteSnapshot({}, [], available=False, problem=exc.message)
+        return QuoteSnapshot({q.ticker: q for q in reply.quotes}, sorted(reply.missing))
 
     async def closes(
         self, tickers: Iterable[str], start: date, end: date, *, adjusted: bool = False

@@ -7,7 +7,8 @@ the fields we read, unknown fields ignored. ``tests/test_contract_portfolio_reco
 checks them against the publisher's models.
 
 Readers: the risk x-ray (holdings whose latest call is SELL), the "follow the
-recommendations" rebalance target and the impact preview. When recommendations does not
+recommendations" rebalance target, the impact preview and the watchlists (each ticker's
+latest call, with its target price and when its run was generated). When recommendations does not
 answer, :class:`CallBook` says so (``available=False``) instead of raising: the x-ray
 still answers, with that part marked unavailable.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
@@ -44,6 +45,9 @@ class LatestCall(BaseModel):
     ticker: str
     action: Literal["BUY", "HOLD", "SELL"]
     confidence: float = Field(ge=0, le=1)
+    target_price: float | None = None
+    price_at_call: float | None = None
+    horizon_days: int | None = None
     hypothetical: bool = False
 
 
@@ -52,6 +56,7 @@ class LatestReply(BaseModel):
 
     run_id: UUID | None
     as_of: date | None
+    generated_at: datetime | None = None
     calls: list[LatestCall]
     missing: list[str] = Field(default_factory=list)
     next_cursor: str | None = None
@@ -65,6 +70,9 @@ class Call:
     ticker: str
     action: str  # BUY / HOLD / SELL
     confidence: float
+    target_price: float | None = None
+    price_at_call: float | None = None
+    horizon_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +86,15 @@ class CallBook:
     as_of: date | None = None
     available: bool = True
     problem: str | None = None
+    generated_at: datetime | None = None
 
 
 def _calls(reply: LatestReply) -> dict[str, Call]:
     # "Latest" is the latest live run: a hypothetical call is never acted on.
     return {
-        c.ticker: Call(c.id, c.ticker, c.action, c.confidence)
+        c.ticker: Call(
+            c.id, c.ticker, c.action, c.confidence, c.target_price, c.price_at_call, c.horizon_days
+        )
         for c in reply.calls
         if not c.hypothetical
     }
@@ -122,7 +133,7 @@ class LatestRecommendations:
         except AppError as exc:
             return CallBook(available=False, problem=exc.message)
         assert first is not None
-        return CallBook(calls, first.run_id, first.as_of)
+        return CallBook(calls, first.run_id, first.as_of, generated_at=first.generated_at)
 
     async def by_id(self, recommendation_id: UUID) -> tuple[CallBook, Call | None]:
         """The call ``recommendation_id`` if it is one of the latest live run's (walking

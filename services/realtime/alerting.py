@@ -305,11 +305,11 @@ class RuleEvaluator:
                     alert = await repository.insert_alert(
                         conn,
                         owner_id=rule.owner_id,
-                        rule_id=rule.id,
+                        rule_id=rule.alert_rule_id,
                         ticker=rule.ticker,
                         condition=rule.condition.value,
                         # One alert per won transition (ticks may share a millisecond).
-                        trigger_key=f"tick:{obs.ts}:{won.last_fired_at}",
+                        trigger_key=rule.trigger_key(f"tick:{obs.ts}:{won.last_fired_at}"),
                         message=describe(rule, obs),
                         data=_tick_data(rule, obs),
                     )
@@ -332,6 +332,8 @@ def _tick_data(rule: AlertRule, obs: Observation) -> dict[str, Any]:
     if obs.moving_average is not None:
         data["moving_average"] = round(obs.moving_average, 4)
         data["window_days"] = rule.window_days
+    if rule.watchlist_id is not None:
+        data["watchlist_id"] = str(rule.watchlist_id)
     return data
 
 
@@ -401,19 +403,22 @@ class RecommendationAlerts:
             for rule in sorted(rules, key=lambda r: (r.owner_id, str(r.id))):
                 change = changes[rule.ticker]
                 await repository.lock_owner_alerts(conn, rule.owner_id)
+                data: dict[str, Any] = {
+                    "previous_action": change.previous_action,
+                    "action": change.action,
+                    "run_id": run.run_id,
+                }
+                if rule.watchlist_id is not None:
+                    data["watchlist_id"] = str(rule.watchlist_id)
                 alert = await repository.insert_alert(
                     conn,
                     owner_id=rule.owner_id,
-                    rule_id=rule.id,
+                    rule_id=rule.alert_rule_id,
                     ticker=rule.ticker,
                     condition=rule.condition.value,
-                    trigger_key=f"run:{run.run_id}",
+                    trigger_key=rule.trigger_key(f"run:{run.run_id}"),
                     message=describe_recommendation(change),
-                    data={
-                        "previous_action": change.previous_action,
-                        "action": change.action,
-                        "run_id": run.run_id,
-                    },
+                    data=data,
                 )
                 if alert is not None:
                     alerts.append(alert)

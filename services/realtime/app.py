@@ -19,6 +19,7 @@ from services.realtime.streams.hub import TickHub
 from services.realtime.streams.limits import ConnectionLeases, Limits, RoleLimits
 from services.realtime.streams.metrics import install_collector
 from services.realtime.streams.routes import router as streams_router
+from services.realtime.watchlists import WatchlistMembership
 from shared.db import Migration, load_migrations
 from shared.runtime import Resources, create_part_app
 
@@ -65,6 +66,9 @@ def streams_extension(
             heartbeat=settings.heartbeat_seconds,
             coalesce=settings.coalesce_ms / 1000,
         )
+        evaluator = RuleEvaluator(
+            resources.pool, resources.bus, hub, reload_seconds=settings.rules_reload_seconds
+        )
         realtime = Realtime(
             settings=settings,
             pool=resources.pool,
@@ -72,12 +76,13 @@ def streams_extension(
             feed=FeedWatch(resources.bus),
             leases=ConnectionLeases(resources.redis),
             limits=limits(settings),
-            evaluator=RuleEvaluator(
-                resources.pool, resources.bus, hub, reload_seconds=settings.rules_reload_seconds
-            ),
+            evaluator=evaluator,
             fanout=AlertFanout(resources.bus),
             recommendations=RecommendationAlerts(
                 resources.pool, resources.bus, stream=settings.recommendation_stream
+            ),
+            watchlists=WatchlistMembership(
+                resources.pool, resources.bus, evaluator, stream=settings.portfolio_stream
             ),
         )
         await realtime.leases.start()
@@ -89,6 +94,7 @@ def streams_extension(
         holdings = HoldingAlerts(resources.pool, resources.bus, stream=settings.portfolio_stream)
         await holdings.start()
         app.state.holding_alerts = holdings
+        await realtime.watchlists.start()
         app.state.realtime = realtime
         try:
             yield
@@ -96,6 +102,7 @@ def streams_extension(
             # Normally done already by the server before it stops (services.realtime.server).
             await hub.go_away()
             await holdings.stop()
+            await realtime.watchlists.stop()
             await realtime.recommendations.stop()
             await realtime.evaluator.stop()
             await realtime.fanout.stop()

@@ -45,7 +45,9 @@ class RealtimeSettings(ServiceSettings):
     # The JetStream stream recommendations publishes ``recommendations.run.completed`` on
     # (declared by recommendations).
     recommendation_stream: str = "RECOMMENDATIONS"
-    # The stream portfolio publishes ``portfolio.holding.flagged`` on (declared by portfolio).
+    # The stream portfolio publishes ``portfolio.holding.flagged`` and
+    # ``portfolio.watchlist.changed`` on (declared by portfolio); the latter feeds realtime's
+    # copy of watchlist membership, for watchlist rules.
     portfolio_stream: str = "PORTFOLIO"
     # Alert history replayed on reconnect, at most.
     max_replay: int = Field(default=500, ge=1)

@@ -62,10 +62,24 @@ class AlertRule:
     last_fired_at: datetime | None
     created_at: datetime
     state_tick: int | None = None  # the tick (epoch ms) of the last armed/disarmed change
+    # A rule on a watchlist has no ticker ("") and one child per ticker of the list (each
+    # with ``parent_id``): the children are what is evaluated and fired.
+    watchlist_id: UUID | None = None
+    parent_id: UUID | None = None
 
     @property
     def on_ticks(self) -> bool:
-        return self.condition in TICK_CONDITIONS
+        return bool(self.ticker) and self.condition in TICK_CONDITIONS
+
+    @property
+    def alert_rule_id(self) -> UUID:
+        """The rule an alert names: the user's rule (a child's parent)."""
+        return self.parent_id or self.id
+
+    def trigger_key(self, key: str) -> str:
+        """What makes one alert of this rule unique: the children of one rule share its
+        id in the alerts, so theirs name the ticker too."""
+        return f"{self.ticker}:{key}" if self.parent_id else key
 
     def cooled_down(self, now: datetime) -> bool:
         return self.last_fired_at is None or now - self.last_fired_at >= timedelta(

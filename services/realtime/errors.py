@@ -13,3 +13,9 @@ class AlertRuleQuotaError(ConflictError):
 
 class InvalidAlertRuleError(ValidationFailedError):
     error_code = "INVALID_ALERT_RULE"
+
+
+class WatchlistNotFoundError(NotFoundError):
+    """Not the caller's watchlist, or one realtime has not heard of (yet)."""
+
+    error_code = "WATCHLIST_NOT_FOUND"

@@ -11,11 +11,15 @@ read (unknown fields are ignored, so publishers may add some). Contract tests in
   for moving-average rules; one page is plenty for one ticker's few hundred days).
 - ``recommendations.run.completed`` (JetStream stream ``RECOMMENDATIONS``):
   ``Event[RunCompleted]``, the changed calls of a run (possibly in several parts).
+- ``portfolio.watchlist.changed`` (JetStream stream ``PORTFOLIO``):
+  ``Event[WatchlistChanged]``, a watchlist's whole state after a change
+  (``tests/test_contract_realtime_portfolio.py``).
 """
 
 from __future__ import annotations
 
 from datetime import date
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +29,7 @@ QUOTES_RPC = "market.rpc.quotes"
 HISTORY_RPC = "market.rpc.history"
 FEED_STATUS = "market.feed.status"
 RUN_COMPLETED = "recommendations.run.completed"
+WATCHLIST_CHANGED = "portfolio.watchlist.changed"
 
 
 def tick_subject(ticker: str) -> str:
@@ -103,3 +108,17 @@ class RunCompleted(BaseModel):
 
     run_id: str
     changes: list[ActionChange]
+
+
+class WatchlistChanged(BaseModel):
+    """The data of ``portfolio.watchlist.changed`` as we read it: who owns the list and
+    what it holds, at ``version`` (newer versions win; ``deleted``: it is gone)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    watchlist_id: UUID
+    owner_id: str
+    name: str
+    tickers: list[str]
+    version: int
+    deleted: bool = False

@@ -14,13 +14,14 @@ from services.realtime.domain import AlertRule, Condition
 
 _COLUMNS = (
     "id, owner_id, ticker, condition, threshold, window_days, cooldown_seconds,"
-    " active, armed, last_fired_at, created_at, state_tick"
+    " active, armed, last_fired_at, created_at, state_tick, watchlist_id, parent_id"
 )
 
 
 def _rule(row: asyncpg.Record) -> AlertRule:
     values = dict(row)
     values["condition"] = Condition(values["condition"])
+    values["ticker"] = values["ticker"] or ""  # a watchlist rule's own has none
     return AlertRule(**values)
 
 
@@ -53,7 +54,8 @@ async def lock_owner_rules(conn: asyncpg.Connection, owner_id: str) -> None:
 
 async def list_for_owner(conn: asyncpg.Connection, owner_id: str) -> list[AlertRule]:
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM alert_rules WHERE owner_id = $1 ORDER BY created_at, id",
+        f"SELECT {_COLUMNS} FROM alert_rules WHERE owner_id = $1 AND parent_id IS NULL"
+        " ORDER BY created_at, id",
         owner_id,
     )
     return [_rule(row) for row in rows]
@@ -61,7 +63,9 @@ async def list_for_owner(conn: asyncpg.Connection, owner_id: str) -> list[AlertR
 
 async def get_owned(conn: asyncpg.Connection, rule_id: UUID, owner_id: str) -> AlertRule | None:
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM alert_rules WHERE id = $1 AND owner_id = $2", rule_id, owner_id
+        f"SELECT {_COLUMNS} FROM alert_rules WHERE id = $1 AND owner_id = $2 AND parent_id IS NULL",
+        rule_id,
+        owner_id,
     )
     return _rule(row) if row is not None else None
 
@@ -91,7 +95,7 @@ async def active_for_tickers(
 
 async def count_for_owner(conn: asyncpg.Connection, owner_id: str) -> int:
     count: int = await conn.fetchval(
-        "SELECT count(*) FROM alert_rules WHERE owner_id = $1", owner_id
+        "SELECT count(*) FROM alert_rules WHERE owner_id = $1 AND parent_id IS NULL", owner_id
     )
     return count
 
@@ -101,16 +105,21 @@ async def insert(
     *,
     rule_id: UUID,
     owner_id: str,
-    ticker: str,
+    ticker: str | None,
     condition: Condition,
     threshold: Decimal | None,
     window_days: int | None,
     cooldown_seconds: int,
+    watchlist_id: UUID | None = None,
+    parent_id: UUID | None = None,
+    active: bool = True,
 ) -> AlertRule:
+    """A new rule: on ``ticker``; or on a watchlist (``ticker`` None); or a watchlist
+    rule's child on one of its tickers (``parent_id``)."""
     row = await conn.fetchrow(
-        "INSERT INTO alert_rules"
-        " (id, owner_id, ticker, condition, threshold, window_days, cooldown_seconds)"
-        f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}",
+        "INSERT INTO alert_rules (id, owner_id, ticker, condition, threshold, window_days,"
+        " cooldown_seconds, watchlist_id, parent_id, active)"
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}",
         rule_id,
         owner_id,
         ticker,
@@ -118,6 +127,9 @@ async def insert(
         threshold,
         window_days,
         cooldown_seconds,
+        watchlist_id,
+        parent_id,
+        active,
     )
     assert row is not None
     return _rule(row)
@@ -137,7 +149,7 @@ async def update_owned(
     row = await conn.fetchrow(
         "UPDATE alert_rules SET threshold = $3, window_days = $4, cooldown_seconds = $5,"
         " active = $6, armed = true, updated_at = now()"
-        f" WHERE id = $1 AND owner_id = $2 RETURNING {_COLUMNS}",
+        f" WHERE id = $1 AND owner_id = $2 AND parent_id IS NULL RETURNING {_COLUMNS}",
         rule_id,
         owner_id,
         threshold,
@@ -151,9 +163,128 @@ async def update_owned(
 async def delete_owned(conn: asyncpg.Connection, rule_id: UUID, owner_id: str) -> bool:
     """Delete the rule if ``owner_id`` owns it; False when there is no such rule of theirs."""
     status: str = await conn.execute(
-        "DELETE FROM alert_rules WHERE id = $1 AND owner_id = $2", rule_id, owner_id
+        "DELETE FROM alert_rules WHERE id = $1 AND owner_id = $2 AND parent_id IS NULL",
+        rule_id,
+        owner_id,
     )
     return status == "DELETE 1"
+
+
+# -- watchlist rules and realtime's copy of the watchlists ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KnownWatchlist:
+    id: UUID
+    owner_id: str
+    tickers: tuple[str, ...]
+    version: int
+    deleted: bool
+
+
+async def watchlist(conn: asyncpg.Connection, watchlist_id: UUID) -> KnownWatchlist | None:
+    row = await conn.fetchrow(
+        "SELECT id, owner_id, tickers, version, deleted FROM watchlists WHERE id = $1",
+        watchlist_id,
+    )
+    if row is None:
+        return None
+    return KnownWatchlist(
+        row["id"], row["owner_id"], tuple(row["tickers"]), row["version"], row["deleted"]
+    )
+
+
+async def store_watchlist(
+    conn: asyncpg.Connection,
+    *,
+    watchlist_id: UUID,
+    owner_id: str,
+    name: str,
+    tickers: list[str],
+    version: int,
+    deleted: bool,
+) -> bool:
+    """Keep this version of the watchlist if it is newer than the one known; False (and
+    nothing changed) for an older or the same version. The row lock serialises
+    consumers of one list."""
+    stored = await conn.fetchval(
+        "INSERT INTO watchlists (id, owner_id, name, tickers, version, deleted)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, tickers = EXCLUDED.tickers,"
+        " version = EXCLUDED.version, deleted = EXCLUDED.deleted, updated_at = now()"
+        " WHERE watchlists.version < EXCLUDED.version AND watchlists.owner_id = EXCLUDED.owner_id"
+        " RETURNING true",
+        watchlist_id,
+        owner_id,
+        name,
+        tickers,
+        version,
+        deleted,
+    )
+    return bool(stored)
+
+
+async def watchlist_tickers(
+    conn: asyncpg.Connection, watchlist_ids: list[UUID]
+) -> dict[UUID, tuple[str, ...]]:
+    """The tickers each (live) watchlist holds as realtime knows it."""
+    rows = await conn.fetch(
+        "SELECT id, tickers FROM watchlists WHERE id = ANY($1::uuid[]) AND NOT deleted",
+        watchlist_ids,
+    )
+    return {row["id"]: tuple(row["tickers"]) for row in rows}
+
+
+async def rules_on_watchlist(conn: asyncpg.Connection, watchlist_id: UUID) -> list[AlertRule]:
+    """The user-facing rules targeting ``watchlist_id`` (not their children)."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM alert_rules WHERE watchlist_id = $1 AND parent_id IS NULL"
+        " ORDER BY id FOR UPDATE",
+        watchlist_id,
+    )
+    return [_rule(row) for row in rows]
+
+
+async def children(conn: asyncpg.Connection, parent_id: UUID) -> list[AlertRule]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM alert_rules WHERE parent_id = $1 ORDER BY ticker", parent_id
+    )
+    return [_rule(row) for row in rows]
+
+
+async def delete_children(
+    conn: asyncpg.Connection, parent_id: UUID, tickers: list[str]
+) -> list[UUID]:
+    """Delete the children of ``parent_id`` on ``tickers``; their ids."""
+    rows = await conn.fetch(
+        "DELETE FROM alert_rules WHERE parent_id = $1 AND ticker = ANY($2::text[]) RETURNING id",
+        parent_id,
+        tickers,
+    )
+    return [row["id"] for row in rows]
+
+
+async def update_children(
+    conn: asyncpg.Connection,
+    parent_id: UUID,
+    *,
+    threshold: Decimal | None,
+    window_days: int | None,
+    cooldown_seconds: int,
+    active: bool,
+) -> list[AlertRule]:
+    """Give every child its parent's new settings (re-armed, as the parent is)."""
+    rows = await conn.fetch(
+        "UPDATE alert_rules SET threshold = $2, window_days = $3, cooldown_seconds = $4,"
+        " active = $5, armed = true, updated_at = now()"
+        f" WHERE parent_id = $1 RETURNING {_COLUMNS}",
+        parent_id,
+        threshold,
+        window_days,
+        cooldown_seconds,
+        active,
+    )
+    return [_rule(row) for row in rows]
 
 
 # -- firing ------------------------------------------------------------------------------

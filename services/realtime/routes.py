@@ -39,11 +39,22 @@ def _rule_changed(request: Request, unit: DbTransaction) -> RuleChanged:
 Changed = Annotated[RuleChanged, Depends(_rule_changed)]
 
 
+async def _out(conn: DbConn, rule: AlertRule) -> AlertRuleOut:
+    """The rule as answered (a watchlist rule with the tickers it covers now)."""
+    tickers = await service.covered(conn, [rule])
+    return AlertRuleOut.of(rule, tickers.get(rule.watchlist_id) if rule.watchlist_id else None)
+
+
 @router.get("/alerts", response_model=AlertRuleList, responses=error_responses(401, 403))
 async def list_rules(conn: DbConn, caller: Viewer) -> AlertRuleList:
     """The caller's own alert rules."""
+    rules = await service.list_rules(conn, caller.subject)
+    tickers = await service.covered(conn, rules)
     return AlertRuleList(
-        items=[AlertRuleOut.of(r) for r in await service.list_rules(conn, caller.subject)]
+        items=[
+            AlertRuleOut.of(r, tickers.get(r.watchlist_id) if r.watchlist_id else None)
+            for r in rules
+        ]
     )
 
 
@@ -51,13 +62,14 @@ async def list_rules(conn: DbConn, caller: Viewer) -> AlertRuleList:
     "/alerts",
     response_model=AlertRuleOut,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 409, 422),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 async def create_rule(
     conn: DbConn, caller: Viewer, body: AlertRuleCreate, changed: Changed
 ) -> AlertRuleOut:
-    """Create an alert rule for the caller."""
-    return AlertRuleOut.of(await service.create_rule(conn, caller.subject, body, changed))
+    """Create an alert rule for the caller, on a ticker or on each ticker of one of their
+    watchlists."""
+    return await _out(conn, await service.create_rule(conn, caller.subject, body, changed))
 
 
 @router.get("/alerts/history", response_model=AlertPage, responses=error_responses(401, 403, 422))
@@ -80,7 +92,7 @@ async def alert_history(
 )
 async def get_rule(conn: DbConn, caller: Viewer, rule_id: UUID) -> AlertRuleOut:
     """One of the caller's alert rules."""
-    return AlertRuleOut.of(await service.get_rule(conn, caller.subject, rule_id))
+    return await _out(conn, await service.get_rule(conn, caller.subject, rule_id))
 
 
 @router.patch(
@@ -90,7 +102,8 @@ async def update_rule(
     conn: DbConn, caller: Viewer, rule_id: UUID, body: AlertRuleUpdate, changed: Changed
 ) -> AlertRuleOut:
     """Change one of the caller's alert rules (threshold, window, cooldown, active)."""
-    return AlertRuleOut.of(await service.update_rule(conn, caller.subject, rule_id, body, changed))
+    rule = await service.update_rule(conn, caller.subject, rule_id, body, changed)
+    return await _out(conn, rule)
 
 
 @router.delete(

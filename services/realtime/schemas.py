@@ -17,13 +17,15 @@ TICKER_PATTERN = r"^[A-Z]{1,5}([.-][A-Z])?$"
 
 
 class AlertRuleCreate(BaseModel):
-    """A new rule. ``threshold`` is a price (``price_*``) or a percentage
-    (``percent_move_*``); ``window_days`` the moving average's length (``ma_cross_*``);
-    ``recommendation_change`` takes neither."""
+    """A new rule on one ``ticker`` or on each ticker of one of the caller's watchlists
+    (``watchlist_id``; exactly one of the two). ``threshold`` is a price (``price_*``) or
+    a percentage (``percent_move_*``); ``window_days`` the moving average's length
+    (``ma_cross_*``); ``recommendation_change`` takes neither."""
 
     model_config = ConfigDict(extra="forbid")
 
-    ticker: str = Field(pattern=TICKER_PATTERN)
+    ticker: str | None = Field(default=None, pattern=TICKER_PATTERN)
+    watchlist_id: UUID | None = None
     condition: Condition
     threshold: Decimal | None = Field(default=None, gt=0, max_digits=18, decimal_places=4)
     window_days: int | None = Field(default=None, ge=2, le=200)
@@ -43,7 +45,12 @@ class AlertRuleUpdate(BaseModel):
 
 class AlertRuleOut(BaseModel):
     id: UUID
-    ticker: str
+    ticker: str | None = Field(description="Null for a rule on a watchlist.")
+    watchlist_id: UUID | None = None
+    tickers: list[str] | None = Field(
+        default=None,
+        description="A watchlist rule's tickers now (it applies to each); null otherwise.",
+    )
     condition: Condition
     threshold: Decimal | None
     window_days: int | None
@@ -54,8 +61,11 @@ class AlertRuleOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, rule: AlertRule) -> AlertRuleOut:
-        return cls.model_validate(rule, from_attributes=True)
+    def of(cls, rule: AlertRule, tickers: tuple[str, ...] | None = None) -> AlertRuleOut:
+        out = cls.model_validate(rule, from_attributes=True)
+        if rule.watchlist_id is not None:
+            return out.model_copy(update={"ticker": None, "tickers": list(tickers or ())})
+        return out
 
 
 class AlertRuleList(BaseModel):

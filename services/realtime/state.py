@@ -11,6 +11,7 @@ from services.realtime.config import RealtimeSettings
 from services.realtime.streams.feed_status import FeedWatch
 from services.realtime.streams.hub import TickHub
 from services.realtime.streams.limits import ConnectionLeases, Limits
+from services.realtime.watchlists import WatchlistMembership
 
 
 @dataclass
@@ -24,3 +25,4 @@ class Realtime:
     evaluator: RuleEvaluator
     fanout: AlertFanout
     recommendations: RecommendationAlerts
+    watchlists: WatchlistMembership
