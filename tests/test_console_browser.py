@@ -297,6 +297,53 @@ def test_a_user_tours_the_console(
     assert console.csp_violations() == []
 
 
+def test_a_watchlist(console: Console, api: httpx.Client, newcomer: tuple[str, str]) -> None:
+    """Made, filled, reordered and trimmed in the page; quotes live; calls beside them;
+    an alert rule on the whole list."""
+    console.sign_in(*newcomer)
+    console.open("watchlists")
+    console.settled()
+    console.one("input[name=name]").send_keys("Industrials")
+    console.one("input[name=tickers]").send_keys("ACME, BRGT")
+    console.driver.find_element(By.XPATH, "//button[text()='Create']").click()
+    console.wait(lambda: console.text("h1") == "Industrials", what="the new list")
+    console.settled()
+    console.one("input[name=ticker]").send_keys("glxy")
+    console.driver.find_element(By.XPATH, "//button[text()='Add']").click()
+    order = lambda: [r.text.split()[0] for r in console.find("main tbody tr")]  # noqa: E731
+    console.wait(lambda: order() == ["ACME", "BRGT", "GLXY"], what="three tickers")
+    console.one("button[aria-label='Move ACME down']").click()
+    console.wait(lambda: order() == ["BRGT", "ACME", "GLXY"], what="reordered")
+    console.one("button[aria-label='Remove GLXY']").click()
+    console.wait(lambda: order() == ["BRGT", "ACME"], what="removed")
+    console.settled()
+    listed = api.get("/api/v1/watchlists", headers=_token(api, *newcomer)).json()["items"]
+    assert [w["tickers"] for w in listed if w["name"] == "Industrials"] == [["BRGT", "ACME"]]
+    assert console.find("main tbody .badge")  # the latest calls beside the quotes
+    before = console.text("td.price")
+    console.wait(lambda: console.text("td.price") != before, timeout=30, what="a live price")
+    console.screenshot("watchlist")
+
+    console.open("alerts")
+    console.settled()
+    scope = console.wait(
+        lambda: next(
+            (o for o in console.find("select[name=scope] option") if "Industrials" in o.text),
+            None,
+        ),
+        what="the watchlist among the rule's scopes",
+    )
+    Select(console.one("select[name=scope]")).select_by_value(scope.get_attribute("value"))
+    Select(console.one("select[name=condition]")).select_by_value("percent_move_up")
+    console.one("input[name=threshold]").send_keys("50")
+    console.one("form.filters button[type=submit]").click()
+    console.wait(lambda: "Rule created for BRGT, ACME" in console.text("form.filters"))
+    console.settled()
+    assert "watchlist (BRGT, ACME)" in console.text("table")
+    assert not console.errors()
+    console.sign_out()
+
+
 def test_admin_pages_are_for_admins_only(console: Console, api: httpx.Client) -> None:
     console.sign_in(*ACCOUNTS["viewer"])
     assert not console.find("li[data-role=admin] a")[0].is_displayed()

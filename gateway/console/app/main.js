@@ -12,6 +12,7 @@ import { portfolioPage } from "./pages/portfolio.js";
 import { recommendationPage, recommendationsPage, trackRecordPage } from "./pages/recommendations.js";
 import { stockPage } from "./pages/stock.js";
 import { stocksPage } from "./pages/stocks.js";
+import { watchlistPage, watchlistsPage } from "./pages/watchlists.js";
 import { clear, h, toast } from "./ui.js";
 
 const ROUTES = [
@@ -19,6 +20,8 @@ const ROUTES = [
   [/^stocks$/, stocksPage, "Stocks"],
   [/^stocks\/([A-Z0-9.-]+)$/, stockPage, "Stock"],
   [/^live$/, livePage, "Live prices"],
+  [/^watchlists$/, watchlistsPage, "Watchlists"],
+  [/^watchlists\/([0-9a-f-]+)$/, watchlistPage, "Watchlist"],
   [/^alerts$/, alertsPage, "Alerts"],
   [/^recommendations$/, recommendationsPage, "Recommendations"],
   [/^recommendations\/([0-9a-f-]+)$/, recommendationPage, "Recommendation"],

@@ -141,7 +141,7 @@ export function table(columns, rows, { caption, empty = "Nothing to show.", head
         {},
         rows.length ? null : h("tr", {}, h("td", { colspan: columns.length, class: "empty" }, empty)),
         rows.map((row) =>
-          h("tr", {}, columns.map(([, cell, o]) => h("td", { class: o && o.numeric ? "num" : null }, cell(row)))),
+          h("tr", {}, columns.map(([, cell, o]) => h("td", o && o.cell ? o.cell(row) : { class: o && o.numeric ? "num" : null }, cell(row)))),
         ),
       ),
     ),

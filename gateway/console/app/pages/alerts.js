@@ -31,17 +31,29 @@ export function alertsPage(root) {
   };
   condition.addEventListener("change", sync);
   sync();
-  const form = h("form", { class: "card filters", "aria-labelledby": "new-rule" }, h("h2", { id: "new-rule" }, "New rule"), field("Ticker", ticker), field("Condition", condition), thresholdField, windowField, field("Cooldown (s)", cooldown), h("div", { class: "actions" }, h("button", { type: "submit" }, "Create rule")), status);
+  // A rule applies to one ticker, or to each ticker of one of the user's watchlists.
+  const scope = select("scope", [["", "One ticker"]], "");
+  const tickerField = field("Ticker", ticker);
+  scope.addEventListener("change", () => {
+    tickerField.hidden = Boolean(scope.value);
+    ticker.required = !scope.value;
+  });
+  request("GET", "/watchlists", { query: { limit: 50 } })
+    .then((page) => page.items.forEach((w) => scope.append(h("option", { value: w.id }, `Watchlist: ${w.name}`))))
+    .catch(() => undefined); // without watchlists, rules are per ticker
+  const form = h("form", { class: "card filters", "aria-labelledby": "new-rule" }, h("h2", { id: "new-rule" }, "New rule"), field("Applies to", scope), tickerField, field("Condition", condition), thresholdField, windowField, field("Cooldown (s)", cooldown), h("div", { class: "actions" }, h("button", { type: "submit" }, "Create rule")), status);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const need = CONDITIONS.find(([v]) => v === condition.value)[2];
-    const body = { ticker: ticker.value.trim().toUpperCase(), condition: condition.value, cooldown_seconds: Number(cooldown.value || 300) };
+    const body = { condition: condition.value, cooldown_seconds: Number(cooldown.value || 300) };
+    if (scope.value) body.watchlist_id = scope.value;
+    else body.ticker = ticker.value.trim().toUpperCase();
     if (need === "threshold") body.threshold = threshold.value;
     if (need === "window") body.window_days = Number(windowDays.value);
     status.replaceChildren(h("p", { class: "loading", role: "status" }, "Creating…"));
     try {
       const rule = await request("POST", "/alerts", { json: body });
-      status.replaceChildren(h("p", { class: "ok", role: "status" }, `Rule created for ${rule.ticker}.`));
+      status.replaceChildren(h("p", { class: "ok", role: "status" }, `Rule created for ${rule.ticker || (rule.tickers || []).join(", ")}.`));
       showRules();
     } catch (error) {
       status.replaceChildren(errorBox(error, "Rule not created"));
@@ -57,7 +69,7 @@ export function alertsPage(root) {
   const showRules = () => load(rulesBox, () => request("GET", "/alerts"), (list) => [
     h("h2", {}, "My rules"),
     table([
-      ["Ticker", (r) => h("a", { href: `#/stocks/${r.ticker}` }, r.ticker)],
+      ["Ticker", (r) => (r.ticker ? h("a", { href: `#/stocks/${r.ticker}` }, r.ticker) : h("a", { href: `#/watchlists/${r.watchlist_id}` }, `watchlist (${(r.tickers || []).join(", ")})`))],
       ["Condition", (r) => r.condition.replaceAll("_", " ")],
       ["Threshold / window", (r) => r.threshold ?? (r.window_days ? `${r.window_days} days` : "—")],
       ["State", (r) => `${r.active ? "active" : "paused"}${r.armed ? ", armed" : ""}`],
@@ -65,7 +77,7 @@ export function alertsPage(root) {
       ["", (r) => [
         h("button", { type: "button", class: "link", onclick: () => act(() => request("PATCH", `/alerts/${r.id}`, { json: { active: !r.active } })) }, r.active ? "Pause" : "Resume"),
         " ",
-        h("button", { type: "button", class: "link danger", "aria-label": `Delete the ${r.ticker} rule`, onclick: () => act(() => request("DELETE", `/alerts/${r.id}`)) }, "Delete"),
+        h("button", { type: "button", class: "link danger", "aria-label": `Delete the ${r.ticker || "watchlist"} rule`, onclick: () => act(() => request("DELETE", `/alerts/${r.id}`)) }, "Delete"),
       ]],
     ], list.items, { empty: "No rules yet." }),
   ], "Rules");
