@@ -310,7 +310,10 @@ def test_a_watchlist(console: Console, api: httpx.Client, newcomer: tuple[str, s
     console.settled()
     console.one("input[name=ticker]").send_keys("glxy")
     console.driver.find_element(By.XPATH, "//button[text()='Add']").click()
-    order = lambda: [r.text.split()[0] for r in console.find("main tbody tr")]  # noqa: E731
+
+    def order() -> list[str]:
+        return [r.text.split()[0] for r in console.find("main tbody tr")]
+
     console.wait(lambda: order() == ["ACME", "BRGT", "GLXY"], what="three tickers")
     console.one("button[aria-label='Move ACME down']").click()
     console.wait(lambda: order() == ["BRGT", "ACME", "GLXY"], what="reordered")
@@ -333,7 +336,7 @@ def test_a_watchlist(console: Console, api: httpx.Client, newcomer: tuple[str, s
         ),
         what="the watchlist among the rule's scopes",
     )
-    Select(console.one("select[name=scope]")).select_by_value(scope.get_attribute("value"))
+    Select(console.one("select[name=scope]")).select_by_value(str(scope.get_attribute("value")))
     Select(console.one("select[name=condition]")).select_by_value("percent_move_up")
     console.one("input[name=threshold]").send_keys("50")
     console.one("form.filters button[type=submit]").click()
