@@ -183,6 +183,7 @@ def _print_welcome(ports: dict[str, int], demo: bool) -> None:
     gateway = part_url("gateway", ports)
     say("")
     say(f"Bourse is up: {gateway}")
+    say(f"Console:      {gateway}/")
     say(f"API docs:     {gateway}/docs")
     if demo:
         accounts = provision.demo_accounts()

@@ -23,6 +23,8 @@ from gateway.pipeline.full_stack import EdgeMiddleware
 from gateway.pipeline.respond import GzipWhenAccepted, SecurityHeadersMiddleware
 from gateway.pipeline.wire import GatewayHttpProtocol, HeadLimits, protocol_class
 from gateway.routes import outside_router, router
+from gateway.webpages import ConsoleFiles, swagger_ui
+from gateway.webpages import router as pages_router
 from shared.db import Migration, load_migrations
 from shared.runtime import create_part_app
 
@@ -58,7 +60,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         schema=SCHEMA,
         settings=settings,
         migrations=migrations(),
-        routers=[identity_router, router, outside_router],
+        routers=[identity_router, router, outside_router, pages_router],
         title="Bourse",
         description="Self-hostable backend for stock-investment analysis.",
         extensions=[edge_extension(settings)],
@@ -66,12 +68,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         # routes that do need one answer 503 on their own (docs/architecture.md, Health).
         ready_requires=(),
     )
+    app.state.console_files = ConsoleFiles.load()  # the console and /docs (docs/console.md)
     app.state.password_slots = PasswordSlots(
         settings.password_hash_concurrency, settings.password_hash_wait_seconds
     )
-    # The platform's document (merged with the services') replaces FastAPI's defaults.
+    # The platform's document (merged with the services') and the gateway's own pages
+    # (gateway/webpages.py) replace FastAPI's defaults.
     app.router.routes = [
-        r for r in app.router.routes if getattr(r, "path", None) not in _DEFAULT_DOC_ROUTES
+        r
+        for r in app.router.routes
+        if getattr(r, "path", None) not in _DEFAULT_DOC_ROUTES
+        or getattr(r, "endpoint", None) is swagger_ui
     ]
     app.docs_url = app.redoc_url = None
     # Appended after the shared RequestContextMiddleware, so each sits inside it.

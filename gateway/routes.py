@@ -1,6 +1,7 @@
-"""The gateway's platform routes: keys, health, the merged OpenAPI document and its UI.
+"""The gateway's platform routes: keys, health and the merged OpenAPI document.
 (Identity routes are in :mod:`gateway.identity.routes`; services' routes are forwarded
-by :mod:`gateway.pipeline.full_stack`.)"""
+by :mod:`gateway.pipeline.full_stack`; the console and the docs' UI are
+:mod:`gateway.webpages`.)"""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 from gateway.deps import EdgeDep
 from gateway.health import platform_health
@@ -85,8 +85,3 @@ async def openapi(request: Request, edge: EdgeDep) -> Response:
         request.app.openapi(), list(edge.upstreams.values()), edge.policy, edge.openapi_cache
     )
     return Response(body, media_type="application/json")
-
-
-@outside_router.get("/docs")
-async def swagger_ui() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/api/v1/openapi.json", title="Bourse API")

@@ -7,6 +7,7 @@ import orjson
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.webpages import CONTENT_SECURITY_POLICY, is_page
 from shared.errors import AppError, error_body
 
 
@@ -26,8 +27,9 @@ async def send_error(
 
 
 class SecurityHeadersMiddleware:
-    """Headers that make API responses safe to meet in a browser. The Swagger UI page
-    needs scripts and styles, so it gets no content security policy."""
+    """Headers that make every answer safe to meet in a browser. API answers get a policy
+    that allows nothing; the console's and the docs' pages and assets
+    (:mod:`gateway.webpages`) get theirs: this origin only, no inline code."""
 
     _COMMON = (
         (b"x-content-type-options", b"nosniff"),
@@ -36,6 +38,7 @@ class SecurityHeadersMiddleware:
         (b"cross-origin-opener-policy", b"same-origin"),
     )
     _API_ONLY = ((b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),)
+    _PAGES_ONLY = ((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),)
 
     def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0) -> None:
         self.app = app
@@ -47,14 +50,14 @@ class SecurityHeadersMiddleware:
                     f"max-age={hsts_seconds}; includeSubDomains".encode(),
                 )
             )
-        self._docs_headers = [*self._COMMON, *extra]
+        self._page_headers = [*self._COMMON, *self._PAGES_ONLY, *extra]
         self.api_headers = [*self._COMMON, *self._API_ONLY, *extra]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        added = self._docs_headers if scope["path"] == "/docs" else self.api_headers
+        added = self._page_headers if is_page(scope["path"]) else self.api_headers
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
