@@ -80,6 +80,12 @@ def part_settings(
     )
     prefix = f"{part.env_prefix}_"
     fields: dict[str, Any] = {k[len(prefix) :].lower(): v for k, v in env.items()}
+    if name == "portfolio":
+        # The warm-up thread imports scikit-learn, whose warnings.catch_warnings() (not
+        # thread-safe: it swaps the process's filters) races FastAPI's own suppression when
+        # the next test builds an app, so pydantic warnings surface as test errors. One app
+        # per process in production; here, off unless a test asks for it.
+        fields["optimiser_warm_up"] = False
     fields.update(overrides or {})
     module, cls_name = _SETTINGS_CLASSES[name]
     settings_cls = getattr(importlib.import_module(module), cls_name)

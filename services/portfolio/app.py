@@ -42,7 +42,7 @@ def create_app(settings: PortfolioSettings) -> FastAPI:
             idempotency_janitor(),
             outbox_relay(events.STREAM, events.STREAM_SUBJECTS),
             event_consumers(),
-            optimiser_warm_up(),
+            *([optimiser_warm_up()] if settings.optimiser_warm_up else []),
         ],
     )
     app.state.market_timeout = settings.market_timeout_seconds

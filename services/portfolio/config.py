@@ -26,3 +26,6 @@ class PortfolioSettings(ServiceSettings):
     # How long the x-ray, a recommendations-driven rebalance and the impact preview wait
     # for recommendations.rpc.latest before answering without it (or 503 where it is needed).
     recommendations_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # Warm the optimiser (import skfolio, solve a tiny problem) in a worker thread after
+    # start-up, so a user's first optimised proposal is not seconds slower than the next.
+    optimiser_warm_up: bool = True
