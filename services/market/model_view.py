@@ -37,7 +37,7 @@ from services.market.recommendation_inputs import (
     RunCompleted,
 )
 from services.market.repository import model_view as repository
-from shared.messaging import Bus, Consumer, Delivered, Event
+from shared.messaging import Bus, Delivered, Event, StreamAttachment
 
 logger = logging.getLogger("services.market.model_view")
 
@@ -87,57 +87,41 @@ class ModelViewFeed:
     ) -> None:
         self._pool = pool
         self._bus = bus
-        self._stream = stream
         self._on_replaced = on_replaced
         self._retry = retry_seconds
         self._timeout = request_timeout
         self._page = page
         self._lock = asyncio.Lock()  # one walk at a time in this process
-        self._consumer: Consumer[Event[RunCompleted]] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._attachment = StreamAttachment(
+            bus,
+            stream,
+            self.CONSUMER,
+            RUN_COMPLETED,
+            Event[RunCompleted],
+            self.handle,
+            retry_seconds=retry_seconds,
+            # A walk of a whole run takes seconds; while recommendations does not answer,
+            # keep trying for ~20 minutes (delays doubling to 5 minutes).
+            ack_wait=120.0,
+            max_deliver=12,
+        )
+        self._refresh: asyncio.Task[None] | None = None
         self.initial_refresh_done = asyncio.Event()
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._attach(), name="model-view-consumer"),
-            asyncio.create_task(self._initial_refresh(), name="model-view-refresh"),
-        ]
+        await self._attachment.start()
+        self._refresh = asyncio.create_task(self._initial_refresh(), name="model-view-refresh")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        if self._refresh is not None:
+            self._refresh.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._consumer is not None:
-            await self._consumer.stop()
+                await self._refresh
+        await self._attachment.stop()
 
     @property
     def attached(self) -> bool:
-        return self._consumer is not None
-
-    async def _attach(self) -> None:
-        waiting_logged = False
-        while True:
-            try:
-                self._consumer = await self._bus.consume(
-                    self._stream,
-                    self.CONSUMER,
-                    RUN_COMPLETED,
-                    Event[RunCompleted],
-                    self.handle,
-                    # A walk of a whole run takes seconds; while recommendations does not
-                    # answer, keep trying for ~20 minutes (delays doubling to 5 minutes).
-                    ack_wait=120.0,
-                    max_deliver=12,
-                )
-                logger.info("consuming %s from stream %s", RUN_COMPLETED, self._stream)
-                return
-            except Exception as exc:  # the stream may not exist until its publisher runs
-                if not waiting_logged:
-                    logger.info("waiting for stream %s (%s): %s", self._stream, RUN_COMPLETED, exc)
-                    waiting_logged = True
-                await asyncio.sleep(self._retry)
+        return self._attachment.attached
 
     async def _initial_refresh(self) -> None:
         delay = self._retry

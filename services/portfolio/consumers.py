@@ -22,8 +22,6 @@ handled in one transaction with the outbox rows it queues.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,7 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from services.portfolio import announcements, domain, events, repository
 from services.portfolio.domain import LedgerRejected
 from services.portfolio.domain import actions as corporate
-from shared.messaging import Bus, Consumer, Delivered, Event, claim_once
+from shared.messaging import Bus, Delivered, Event, StreamAttachment, claim_once
 from shared.runtime import Extension, Resources
 
 logger = logging.getLogger("services.portfolio.consumers")
@@ -227,45 +225,27 @@ class EventConsumer(Generic[M]):
         retry_seconds: float = 30.0,
     ) -> None:
         self._pool = pool
-        self._bus = bus
-        self._stream = stream
         self._durable = durable
-        self._subject = subject
         self._work = work
-        self._retry = retry_seconds
-        self._event_model: type[Event[M]] = Event[model]  # type: ignore[valid-type]
-        self._consumer: Consumer[Event[M]] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._attachment = StreamAttachment(
+            bus,
+            stream,
+            durable,
+            subject,
+            Event[model],  # type: ignore[valid-type]
+            self.handle,
+            retry_seconds=retry_seconds,
+        )
 
     @property
     def attached(self) -> bool:
-        return self._consumer is not None
+        return self._attachment.attached
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._attach(), name=f"consumer:{self._durable}")
-
-    async def _attach(self) -> None:
-        waiting_logged = False
-        while True:
-            try:
-                self._consumer = await self._bus.consume(
-                    self._stream, self._durable, self._subject, self._event_model, self.handle
-                )
-                logger.info("consuming %s from stream %s", self._subject, self._stream)
-                return
-            except Exception as exc:  # the stream may not exist until its publisher runs
-                if not waiting_logged:
-                    logger.info("waiting for stream %s (%s): %s", self._stream, self._subject, exc)
-                    waiting_logged = True
-                await asyncio.sleep(self._retry)
+        await self._attachment.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self._attachment.stop()
 
     async def handle(self, event: Event[M], _: Delivered) -> None:
         """Idempotent: a redelivered event changes nothing."""

@@ -62,7 +62,7 @@ from services.realtime.repository import StoredAlert
 from services.realtime.streams.hub import TickHub
 from shared.db.transaction import BACKGROUND_CONNECTION_ERRORS
 from shared.errors import AppError
-from shared.messaging import Bus, Consumer, Delivered, Event, Subscription, claim_once
+from shared.messaging import Bus, Delivered, Event, StreamAttachment, Subscription, claim_once
 
 logger = logging.getLogger("realtime.alerts")
 
@@ -347,44 +347,25 @@ class RecommendationAlerts:
     ) -> None:
         self._pool = pool
         self._bus = bus
-        self._stream = stream
-        self._retry = retry_seconds
-        self._consumer: Consumer[Event[RunCompleted]] | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._attach(), name="recommendation-alerts")
+        self._attachment = StreamAttachment(
+            bus,
+            stream,
+            self.CONSUMER,
+            RUN_COMPLETED,
+            Event[RunCompleted],
+            self.handle,
+            retry_seconds=retry_seconds,
+        )
 
     @property
     def attached(self) -> bool:
-        return self._consumer is not None
+        return self._attachment.attached
 
-    async def _attach(self) -> None:
-        waiting_logged = False
-        while True:
-            try:
-                self._consumer = await self._bus.consume(
-                    self._stream,
-                    self.CONSUMER,
-                    RUN_COMPLETED,
-                    Event[RunCompleted],
-                    self.handle,
-                )
-                logger.info("consuming %s from stream %s", RUN_COMPLETED, self._stream)
-                return
-            except Exception as exc:  # the stream may not exist until its publisher runs
-                if not waiting_logged:
-                    logger.info("waiting for stream %s (%s): %s", self._stream, RUN_COMPLETED, exc)
-                    waiting_logged = True
-                await asyncio.sleep(self._retry)
+    async def start(self) -> None:
+        await self._attachment.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self._attachment.stop()
 
     async def handle(self, event: Event[RunCompleted], _: Delivered) -> None:
         """Idempotent: a redelivered event changes nothing."""

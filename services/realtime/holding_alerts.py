@@ -12,8 +12,6 @@ checks it against portfolio's.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import datetime
 from decimal import Decimal
@@ -24,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from services.realtime import repository
 from services.realtime.alerting import publish_alert
-from shared.messaging import Bus, Consumer, Delivered, Event, claim_once
+from shared.messaging import Bus, Delivered, Event, StreamAttachment, claim_once
 
 logger = logging.getLogger("realtime.holding_alerts")
 
@@ -65,46 +63,25 @@ class HoldingAlerts:
     ) -> None:
         self._pool = pool
         self._bus = bus
-        self._stream = stream
-        self._retry = retry_seconds
-        self._consumer: Consumer[Event[HoldingFlagged]] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._attachment = StreamAttachment(
+            bus,
+            stream,
+            self.CONSUMER,
+            HOLDING_FLAGGED,
+            Event[HoldingFlagged],
+            self.handle,
+            retry_seconds=retry_seconds,
+        )
 
     @property
     def attached(self) -> bool:
-        return self._consumer is not None
+        return self._attachment.attached
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._attach(), name="holding-alerts")
-
-    async def _attach(self) -> None:
-        waiting_logged = False
-        while True:
-            try:
-                self._consumer = await self._bus.consume(
-                    self._stream,
-                    self.CONSUMER,
-                    HOLDING_FLAGGED,
-                    Event[HoldingFlagged],
-                    self.handle,
-                )
-                logger.info("consuming %s from stream %s", HOLDING_FLAGGED, self._stream)
-                return
-            except Exception as exc:  # the stream may not exist until its publisher runs
-                if not waiting_logged:
-                    logger.info(
-                        "waiting for stream %s (%s): %s", self._stream, HOLDING_FLAGGED, exc
-                    )
-                    waiting_logged = True
-                await asyncio.sleep(self._retry)
+        await self._attachment.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self._attachment.stop()
 
     async def handle(self, event: Event[HoldingFlagged], _: Delivered) -> None:
         """Idempotent: a redelivered event changes nothing."""

@@ -11,8 +11,6 @@ Until the stream exists (portfolio declares it) it retries quietly.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from uuid import UUID
 
@@ -22,7 +20,7 @@ from services.realtime import repository, service
 from services.realtime.alerting import RuleEvaluator
 from services.realtime.domain import AlertRule
 from services.realtime.feeds import WATCHLIST_CHANGED, WatchlistChanged
-from shared.messaging import Bus, Consumer, Delivered, Event, claim_once
+from shared.messaging import Bus, Delivered, Event, StreamAttachment, claim_once
 
 logger = logging.getLogger("realtime.watchlists")
 
@@ -42,48 +40,26 @@ class WatchlistMembership:
         retry_seconds: float = 30.0,
     ) -> None:
         self._pool = pool
-        self._bus = bus
         self._evaluator = evaluator
-        self._stream = stream
-        self._retry = retry_seconds
-        self._consumer: Consumer[Event[WatchlistChanged]] | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._attach(), name="watchlist-membership")
+        self._attachment = StreamAttachment(
+            bus,
+            stream,
+            self.CONSUMER,
+            WATCHLIST_CHANGED,
+            Event[WatchlistChanged],
+            self.handle,
+            retry_seconds=retry_seconds,
+        )
 
     @property
     def attached(self) -> bool:
-        return self._consumer is not None
+        return self._attachment.attached
 
-    async def _attach(self) -> None:
-        waiting_logged = False
-        while True:
-            try:
-                self._consumer = await self._bus.consume(
-                    self._stream,
-                    self.CONSUMER,
-                    WATCHLIST_CHANGED,
-                    Event[WatchlistChanged],
-                    self.handle,
-                )
-                logger.info("consuming %s from stream %s", WATCHLIST_CHANGED, self._stream)
-                return
-            except Exception as exc:  # the stream may not exist until its publisher runs
-                if not waiting_logged:
-                    logger.info(
-                        "waiting for stream %s (%s): %s", self._stream, WATCHLIST_CHANGED, exc
-                    )
-                    waiting_logged = True
-                await asyncio.sleep(self._retry)
+    async def start(self) -> None:
+        await self._attachment.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self._attachment.stop()
 
     async def handle(self, event: Event[WatchlistChanged], _: Delivered) -> None:
         """Idempotent: a redelivered event, or one older than the version known, changes

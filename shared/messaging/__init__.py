@@ -10,12 +10,14 @@ and event types.
 - :class:`Event`: the envelope (``event_id``, ``event_type``, ``schema_version``,
   ``occurred_at``, ``source``, ``data``).
 - :func:`enqueue` + :class:`OutboxRelay`: events that must not be lost;
-  :func:`claim_once`: idempotent consumers. Tables: ``shared.messaging.migrations``.
+  :func:`claim_once`: idempotent consumers; :class:`StreamAttachment`: a consumer of a
+  stream another part publishes, attached once it exists. Tables: ``shared.messaging.migrations``.
 
 Every message carries the request id (``X-Request-ID``) and every handler runs with it bound.
 """
 
 from shared.messaging._wire import ERROR_HEADER, MSG_ID_HEADER, Delivered, MessageHandler
+from shared.messaging.attach import StreamAttachment
 from shared.messaging.bus import Bus, RequestHandler, Subscription, connect_bus
 from shared.messaging.errors import (
     InvalidResponseError,
@@ -47,6 +49,7 @@ __all__ = [
     "RemoteError",
     "RequestHandler",
     "RequestTimeoutError",
+    "StreamAttachment",
     "Subscription",
     "claim_once",
     "connect_bus",

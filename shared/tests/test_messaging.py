@@ -25,6 +25,7 @@ from shared.messaging import (
     NoRespondersError,
     RemoteError,
     RequestTimeoutError,
+    StreamAttachment,
     connect_bus,
 )
 from shared.tests.support import NATS_URL, bus_with_stream, wait_until
@@ -376,6 +377,30 @@ async def test_durable_consumer_acks_redelivers_and_terminates(bus: Bus) -> None
     finally:
         await consumer.stop()
         await bus.client.jsm().delete_consumer(wire, "durable-test")
+
+
+async def test_an_attachment_waits_for_its_stream_then_consumes(bus: Bus) -> None:
+    """A consumer of a stream another part publishes: started before the stream exists,
+    it attaches once it does and handles what is published; stop() ends it."""
+    seen: list[str] = []
+
+    async def handler(event: Event[Happened], _: Delivered) -> None:
+        seen.append(event.data.what)
+
+    attachment = StreamAttachment(
+        bus, "LATER", "attach-test", "later.happened", Event[Happened], handler, retry_seconds=0.1
+    )
+    await attachment.start()
+    try:
+        await asyncio.sleep(0.3)
+        assert not attachment.attached  # no stream yet: still waiting, start() did not block
+        await bus.ensure_stream("LATER", ["later.>"], storage="memory")
+        await wait_until(lambda: attachment.attached, timeout=5)
+        await bus.publish_event("later.happened", happened("after"))
+        await wait_until(lambda: seen == ["after"], timeout=5)
+    finally:
+        await attachment.stop()
+        await bus.delete_stream("LATER")
 
 
 async def test_consumer_gives_up_after_max_deliver(bus: Bus) -> None:
